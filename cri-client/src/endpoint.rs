@@ -1,0 +1,3 @@
+//! (in progress)
+#[derive(Debug, thiserror::Error)]
+pub enum EndpointError {}

@@ -1,0 +1,2 @@
+//! (in progress)
+#[derive(Debug, thiserror::Error)] pub enum LogError {}
