@@ -1,1 +1,33 @@
-//! (in progress)
+//! The static pod source of the `berth` kubelet: watches a manifest directory
+//! (`--pod-manifest-path` / `staticPodPath`) and publishes the desired set of static pods.
+//!
+//! Mirrors the Go kubelet's `pkg/kubelet/config/file.go`, `file_linux.go` and `common.go`,
+//! with the departures noted where they happen (e.g. an invalid edit keeps the last valid pod).
+//!
+//! ```no_run
+//! # async fn demo() -> static_pods::Result<()> {
+//! use static_pods::{Config, StaticPodSource};
+//!
+//! let source = StaticPodSource::new(Config::new("/etc/kubernetes/manifests", "node1"))?;
+//! let (mut snapshots, _task) = source.spawn();
+//! while snapshots.changed().await.is_ok() {
+//!     let snapshot = snapshots.borrow_and_update().clone();
+//!     for pod in &snapshot.pods {
+//!         println!("{} {} from {}", pod.full_name(), pod.uid(), pod.path.display());
+//!     }
+//! }
+//! # Ok(())
+//! # }
+//! ```
+
+pub mod error;
+pub mod identity;
+pub mod manifest;
+pub mod quantity;
+pub mod source;
+pub mod validation;
+
+pub use error::{ConfigError, Error, FieldError, ManifestError, ManifestErrorKind, Result};
+pub use manifest::{DEFAULT_MAX_FILE_SIZE, load_manifest, load_manifest_with_limit};
+pub use quantity::{Quantity, QuantityError};
+pub use source::{Config, DEFAULT_FILE_CHECK_FREQUENCY, Snapshot, StaticPod, StaticPodSource};

@@ -1,0 +1,121 @@
+//! Error types shared by the crate's modules.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use crate::quantity::QuantityError;
+
+/// Crate result alias.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Root error of the crate; each module's error converts into it.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error(transparent)]
+    Manifest(#[from] ManifestError),
+    #[error(transparent)]
+    Quantity(#[from] QuantityError),
+}
+
+/// A [`crate::Config`] that cannot work.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigError {
+    #[error("node name is empty")]
+    EmptyNodeName,
+    #[error(
+        "node name {0:?} is not a valid RFC 1123 subdomain (static pod names get it as a suffix)"
+    )]
+    InvalidNodeName(String),
+    #[error("file check frequency must be greater than zero")]
+    ZeroFileCheckFrequency,
+    #[error("max file size must be greater than zero")]
+    ZeroMaxFileSize,
+}
+
+/// One problem with one field, e.g. `spec.containers[1].name: duplicate name "c"`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FieldError {
+    /// Field path in the manifest, e.g. `spec.containers[0].image`.
+    pub field: String,
+    /// What is wrong with it.
+    pub detail: String,
+}
+
+impl FieldError {
+    pub fn new(field: impl Into<String>, detail: impl Into<String>) -> Self {
+        Self {
+            field: field.into(),
+            detail: detail.into(),
+        }
+    }
+}
+
+impl fmt::Display for FieldError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.field, self.detail)
+    }
+}
+
+/// Why one manifest file produced no (new) pod.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ManifestErrorKind {
+    #[error("cannot read file: {0}")]
+    Read(String),
+    #[error("not a regular file")]
+    NotRegularFile,
+    #[error("file is larger than the {limit}-byte limit ({size} bytes); refusing to read it")]
+    TooLarge { size: u64, limit: u64 },
+    #[error("file is empty")]
+    Empty,
+    #[error("file is not valid UTF-8: {0}")]
+    NotUtf8(String),
+    #[error("invalid YAML: {0}")]
+    Yaml(String),
+    #[error("invalid JSON: {0}")]
+    Json(String),
+    #[error("file holds more than one YAML document; a static pod manifest holds exactly one Pod")]
+    MultipleDocuments,
+    #[error("apiVersion: {0}")]
+    ApiVersion(String),
+    #[error("kind: {0}")]
+    Kind(String),
+    /// Validation failures; all of them, not just the first.
+    #[error("{}", join_fields(.0))]
+    Invalid(Vec<FieldError>),
+    #[error("pod {pod:?} is already defined by {}", .other.display())]
+    DuplicatePod { pod: String, other: PathBuf },
+}
+
+fn join_fields(errors: &[FieldError]) -> String {
+    let parts: Vec<String> = errors.iter().map(ToString::to_string).collect();
+    parts.join("; ")
+}
+
+/// An error tied to the manifest file it came from.
+///
+/// Displays as `<path>: <why>`, e.g. `web.yaml: spec.containers[1].name: duplicate name "c"`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{}: {kind}", .path.display())]
+pub struct ManifestError {
+    pub path: PathBuf,
+    pub kind: ManifestErrorKind,
+}
+
+impl ManifestError {
+    pub fn new(path: &Path, kind: ManifestErrorKind) -> Self {
+        Self {
+            path: path.to_path_buf(),
+            kind,
+        }
+    }
+
+    /// The field errors when this is a validation failure, else empty.
+    pub fn field_errors(&self) -> &[FieldError] {
+        match &self.kind {
+            ManifestErrorKind::Invalid(errors) => errors,
+            _ => &[],
+        }
+    }
+}

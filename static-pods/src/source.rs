@@ -1,0 +1,523 @@
+//! Watching the manifest directory and publishing full snapshots of the desired static pods.
+//!
+//! Like Go's `file_linux.go`, an inotify watch on the directory drives rescans and a periodic
+//! rescan (`file_check_frequency`) catches anything missed. Unlike Go, events only wake a
+//! debounced full rescan instead of being applied one by one, so bursts (editors, `mv`, many
+//! files) become a single snapshot.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fs::{self, File, OpenOptions};
+use std::io::{ErrorKind, Read};
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::Pod;
+use notify::{EventKind, RecursiveMode, Watcher};
+use tokio::sync::{Notify, watch};
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+use tracing::{debug, info, warn};
+
+use crate::error::{ConfigError, ManifestError, ManifestErrorKind};
+use crate::identity::{self, CONFIG_SEEN_ANNOTATION};
+use crate::manifest::{DEFAULT_MAX_FILE_SIZE, load_manifest_with_limit};
+use crate::validation::dns1123_subdomain;
+
+/// The Go kubelet's default `fileCheckFrequency`.
+pub const DEFAULT_FILE_CHECK_FREQUENCY: Duration = Duration::from_secs(20);
+/// Quiet time that ends a burst of events.
+const DEBOUNCE: Duration = Duration::from_millis(100);
+/// A continuous stream of events still gets a rescan this often.
+const MAX_DEBOUNCE: Duration = Duration::from_secs(1);
+/// How often a missing directory is looked for (Go retries its watch every second).
+const MISSING_DIR_RETRY: Duration = Duration::from_secs(1);
+
+/// Settings of the manifest directory source.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    /// The manifest directory (`--pod-manifest-path`).
+    pub path: PathBuf,
+    /// This node's name; suffixed to pod names and hashed into UIDs.
+    pub node_name: String,
+    /// Period of the full rescan that backs up inotify.
+    pub file_check_frequency: Duration,
+    /// Files larger than this are refused without being read.
+    pub max_file_size: u64,
+}
+
+impl Config {
+    /// A config with the default check frequency (20 s) and size limit (10 MiB).
+    pub fn new(path: impl Into<PathBuf>, node_name: impl Into<String>) -> Self {
+        Self {
+            path: path.into(),
+            node_name: node_name.into(),
+            file_check_frequency: DEFAULT_FILE_CHECK_FREQUENCY,
+            max_file_size: DEFAULT_MAX_FILE_SIZE,
+        }
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        if self.node_name.is_empty() {
+            return Err(ConfigError::EmptyNodeName);
+        }
+        if dns1123_subdomain(&self.node_name.to_lowercase(), 253).is_err() {
+            return Err(ConfigError::InvalidNodeName(self.node_name.clone()));
+        }
+        if self.file_check_frequency.is_zero() {
+            return Err(ConfigError::ZeroFileCheckFrequency);
+        }
+        if self.max_file_size == 0 {
+            return Err(ConfigError::ZeroMaxFileSize);
+        }
+        Ok(())
+    }
+}
+
+/// One static pod and the file it came from.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StaticPod {
+    pub path: PathBuf,
+    /// Defaulted pod with name, UID, node name and `kubernetes.io/config.*` annotations set.
+    pub pod: Pod,
+}
+
+impl StaticPod {
+    /// The pod UID (equal to its `kubernetes.io/config.hash`).
+    pub fn uid(&self) -> &str {
+        self.pod.metadata.uid.as_deref().unwrap_or_default()
+    }
+
+    /// `namespace/name`.
+    pub fn full_name(&self) -> String {
+        full_name(&self.pod)
+    }
+}
+
+/// The full desired set at one moment.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Snapshot {
+    /// One pod per manifest file, sorted by path.
+    pub pods: Vec<StaticPod>,
+    /// Files that failed to load (their last valid pod may still be in `pods`), by path.
+    pub errors: Vec<ManifestError>,
+}
+
+/// Per-file memory across scans.
+#[derive(Debug, Default)]
+struct FileState {
+    /// Last pod this file produced that was accepted, with its first-seen time.
+    last_good: Option<Pod>,
+    /// Current problem, kept to log only on change.
+    error: Option<ManifestError>,
+}
+
+/// Reads the manifest directory and turns it into [`Snapshot`]s.
+#[derive(Debug)]
+pub struct StaticPodSource {
+    config: Config,
+    files: BTreeMap<PathBuf, FileState>,
+    current: Snapshot,
+    /// Last directory problem logged, to report it once rather than every scan.
+    dir_problem: Option<String>,
+}
+
+impl StaticPodSource {
+    /// Checks the config; nothing is read until [`scan`](Self::scan), [`run`](Self::run) or
+    /// [`spawn`](Self::spawn).
+    pub fn new(config: Config) -> crate::Result<Self> {
+        config.validate()?;
+        Ok(Self {
+            config,
+            files: BTreeMap::new(),
+            current: Snapshot::default(),
+            dir_problem: None,
+        })
+    }
+
+    /// Runs the source on a new task. The receiver's first `changed()` fires after the first
+    /// full scan (even of an empty or missing directory, so the source counts as seen, like
+    /// Go's empty SET update); later ones only when the snapshot changes. The task ends when
+    /// every receiver is dropped.
+    pub fn spawn(self) -> (watch::Receiver<Snapshot>, JoinHandle<()>) {
+        let (tx, rx) = watch::channel(Snapshot::default());
+        let handle = tokio::spawn(self.run(tx));
+        (rx, handle)
+    }
+
+    /// Watches and rescans until every receiver of `tx` is gone.
+    pub async fn run(mut self, tx: watch::Sender<Snapshot>) {
+        let wake = Arc::new(Notify::new());
+        let mut dir_watch: Option<DirWatch> = None;
+        let mut first = true;
+        loop {
+            // Watch before scanning so changes made during the scan trigger another one.
+            let id = dir_identity(&self.config.path);
+            if dir_watch.as_ref().map(|w| w.id) != id {
+                dir_watch = id.and_then(|id| DirWatch::start(&self.config.path, id, &wake));
+            }
+
+            let scanned = tokio::task::spawn_blocking(move || {
+                let snapshot = self.scan();
+                (self, snapshot)
+            })
+            .await;
+            let snapshot;
+            (self, snapshot) = match scanned {
+                Ok(pair) => pair,
+                Err(e) => {
+                    warn!(error = %e, "static pod scan task failed; stopping the source");
+                    return;
+                }
+            };
+            tx.send_if_modified(|cur| {
+                let changed = first || *cur != snapshot;
+                if changed {
+                    *cur = snapshot;
+                }
+                changed
+            });
+            first = false;
+
+            let period = if dir_watch.is_some() {
+                self.config.file_check_frequency
+            } else {
+                self.config.file_check_frequency.min(MISSING_DIR_RETRY)
+            };
+            tokio::select! {
+                () = tx.closed() => return,
+                () = wake.notified() => debounce(&wake).await,
+                () = tokio::time::sleep(period) => {}
+            }
+        }
+    }
+
+    /// Rescans the directory once and returns the resulting snapshot (also kept as current).
+    pub fn scan(&mut self) -> Snapshot {
+        let dir = self.config.path.clone();
+        let names = match list_manifests(&dir) {
+            Ok(names) => {
+                if self.dir_problem.take().is_some() {
+                    info!(path = %dir.display(), "static pod manifest directory is readable now");
+                }
+                names
+            }
+            Err(e) if e.kind() == ErrorKind::NotFound => {
+                // Not fatal: the directory may be created later (Go behaves the same way).
+                self.report_dir_problem(&dir, "does not exist yet; will keep checking");
+                Vec::new()
+            }
+            Err(e) => {
+                // A transient failure must not stop pods, so keep the last snapshot.
+                self.report_dir_problem(&dir, &format!("cannot be read: {e}"));
+                return self.current.clone();
+            }
+        };
+
+        let now = jiff::Timestamp::now();
+        let mut pods = Vec::new();
+        let mut errors = Vec::new();
+        let mut taken: HashMap<String, PathBuf> = HashMap::new();
+        let mut present = BTreeMap::new();
+        for name in names {
+            let path = dir.join(&name);
+            let outcome = read_manifest(&path, self.config.max_file_size).and_then(|bytes| {
+                load_manifest_with_limit(
+                    &path,
+                    &bytes,
+                    &self.config.node_name,
+                    self.config.max_file_size,
+                )
+            });
+            let state = present
+                .entry(path.clone())
+                .or_insert_with(|| self.files.remove(&path).unwrap_or_default());
+            let mut new_error = None;
+            let fresh = match outcome {
+                Ok(pod) => Some(with_first_seen(pod, state.last_good.as_ref(), now)),
+                Err(e) => {
+                    new_error = Some(e);
+                    None
+                }
+            };
+            let mut chosen = None;
+            if let Some(pod) = fresh {
+                let key = full_name(&pod);
+                match taken.get(&key) {
+                    Some(owner) => {
+                        new_error = Some(ManifestError::new(
+                            &path,
+                            ManifestErrorKind::DuplicatePod {
+                                pod: key,
+                                other: owner.clone(),
+                            },
+                        ));
+                    }
+                    None => {
+                        state.last_good = Some(pod.clone());
+                        chosen = Some(pod);
+                    }
+                }
+            }
+            // Departure from Go, which drops the pod: a broken edit keeps the last valid pod
+            // running and reports the error, so a typo does not take a static pod down.
+            if chosen.is_none()
+                && let Some(old) = &state.last_good
+                && !taken.contains_key(&full_name(old))
+            {
+                chosen = Some(old.clone());
+            }
+            if let Some(pod) = chosen {
+                taken.insert(full_name(&pod), path.clone());
+                pods.push(StaticPod {
+                    path: path.clone(),
+                    pod,
+                });
+            }
+            if new_error != state.error {
+                if let Some(e) = &new_error {
+                    let kept = state.last_good.as_ref().map(pod_label);
+                    warn!(error = %e, kept_pod = kept.as_deref(), "invalid static pod manifest");
+                }
+                state.error.clone_from(&new_error);
+            }
+            errors.extend(new_error);
+        }
+        self.files = present;
+
+        let snapshot = Snapshot { pods, errors };
+        log_changes(&self.current, &snapshot);
+        self.current = snapshot.clone();
+        snapshot
+    }
+
+    fn report_dir_problem(&mut self, dir: &Path, problem: &str) {
+        if self.dir_problem.as_deref() != Some(problem) {
+            warn!(path = %dir.display(), "static pod manifest directory {problem}");
+            self.dir_problem = Some(problem.to_string());
+        }
+    }
+}
+
+fn full_name(pod: &Pod) -> String {
+    format!(
+        "{}/{}",
+        pod.metadata.namespace.as_deref().unwrap_or_default(),
+        pod.metadata.name.as_deref().unwrap_or_default()
+    )
+}
+
+fn pod_label(pod: &Pod) -> String {
+    format!(
+        "{} ({})",
+        full_name(pod),
+        pod.metadata.uid.as_deref().unwrap_or_default()
+    )
+}
+
+/// Keeps the first-seen time of an unchanged pod so rescans do not make the snapshot flap.
+fn with_first_seen(mut pod: Pod, previous: Option<&Pod>, now: jiff::Timestamp) -> Pod {
+    let previous_seen = previous
+        .filter(|old| old.metadata.uid == pod.metadata.uid)
+        .and_then(|old| old.metadata.annotations.as_ref())
+        .and_then(|a| a.get(CONFIG_SEEN_ANNOTATION))
+        .cloned();
+    match previous_seen {
+        Some(seen) => {
+            pod.metadata
+                .annotations
+                .get_or_insert_with(Default::default)
+                .insert(CONFIG_SEEN_ANNOTATION.into(), seen);
+        }
+        None => identity::set_first_seen(&mut pod, now),
+    }
+    pod
+}
+
+fn log_changes(old: &Snapshot, new: &Snapshot) {
+    let before: HashMap<&Path, &StaticPod> =
+        old.pods.iter().map(|p| (p.path.as_path(), p)).collect();
+    let after: HashMap<&Path, &StaticPod> =
+        new.pods.iter().map(|p| (p.path.as_path(), p)).collect();
+    for p in &new.pods {
+        match before.get(p.path.as_path()) {
+            None => {
+                info!(path = %p.path.display(), pod = %p.full_name(), uid = p.uid(), "static pod added")
+            }
+            Some(o) if o.pod != p.pod => info!(
+                path = %p.path.display(),
+                pod = %p.full_name(),
+                uid = p.uid(),
+                old_uid = o.uid(),
+                "static pod changed"
+            ),
+            Some(_) => {}
+        }
+    }
+    for o in &old.pods {
+        if !after.contains_key(o.path.as_path()) {
+            info!(path = %o.path.display(), pod = %o.full_name(), uid = o.uid(), "static pod removed");
+        }
+    }
+}
+
+/// Editor leftovers and hidden files that are never manifests: dotfiles (vim `.x.swp`, emacs
+/// `.#x`), backups (`x~`), emacs autosaves (`#x#`), swap files and vim's `4913` write probe.
+pub fn is_ignored_name(name: &str) -> bool {
+    name.starts_with('.')
+        || name.starts_with('#')
+        || name.ends_with('~')
+        || name.ends_with('#')
+        || name.ends_with(".swp")
+        || name.ends_with(".swx")
+        || name == "4913"
+}
+
+/// Whether a directory entry name is read as a manifest (`*.yaml`, `*.yml`, `*.json`).
+/// Go reads every non-hidden file; Berth only reads manifest extensions.
+pub fn is_manifest_name(name: &str) -> bool {
+    if is_ignored_name(name) {
+        return false;
+    }
+    match Path::new(name).extension() {
+        Some(ext) => ["yaml", "yml", "json"]
+            .iter()
+            .any(|want| ext.eq_ignore_ascii_case(want)),
+        None => false,
+    }
+}
+
+/// Manifest file names in the directory, skipping directories (Go does not recurse either).
+fn list_manifests(dir: &Path) -> std::io::Result<Vec<String>> {
+    let mut names = Vec::new();
+    for entry in fs::read_dir(dir)? {
+        let entry = entry?;
+        let Some(name) = entry.file_name().to_str().map(str::to_owned) else {
+            debug!(path = %entry.path().display(), "skipping non-UTF-8 file name");
+            continue;
+        };
+        if !is_manifest_name(&name) {
+            continue;
+        }
+        // Follows symlinks; a dangling one is reported when it is read.
+        if fs::metadata(entry.path()).is_ok_and(|m| m.is_dir()) {
+            debug!(path = %entry.path().display(), "not recursing into directory");
+            continue;
+        }
+        names.push(name);
+    }
+    names.sort();
+    Ok(names)
+}
+
+/// Reads a manifest, following symlinks, refusing non-regular and oversized files without
+/// reading them whole.
+fn read_manifest(path: &Path, max: u64) -> Result<Vec<u8>, ManifestError> {
+    let err = |kind| ManifestError::new(path, kind);
+    let read_err = |e: std::io::Error| err(ManifestErrorKind::Read(e.to_string()));
+    let meta = fs::metadata(path).map_err(read_err)?;
+    if !meta.is_file() {
+        return Err(err(ManifestErrorKind::NotRegularFile));
+    }
+    if meta.len() > max {
+        return Err(err(ManifestErrorKind::TooLarge {
+            size: meta.len(),
+            limit: max,
+        }));
+    }
+    // O_NONBLOCK so a file swapped for a FIFO after the check cannot block the open;
+    // the fstat below then rejects it.
+    let file: File = OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)
+        .map_err(read_err)?;
+    let meta = file.metadata().map_err(read_err)?;
+    if !meta.is_file() {
+        return Err(err(ManifestErrorKind::NotRegularFile));
+    }
+    let mut bytes = Vec::with_capacity(usize::try_from(meta.len().min(max)).unwrap_or(0));
+    file.take(max.saturating_add(1))
+        .read_to_end(&mut bytes)
+        .map_err(read_err)?;
+    let size = bytes.len() as u64;
+    if size > max {
+        // It grew after the size check.
+        return Err(err(ManifestErrorKind::TooLarge { size, limit: max }));
+    }
+    Ok(bytes)
+}
+
+/// (device, inode) of the directory, following symlinks; changes when it is replaced.
+fn dir_identity(path: &Path) -> Option<(u64, u64)> {
+    fs::metadata(path)
+        .ok()
+        .filter(|m| m.is_dir())
+        .map(|m| (m.dev(), m.ino()))
+}
+
+/// An inotify watch on the manifest directory that wakes the scan loop.
+struct DirWatch {
+    id: (u64, u64),
+    _watcher: notify::RecommendedWatcher,
+}
+
+impl DirWatch {
+    /// Starts watching; on failure logs and returns None so periodic rescans still run.
+    fn start(path: &Path, id: (u64, u64), wake: &Arc<Notify>) -> Option<Self> {
+        let wake = Arc::clone(wake);
+        let handler = move |res: notify::Result<notify::Event>| match res {
+            Ok(event) => {
+                // Our own reads show up as access events; they change nothing.
+                if matches!(event.kind, EventKind::Access(_)) {
+                    return;
+                }
+                let relevant = event.paths.is_empty()
+                    || event.paths.iter().any(|p| {
+                        p.file_name()
+                            .and_then(|n| n.to_str())
+                            .is_none_or(|n| !is_ignored_name(n) || n.starts_with(".."))
+                    });
+                if relevant {
+                    wake.notify_one();
+                }
+            }
+            Err(e) => {
+                warn!(error = %e, "static pod directory watch error; rescanning");
+                wake.notify_one();
+            }
+        };
+        let mut watcher = match notify::recommended_watcher(handler) {
+            Ok(w) => w,
+            Err(e) => {
+                warn!(error = %e, "cannot create inotify watcher; relying on periodic rescans");
+                return None;
+            }
+        };
+        if let Err(e) = watcher.watch(path, RecursiveMode::NonRecursive) {
+            warn!(path = %path.display(), error = %e, "cannot watch static pod directory; relying on periodic rescans");
+            return None;
+        }
+        debug!(path = %path.display(), "watching static pod manifest directory");
+        Some(Self {
+            id,
+            _watcher: watcher,
+        })
+    }
+}
+
+/// Waits until events stop for [`DEBOUNCE`], or at most [`MAX_DEBOUNCE`].
+async fn debounce(wake: &Notify) {
+    let deadline = Instant::now() + MAX_DEBOUNCE;
+    loop {
+        tokio::select! {
+            () = wake.notified() => {
+                if Instant::now() >= deadline {
+                    return;
+                }
+            }
+            () = tokio::time::sleep(DEBOUNCE) => return,
+        }
+    }
+}
