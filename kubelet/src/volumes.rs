@@ -1,0 +1,1488 @@
+//! Pod volumes on the node (the Go kubelet's volume manager and
+//! `makeMounts`, cut down to what a node without an API server can do).
+//!
+//! Layout under the kubelet root dir, as the Go kubelet lays it out:
+//!
+//! ```text
+//! <root>/pods/<uid>/
+//!     volumes/kubernetes.io~empty-dir/<volume>/   emptyDir volumes
+//!     etc-hosts                                   the managed /etc/hosts
+//!     containers/<container>/<restartCount>       termination-message files
+//! ```
+//!
+//! Only `emptyDir` and `hostPath` volumes exist here: every other source
+//! either needs objects from an API server (configMap, secret, projected,
+//! persistentVolumeClaim, ...) or a volume plugin berth doesn't have.
+
+use std::fs;
+use std::io::{self, ErrorKind};
+use std::os::unix::fs::{DirBuilderExt, FileTypeExt, MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::path::{Component, Path, PathBuf};
+
+use cri_client::proto as pb;
+use k8s_openapi::api::core::v1::{
+    Container, EmptyDirVolumeSource, HostPathVolumeSource, Pod, Volume, VolumeMount,
+};
+
+use crate::kuberuntime::sandbox::pod_hostname;
+use crate::pod_uid;
+
+/// Where the emptyDir plugin keeps its volumes, as in the Go kubelet.
+const EMPTY_DIR_PLUGIN_DIR: &str = "kubernetes.io~empty-dir";
+const ETC_HOSTS: &str = "/etc/hosts";
+const DEFAULT_TERMINATION_MESSAGE_PATH: &str = "/dev/termination-log";
+const MANAGED_HOSTS_HEADER: &str = "# Kubernetes-managed hosts file.\n";
+const MANAGED_HOSTS_HEADER_HOST_NETWORK: &str = "# Kubernetes-managed hosts file (host network).\n";
+
+#[derive(Debug, thiserror::Error)]
+pub enum VolumeError {
+    #[error("pod UID {uid:?} cannot name a pod directory: {why}")]
+    BadUid { uid: String, why: &'static str },
+    #[error("volume {volume:?}: {why}")]
+    BadVolume { volume: String, why: String },
+    #[error("volume {volume:?}: {kind} volumes are not supported: {why}")]
+    Unsupported {
+        volume: String,
+        kind: String,
+        why: &'static str,
+    },
+    #[error("volume {volume:?}: hostPath {path}: {why}")]
+    HostPath {
+        volume: String,
+        path: PathBuf,
+        why: String,
+    },
+    #[error("volume {volume:?}: emptyDir {path}: {why}")]
+    EmptyDir {
+        volume: String,
+        path: PathBuf,
+        why: String,
+    },
+    #[error("cannot find volume {volume:?} to mount into container {container:?}")]
+    MissingVolume { volume: String, container: String },
+    #[error("container {container:?}: volumeMount {volume:?} at {mount_path}: {why}")]
+    Mount {
+        container: String,
+        volume: String,
+        mount_path: String,
+        why: String,
+    },
+    #[error("{what} {path}: {source}")]
+    Io {
+        what: &'static str,
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+}
+
+fn io_err<'a>(what: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> VolumeError + 'a {
+    move |source| VolumeError::Io {
+        what,
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// The pod volumes that berth can set up.
+enum Source<'a> {
+    EmptyDir(Option<&'a EmptyDirVolumeSource>),
+    HostPath(&'a HostPathVolumeSource),
+}
+
+/// Sorts a volume by its source, refusing those static pods can't use.
+fn classify(v: &Volume) -> Result<Source<'_>, VolumeError> {
+    if let Some(h) = &v.host_path {
+        only_source(v, "hostPath")?;
+        return Ok(Source::HostPath(h));
+    }
+    if let Some(e) = &v.empty_dir {
+        only_source(v, "emptyDir")?;
+        return Ok(Source::EmptyDir(Some(e)));
+    }
+    match set_sources(v).first() {
+        // A volume without a source is an emptyDir (the API's defaulting).
+        None => Ok(Source::EmptyDir(None)),
+        Some(kind) => {
+            let why = match kind.as_str() {
+                "configMap"
+                | "secret"
+                | "projected"
+                | "persistentVolumeClaim"
+                | "serviceAccountToken" => {
+                    "they need objects from an API server, and berth runs static pods only"
+                }
+                "downwardAPI" => "not implemented yet; use env valueFrom.fieldRef instead",
+                _ => "berth supports only emptyDir and hostPath volumes",
+            };
+            Err(VolumeError::Unsupported {
+                volume: v.name.clone(),
+                kind: kind.clone(),
+                why,
+            })
+        }
+    }
+}
+
+/// The source fields set on a volume, by their API names.
+fn set_sources(v: &Volume) -> Vec<String> {
+    match serde_json::to_value(v) {
+        Ok(serde_json::Value::Object(m)) => m.keys().filter(|k| *k != "name").cloned().collect(),
+        _ => Vec::new(),
+    }
+}
+
+fn only_source(v: &Volume, kind: &str) -> Result<(), VolumeError> {
+    let others: Vec<String> = set_sources(v).into_iter().filter(|k| k != kind).collect();
+    if others.is_empty() {
+        Ok(())
+    } else {
+        Err(VolumeError::BadVolume {
+            volume: v.name.clone(),
+            why: format!(
+                "has more than one source ({kind} and {})",
+                others.join(", ")
+            ),
+        })
+    }
+}
+
+/// A name used as one path component (volume and container names).
+fn check_component(name: &str) -> Result<(), &'static str> {
+    if name.is_empty() {
+        Err("the name is empty")
+    } else if name == "." || name == ".." || name.contains('/') || name.contains('\0') {
+        Err("the name must not contain '/' or be '.' or '..'")
+    } else {
+        Ok(())
+    }
+}
+
+fn check_uid(uid: &str) -> Result<&str, VolumeError> {
+    let why = if uid.is_empty() {
+        Some("it is empty")
+    } else if uid.contains('/') || uid.contains("..") || uid.contains('\0') || uid == "." {
+        Some("it must not contain '/' or '..'")
+    } else {
+        None
+    };
+    match why {
+        Some(why) => Err(VolumeError::BadUid {
+            uid: uid.to_string(),
+            why,
+        }),
+        None => Ok(uid),
+    }
+}
+
+/// Creates `dir` and any missing parents with `mode` (before the umask).
+fn mkdir_all(dir: &Path, mode: u32) -> Result<(), VolumeError> {
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(mode)
+        .create(dir)
+        .map_err(io_err("creating directory", dir))
+}
+
+fn is_mount_point(dir: &Path) -> io::Result<bool> {
+    let meta = fs::symlink_metadata(dir)?;
+    let parent = dir.parent().unwrap_or(Path::new("/"));
+    Ok(meta.dev() != fs::symlink_metadata(parent)?.dev())
+}
+
+/// What a path is, in words, for error messages.
+fn describe(ft: fs::FileType) -> &'static str {
+    if ft.is_dir() {
+        "a directory"
+    } else if ft.is_file() {
+        "a file"
+    } else if ft.is_socket() {
+        "a socket"
+    } else if ft.is_char_device() {
+        "a character device"
+    } else if ft.is_block_device() {
+        "a block device"
+    } else if ft.is_fifo() {
+        "a FIFO"
+    } else {
+        "of an unknown type"
+    }
+}
+
+/// Parses a resource quantity ("64Mi", "1G", "1.5Gi", "2e6") into bytes,
+/// rounded up as `resource.Quantity.Value()` does.
+fn quantity_bytes(q: &str) -> Option<u64> {
+    let q = q.trim();
+    let q = q.strip_prefix('+').unwrap_or(q);
+    let num_end = q
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(q.len());
+    let (num, suffix) = q.split_at(num_end);
+    let (int, frac) = num.split_once('.').unwrap_or((num, ""));
+    if int.is_empty() && frac.is_empty() || frac.contains('.') {
+        return None;
+    }
+    let digits = format!("{int}{frac}");
+    let significant = digits.trim_start_matches('0');
+    let mantissa: u128 = if significant.is_empty() {
+        0
+    } else {
+        significant.parse().ok()?
+    };
+    let frac_len = i32::try_from(frac.len()).ok()?;
+    // value = mantissa * 2^bin * 10^dec
+    let (bin, dec): (u32, i32) = match suffix {
+        "Ki" => (10, 0),
+        "Mi" => (20, 0),
+        "Gi" => (30, 0),
+        "Ti" => (40, 0),
+        "Pi" => (50, 0),
+        "Ei" => (60, 0),
+        "n" => (0, -9),
+        "u" => (0, -6),
+        "m" => (0, -3),
+        "" => (0, 0),
+        "k" => (0, 3),
+        "M" => (0, 6),
+        "G" => (0, 9),
+        "T" => (0, 12),
+        "P" => (0, 15),
+        "E" => (0, 18),
+        s if s.starts_with(['e', 'E']) => (0, s.get(1..)?.parse::<i32>().ok()?),
+        _ => return None,
+    };
+    let exp = dec.checked_sub(frac_len)?;
+    let scaled = mantissa.checked_mul(1u128.checked_shl(bin)?)?;
+    let value = if exp >= 0 {
+        scaled.checked_mul(10u128.checked_pow(u32::try_from(exp).ok()?)?)?
+    } else {
+        let div = 10u128.checked_pow(u32::try_from(-exp).ok()?)?;
+        scaled.div_ceil(div)
+    };
+    u64::try_from(value).ok()
+}
+
+/// Manages pod directories and volumes under the kubelet root dir.
+#[derive(Clone, Debug)]
+pub struct VolumeManager {
+    root_dir: PathBuf,
+    /// The node's hosts file, copied into hostNetwork pods.
+    node_hosts_file: PathBuf,
+}
+
+impl VolumeManager {
+    pub fn new(root_dir: PathBuf) -> Self {
+        VolumeManager {
+            root_dir,
+            node_hosts_file: PathBuf::from(ETC_HOSTS),
+        }
+    }
+
+    /// Reads the node's hosts file from elsewhere than /etc/hosts (tests).
+    pub fn with_node_hosts_file(mut self, path: PathBuf) -> Self {
+        self.node_hosts_file = path;
+        self
+    }
+
+    fn pods_dir(&self) -> PathBuf {
+        self.root_dir.join("pods")
+    }
+
+    /// `<root>/pods/<uid>`
+    pub fn pod_dir(&self, uid: &str) -> PathBuf {
+        self.pods_dir().join(uid)
+    }
+
+    fn empty_dir_path(&self, uid: &str, volume: &str) -> PathBuf {
+        self.pod_dir(uid)
+            .join("volumes")
+            .join(EMPTY_DIR_PLUGIN_DIR)
+            .join(volume)
+    }
+
+    /// Where a container instance's termination message goes. The Go kubelet
+    /// names the file with a random ID; berth uses the restart count so the
+    /// status code can find it again from the container's labels.
+    pub fn termination_message_file(
+        &self,
+        uid: &str,
+        container: &str,
+        restart_count: u32,
+    ) -> PathBuf {
+        self.pod_dir(uid)
+            .join("containers")
+            .join(container)
+            .join(restart_count.to_string())
+    }
+
+    /// Sets up the pod's directory and volumes before its sandbox starts.
+    /// Safe to call again: existing volumes are kept as they are.
+    pub fn prepare(&self, pod: &Pod) -> Result<(), VolumeError> {
+        let uid = check_uid(pod_uid(pod))?;
+        let volumes = pod
+            .spec
+            .as_ref()
+            .and_then(|s| s.volumes.as_deref())
+            .unwrap_or_default();
+        // Refuse a bad pod before anything is created for it.
+        let sources = volumes
+            .iter()
+            .map(|v| {
+                check_component(&v.name).map_err(|why| VolumeError::BadVolume {
+                    volume: v.name.clone(),
+                    why: why.to_string(),
+                })?;
+                classify(v).map(|s| (v, s))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+
+        // 0750 as the Go kubelet's makePodDataDirs.
+        let pod_dir = self.pod_dir(uid);
+        mkdir_all(&pod_dir, 0o750)?;
+        mkdir_all(&pod_dir.join("volumes"), 0o750)?;
+        for (v, source) in sources {
+            match source {
+                Source::EmptyDir(e) => self.setup_empty_dir(uid, &v.name, e)?,
+                Source::HostPath(h) => setup_host_path(&v.name, h)?,
+            }
+        }
+        Ok(())
+    }
+
+    fn setup_empty_dir(
+        &self,
+        uid: &str,
+        name: &str,
+        src: Option<&EmptyDirVolumeSource>,
+    ) -> Result<(), VolumeError> {
+        let dir = self.empty_dir_path(uid, name);
+        let fail = |why: String| VolumeError::EmptyDir {
+            volume: name.to_string(),
+            path: dir.clone(),
+            why,
+        };
+        let medium = src.and_then(|s| s.medium.as_deref()).unwrap_or("");
+        if !matches!(medium, "" | "Memory") {
+            return Err(fail(format!(
+                "medium {medium:?} is not supported (only \"\" and \"Memory\")"
+            )));
+        }
+        let size = match src.and_then(|s| s.size_limit.as_ref()) {
+            Some(q) => Some(
+                quantity_bytes(&q.0)
+                    .ok_or_else(|| fail(format!("sizeLimit {:?} is not a valid quantity", q.0)))?,
+            ),
+            None => None,
+        };
+
+        match fs::symlink_metadata(&dir) {
+            Ok(m) if !m.is_dir() => {
+                return Err(fail(format!("exists and is {}", describe(m.file_type()))));
+            }
+            Ok(_) => {}
+            Err(e) if e.kind() == ErrorKind::NotFound => mkdir_all(&dir, 0o777)?,
+            Err(e) => return Err(io_err("inspecting", &dir)(e)),
+        }
+        let mounted = is_mount_point(&dir).map_err(io_err("inspecting", &dir))?;
+        if medium == "Memory" {
+            if !mounted {
+                mount_tmpfs(&dir, size).map_err(|e| fail(format!("mounting tmpfs: {e}")))?;
+                tracing::debug!(uid, volume = name, ?size, "mounted tmpfs for emptyDir");
+            }
+            // The tmpfs root keeps its own mode (1777), as in the Go kubelet.
+            return Ok(());
+        }
+        // Go's setupDir: 0777 whatever the umask.
+        let mode = fs::symlink_metadata(&dir)
+            .map_err(io_err("inspecting", &dir))?
+            .mode()
+            & 0o7777;
+        if mode != 0o777 {
+            fs::set_permissions(&dir, fs::Permissions::from_mode(0o777))
+                .map_err(io_err("setting the mode of", &dir))?;
+        }
+        Ok(())
+    }
+
+    /// The CRI mounts for one container: its volumeMounts, the managed
+    /// /etc/hosts and the termination-message file, in the Go kubelet's order.
+    pub fn mounts(
+        &self,
+        pod: &Pod,
+        container: &Container,
+        restart_count: u32,
+        pod_ip: &str,
+    ) -> Result<Vec<pb::Mount>, VolumeError> {
+        let uid = check_uid(pod_uid(pod))?;
+        // Cheap when all is in place, and restores volume dirs removed since
+        // the sandbox was created (the Go kubelet re-mounts on every sync).
+        self.prepare(pod)?;
+        let spec = pod.spec.as_ref();
+        let volumes = spec.and_then(|s| s.volumes.as_deref()).unwrap_or_default();
+        let host_network = spec.and_then(|s| s.host_network).unwrap_or(false);
+        let privileged = container
+            .security_context
+            .as_ref()
+            .and_then(|s| s.privileged)
+            .unwrap_or(false);
+
+        // Go mounts /etc/hosts once the pod has IPs; hostNetwork pods always
+        // have the node's, while the runtime reports none for them.
+        let mut mount_hosts = host_network || !pod_ip.is_empty();
+        let mut mounts = Vec::new();
+        for m in container.volume_mounts.as_deref().unwrap_or_default() {
+            if m.mount_path == ETC_HOSTS {
+                mount_hosts = false;
+            }
+            let mount_err = |why: String| VolumeError::Mount {
+                container: container.name.clone(),
+                volume: m.name.clone(),
+                mount_path: m.mount_path.clone(),
+                why,
+            };
+            let vol = volumes.iter().find(|v| v.name == m.name).ok_or_else(|| {
+                VolumeError::MissingVolume {
+                    volume: m.name.clone(),
+                    container: container.name.clone(),
+                }
+            })?;
+            let volume_path = match classify(vol)? {
+                Source::EmptyDir(_) => self.empty_dir_path(uid, &vol.name),
+                Source::HostPath(h) => PathBuf::from(&h.path),
+            };
+            let host_path = match sub_path_of(m).map_err(mount_err)? {
+                Some(sub) => safe_sub_path(&volume_path, sub).map_err(mount_err)?,
+                None => volume_path,
+            };
+            let propagation = match m.mount_propagation.as_deref() {
+                None | Some("None") => pb::MountPropagation::PropagationPrivate,
+                Some("HostToContainer") => pb::MountPropagation::PropagationHostToContainer,
+                Some("Bidirectional") if privileged => {
+                    pb::MountPropagation::PropagationBidirectional
+                }
+                // API validation's rule; static pods skip the API server.
+                Some("Bidirectional") => {
+                    return Err(mount_err(
+                        "Bidirectional mount propagation is available only to privileged containers".into(),
+                    ));
+                }
+                Some(other) => {
+                    return Err(mount_err(format!("invalid mountPropagation {other:?}")));
+                }
+            };
+            // containerd 1.6 has no recursive read-only mounts, so only the
+            // modes that may fall back to a plain read-only mount are allowed.
+            if m.recursive_read_only.as_deref() == Some("Enabled") {
+                return Err(mount_err(
+                    "recursiveReadOnly Enabled is not supported by the runtime (use IfPossible)"
+                        .into(),
+                ));
+            }
+            let container_path = if m.mount_path.starts_with('/') {
+                m.mount_path.clone()
+            } else {
+                format!("/{}", m.mount_path)
+            };
+            mounts.push(pb::Mount {
+                container_path,
+                host_path: host_path.to_string_lossy().into_owned(),
+                readonly: m.read_only.unwrap_or(false),
+                propagation: propagation as i32,
+                ..Default::default()
+            });
+        }
+
+        if mount_hosts {
+            let path = self.ensure_hosts_file(pod, uid, pod_ip, host_network)?;
+            mounts.push(pb::Mount {
+                container_path: ETC_HOSTS.into(),
+                host_path: path.to_string_lossy().into_owned(),
+                readonly: false,
+                selinux_relabel: true,
+                ..Default::default()
+            });
+        }
+
+        let tmp_path = container
+            .termination_message_path
+            .as_deref()
+            .unwrap_or(DEFAULT_TERMINATION_MESSAGE_PATH);
+        if !tmp_path.is_empty() {
+            check_component(&container.name).map_err(|why| VolumeError::Mount {
+                container: container.name.clone(),
+                volume: String::new(),
+                mount_path: tmp_path.to_string(),
+                why: format!("container name cannot name a directory: {why}"),
+            })?;
+            let file = self.termination_message_file(uid, &container.name, restart_count);
+            if let Some(dir) = file.parent() {
+                mkdir_all(dir, 0o755)?;
+            }
+            // A fresh, world-writable file for each instance, as in Go, so
+            // a non-root container can write its message.
+            fs::OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .mode(0o666)
+                .open(&file)
+                .map_err(io_err("creating termination-message file", &file))?;
+            fs::set_permissions(&file, fs::Permissions::from_mode(0o666))
+                .map_err(io_err("setting the mode of", &file))?;
+            mounts.push(pb::Mount {
+                container_path: tmp_path.to_string(),
+                host_path: file.to_string_lossy().into_owned(),
+                readonly: false,
+                ..Default::default()
+            });
+        }
+        Ok(mounts)
+    }
+
+    /// Writes `<pod dir>/etc-hosts` if its content changed. Written in place
+    /// (not renamed over) so running containers' bind mounts see the update.
+    fn ensure_hosts_file(
+        &self,
+        pod: &Pod,
+        uid: &str,
+        pod_ip: &str,
+        host_network: bool,
+    ) -> Result<PathBuf, VolumeError> {
+        let aliases = pod
+            .spec
+            .as_ref()
+            .and_then(|s| s.host_aliases.as_deref())
+            .unwrap_or_default();
+        let mut content = String::new();
+        if host_network {
+            let node = fs::read_to_string(&self.node_hosts_file)
+                .map_err(io_err("reading", &self.node_hosts_file))?;
+            content.push_str(MANAGED_HOSTS_HEADER_HOST_NETWORK);
+            content.push_str(&node);
+        } else {
+            content.push_str(MANAGED_HOSTS_HEADER);
+            content.push_str("127.0.0.1\tlocalhost\n");
+            content.push_str("::1\tlocalhost ip6-localhost ip6-loopback\n");
+            content.push_str("fe00::0\tip6-localnet\n");
+            content.push_str("fe00::0\tip6-mcastprefix\n");
+            content.push_str("fe00::1\tip6-allnodes\n");
+            content.push_str("fe00::2\tip6-allrouters\n");
+            // No "<host>.<subdomain>.<ns>.svc.<domain>" line: without an API
+            // server there is no cluster domain to complete it with.
+            if !pod_ip.is_empty() {
+                content.push_str(&format!("{pod_ip}\t{}\n", pod_hostname(pod)));
+            }
+        }
+        if !aliases.is_empty() {
+            content.push_str("\n# Entries added by HostAliases.\n");
+            for a in aliases {
+                let names = a.hostnames.as_deref().unwrap_or_default().join("\t");
+                content.push_str(&format!("{}\t{names}\n", a.ip));
+            }
+        }
+
+        let path = self.pod_dir(uid).join("etc-hosts");
+        match fs::read(&path) {
+            Ok(old) if old == content.as_bytes() => return Ok(path),
+            _ => {}
+        }
+        fs::write(&path, content.as_bytes()).map_err(io_err("writing", &path))?;
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o644))
+            .map_err(io_err("setting the mode of", &path))?;
+        Ok(path)
+    }
+
+    /// Removes everything the node holds for a pod that is gone: unmounts its
+    /// tmpfs volumes, then deletes `<root>/pods/<uid>`. Never follows a
+    /// symlink out of the pod dir, and refuses to delete anything while a
+    /// mount remains below it (that could be someone else's data).
+    pub fn cleanup(&self, uid: &str) -> Result<(), VolumeError> {
+        let uid = check_uid(uid)?;
+        let dir = self.pod_dir(uid);
+        match fs::symlink_metadata(&dir) {
+            Err(e) if e.kind() == ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(io_err("inspecting", &dir)(e)),
+            // Only the link itself is ours to remove.
+            Ok(m) if !m.is_dir() => return fs::remove_file(&dir).map_err(io_err("removing", &dir)),
+            Ok(_) => {}
+        }
+        let real = fs::canonicalize(&dir).map_err(io_err("resolving", &dir))?;
+        let mut under = mounts_under(&real).map_err(io_err("reading mounts under", &real))?;
+        // Deepest first, so nested mounts come off before their parents.
+        under.sort_by_key(|p| std::cmp::Reverse(p.components().count()));
+        for m in &under {
+            match nix::mount::umount2(m, nix::mount::MntFlags::empty()) {
+                Ok(()) => tracing::debug!(uid, path = %m.display(), "unmounted pod volume"),
+                Err(e) => tracing::warn!(uid, path = %m.display(), "unmounting pod volume: {e}"),
+            }
+        }
+        if let Some(left) = mounts_under(&real)
+            .map_err(io_err("reading mounts under", &real))?
+            .first()
+        {
+            return Err(VolumeError::Io {
+                what: "not removing pod directory: still mounted at",
+                path: left.clone(),
+                source: io::Error::from(ErrorKind::ResourceBusy),
+            });
+        }
+        // std's remove_dir_all removes symlinks without following them.
+        fs::remove_dir_all(&dir).map_err(io_err("removing", &dir))
+    }
+
+    /// UIDs of the pods with a directory under `<root>/pods`, sorted.
+    pub fn pod_dirs(&self) -> Vec<String> {
+        let dir = self.pods_dir();
+        let entries = match fs::read_dir(&dir) {
+            Ok(e) => e,
+            Err(e) => {
+                if e.kind() != ErrorKind::NotFound {
+                    tracing::warn!(path = %dir.display(), "listing pod directories: {e}");
+                }
+                return Vec::new();
+            }
+        };
+        let mut uids: Vec<String> = entries
+            .filter_map(Result::ok)
+            .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+            .filter_map(|e| e.file_name().into_string().ok())
+            .filter(|u| check_uid(u).is_ok())
+            .collect();
+        uids.sort();
+        uids
+    }
+}
+
+fn setup_host_path(volume: &str, src: &HostPathVolumeSource) -> Result<(), VolumeError> {
+    let path = Path::new(&src.path);
+    let fail = |why: String| VolumeError::HostPath {
+        volume: volume.to_string(),
+        path: path.to_path_buf(),
+        why,
+    };
+    // API validation's rules, enforced here as static pods skip it; Go also
+    // allows relative paths, berth doesn't (they'd depend on its cwd).
+    if !path.is_absolute() {
+        return Err(fail("the path must be absolute".into()));
+    }
+    if path.components().any(|c| c == Component::ParentDir) {
+        return Err(fail("the path must not contain '..'".into()));
+    }
+    let ty = src.type_.as_deref().unwrap_or("");
+    let want: Option<fn(&fs::FileType) -> bool> = match ty {
+        "" => return Ok(()),
+        "DirectoryOrCreate" | "Directory" => Some(fs::FileType::is_dir),
+        "FileOrCreate" | "File" => Some(fs::FileType::is_file),
+        "Socket" => Some(FileTypeExt::is_socket),
+        "CharDevice" => Some(FileTypeExt::is_char_device),
+        "BlockDevice" => Some(FileTypeExt::is_block_device),
+        _ => None,
+    };
+    let Some(want) = want else {
+        return Err(fail(format!("{ty:?} is not a valid hostPath type")));
+    };
+    // Like Go's checkType: follow symlinks, create only what is missing.
+    let meta = match fs::metadata(path) {
+        Ok(m) => m,
+        Err(e) if e.kind() == ErrorKind::NotFound && ty == "DirectoryOrCreate" => {
+            fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o755)
+                .create(path)
+                .map_err(|e| fail(format!("creating the directory: {e}")))?;
+            return Ok(());
+        }
+        Err(e) if e.kind() == ErrorKind::NotFound && ty == "FileOrCreate" => {
+            // As in Go, the parent directory is not created.
+            fs::OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(false)
+                .mode(0o644)
+                .open(path)
+                .map_err(|e| fail(format!("creating the file: {e}")))?;
+            return Ok(());
+        }
+        Err(e) if e.kind() == ErrorKind::NotFound => {
+            return Err(fail(format!(
+                "type {ty} but {} does not exist",
+                path.display()
+            )));
+        }
+        Err(e) => return Err(fail(format!("checking type {ty}: {e}"))),
+    };
+    if want(&meta.file_type()) {
+        Ok(())
+    } else {
+        Err(fail(format!(
+            "type {ty} but {} is {}",
+            path.display(),
+            describe(meta.file_type())
+        )))
+    }
+}
+
+/// The mount's subPath, refused when absolute or climbing out with `..`.
+fn sub_path_of(m: &VolumeMount) -> Result<Option<&str>, String> {
+    if m.sub_path_expr.as_deref().is_some_and(|s| !s.is_empty()) {
+        return Err("subPathExpr is not supported yet (use subPath)".into());
+    }
+    let Some(sub) = m.sub_path.as_deref().filter(|s| !s.is_empty()) else {
+        return Ok(None);
+    };
+    if sub.starts_with('/') {
+        return Err(format!("subPath {sub:?} must not be an absolute path"));
+    }
+    if sub.split('/').any(|c| c == "..") {
+        return Err(format!("subPath {sub:?} must not contain '..'"));
+    }
+    Ok(Some(sub))
+}
+
+/// Joins `sub` to a volume, creating missing directories with the volume's
+/// mode as Go does, and refusing paths that resolve outside the volume (a
+/// symlink inside it pointing elsewhere). Go closes the remaining race with
+/// a bind mount of the opened path; berth checks, then hands over the path.
+fn safe_sub_path(volume: &Path, sub: &str) -> Result<PathBuf, String> {
+    let root = fs::canonicalize(volume)
+        .map_err(|e| format!("resolving volume path {}: {e}", volume.display()))?;
+    let mode = fs::metadata(&root)
+        .map_err(|e| format!("inspecting {}: {e}", root.display()))?
+        .mode()
+        & 0o7777;
+    let escapes = || format!("subPath {sub:?} resolves outside the volume");
+    let mut cur = root.clone();
+    for part in sub.split('/').filter(|p| !p.is_empty() && *p != ".") {
+        let next = cur.join(part);
+        match fs::symlink_metadata(&next) {
+            Ok(m) if m.file_type().is_symlink() => {
+                let target = fs::canonicalize(&next)
+                    .map_err(|e| format!("resolving {}: {e}", next.display()))?;
+                if !target.starts_with(&root) {
+                    return Err(escapes());
+                }
+                cur = target;
+            }
+            Ok(_) => cur = next,
+            Err(e) if e.kind() == ErrorKind::NotFound => {
+                fs::DirBuilder::new()
+                    .mode(mode)
+                    .create(&next)
+                    .map_err(|e| format!("creating subPath directory {}: {e}", next.display()))?;
+                fs::set_permissions(&next, fs::Permissions::from_mode(mode))
+                    .map_err(|e| format!("setting the mode of {}: {e}", next.display()))?;
+                cur = next;
+            }
+            Err(e) => return Err(format!("inspecting {}: {e}", next.display())),
+        }
+    }
+    Ok(cur)
+}
+
+fn mount_tmpfs(dir: &Path, size: Option<u64>) -> nix::Result<()> {
+    use nix::mount::{MsFlags, mount};
+    // Go adds only the size; with none, tmpfs defaults to half the RAM.
+    let data = size.filter(|s| *s > 0).map(|s| format!("size={s}"));
+    mount(
+        Some("tmpfs"),
+        dir,
+        Some("tmpfs"),
+        MsFlags::empty(),
+        data.as_deref(),
+    )
+}
+
+/// Mount points at or below `dir`, from /proc/self/mountinfo.
+fn mounts_under(dir: &Path) -> io::Result<Vec<PathBuf>> {
+    let info = fs::read_to_string("/proc/self/mountinfo")?;
+    Ok(info
+        .lines()
+        .filter_map(|l| l.split(' ').nth(4))
+        .map(|p| PathBuf::from(unescape_mount_path(p)))
+        .filter(|p| p.starts_with(dir))
+        .collect())
+}
+
+/// mountinfo escapes space, tab, newline and backslash as `\ooo`.
+fn unescape_mount_path(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        let oct = b
+            .get(i + 1..i + 4)
+            .filter(|d| b[i] == b'\\' && d.iter().all(|c| (b'0'..=b'7').contains(c)));
+        match oct {
+            Some(d) => {
+                out.push(
+                    d.iter()
+                        .fold(0u8, |acc, c| acc.wrapping_mul(8).wrapping_add(c - b'0')),
+                );
+                i += 4;
+            }
+            None => {
+                out.push(b[i]);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::symlink;
+
+    fn pod(spec: serde_json::Value) -> Pod {
+        serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "web", "namespace": "default", "uid": "u-1"},
+            "spec": spec,
+        }))
+        .unwrap()
+    }
+
+    fn with_volumes(volumes: serde_json::Value) -> Pod {
+        pod(serde_json::json!({"volumes": volumes, "containers": [{"name": "c", "image": "i"}]}))
+    }
+
+    fn container(v: serde_json::Value) -> Container {
+        serde_json::from_value(v).unwrap()
+    }
+
+    fn manager() -> (tempfile::TempDir, VolumeManager) {
+        let root = tempfile::tempdir().unwrap();
+        let vm = VolumeManager::new(root.path().join("kubelet"));
+        (root, vm)
+    }
+
+    fn mode(p: &Path) -> u32 {
+        fs::symlink_metadata(p).unwrap().mode() & 0o7777
+    }
+
+    fn host_path_err(path: &Path, ty: &str) -> String {
+        let (_root, vm) = manager();
+        let p = with_volumes(
+            serde_json::json!([{"name": "data", "hostPath": {"path": path, "type": ty}}]),
+        );
+        vm.prepare(&p).unwrap_err().to_string()
+    }
+
+    fn host_path_ok(path: &Path, ty: &str) {
+        let (_root, vm) = manager();
+        let p = with_volumes(
+            serde_json::json!([{"name": "data", "hostPath": {"path": path, "type": ty}}]),
+        );
+        vm.prepare(&p).unwrap();
+    }
+
+    #[test]
+    fn empty_dir_is_created_world_writable_and_kept_on_repeat() {
+        let (_root, vm) = manager();
+        let p = with_volumes(
+            serde_json::json!([{"name": "cache", "emptyDir": {}}, {"name": "nosource"}]),
+        );
+        vm.prepare(&p).unwrap();
+        let dir = vm
+            .pod_dir("u-1")
+            .join("volumes/kubernetes.io~empty-dir/cache");
+        assert_eq!(mode(&dir), 0o777);
+        assert_eq!(mode(&vm.pod_dir("u-1")), 0o750);
+        // A volume without a source is an emptyDir, as the API defaults it.
+        assert!(
+            vm.pod_dir("u-1")
+                .join("volumes/kubernetes.io~empty-dir/nosource")
+                .is_dir()
+        );
+        fs::write(dir.join("keep"), "x").unwrap();
+        vm.prepare(&p).unwrap();
+        assert_eq!(fs::read_to_string(dir.join("keep")).unwrap(), "x");
+    }
+
+    #[test]
+    fn empty_dir_refuses_unknown_medium_and_bad_size() {
+        let (_root, vm) = manager();
+        let p =
+            with_volumes(serde_json::json!([{"name": "h", "emptyDir": {"medium": "HugePages"}}]));
+        let e = vm.prepare(&p).unwrap_err().to_string();
+        assert!(
+            e.starts_with("volume \"h\": emptyDir ")
+                && e.contains("medium \"HugePages\" is not supported"),
+            "{e}"
+        );
+        let p = with_volumes(
+            serde_json::json!([{"name": "m", "emptyDir": {"medium": "Memory", "sizeLimit": "lots"}}]),
+        );
+        let e = vm.prepare(&p).unwrap_err().to_string();
+        assert!(
+            e.contains("sizeLimit \"lots\" is not a valid quantity"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn memory_empty_dir_is_a_sized_tmpfs_and_cleanup_unmounts_it() {
+        let (_root, vm) = manager();
+        let p = with_volumes(
+            serde_json::json!([{"name": "shm", "emptyDir": {"medium": "Memory", "sizeLimit": "1Mi"}}]),
+        );
+        vm.prepare(&p).unwrap();
+        let dir = fs::canonicalize(
+            vm.pod_dir("u-1")
+                .join("volumes/kubernetes.io~empty-dir/shm"),
+        )
+        .unwrap();
+        let line = |dir: &Path| {
+            fs::read_to_string("/proc/self/mountinfo")
+                .unwrap()
+                .lines()
+                .find(|l| l.split(' ').nth(4) == Some(dir.to_str().unwrap()))
+                .map(str::to_string)
+        };
+        let l = line(&dir).expect("tmpfs mounted");
+        assert!(l.contains(" - tmpfs ") && l.contains("size=1024k"), "{l}");
+        // Idempotent: no second mount stacked on the first.
+        vm.prepare(&p).unwrap();
+        let count = fs::read_to_string("/proc/self/mountinfo")
+            .unwrap()
+            .lines()
+            .filter(|l| l.split(' ').nth(4) == Some(dir.to_str().unwrap()))
+            .count();
+        assert_eq!(count, 1);
+        vm.cleanup("u-1").unwrap();
+        assert!(line(&dir).is_none());
+        assert!(!vm.pod_dir("u-1").exists());
+    }
+
+    #[test]
+    fn host_path_directory_types() {
+        let t = tempfile::tempdir().unwrap();
+        let file = t.path().join("f");
+        fs::write(&file, "").unwrap();
+        host_path_ok(t.path(), "Directory");
+        assert_eq!(
+            host_path_err(&file, "Directory"),
+            format!(
+                "volume \"data\": hostPath {0}: type Directory but {0} is a file",
+                file.display()
+            )
+        );
+        let missing = t.path().join("missing");
+        assert_eq!(
+            host_path_err(&missing, "Directory"),
+            format!(
+                "volume \"data\": hostPath {0}: type Directory but {0} does not exist",
+                missing.display()
+            )
+        );
+        let made = t.path().join("a/b");
+        host_path_ok(&made, "DirectoryOrCreate");
+        assert!(made.is_dir());
+        assert_eq!(mode(&made) & 0o777, 0o755 & !umask());
+        // DirectoryOrCreate still checks what is already there.
+        assert!(host_path_err(&file, "DirectoryOrCreate").ends_with("is a file"));
+    }
+
+    fn umask() -> u32 {
+        // Read back the umask through a freshly created dir.
+        let t = tempfile::tempdir().unwrap();
+        let d = t.path().join("d");
+        fs::DirBuilder::new().mode(0o777).create(&d).unwrap();
+        !mode(&d) & 0o777
+    }
+
+    #[test]
+    fn host_path_file_types() {
+        let t = tempfile::tempdir().unwrap();
+        let file = t.path().join("f");
+        fs::write(&file, "data").unwrap();
+        host_path_ok(&file, "File");
+        assert!(
+            host_path_err(t.path(), "File")
+                .ends_with(&format!("{} is a directory", t.path().display()))
+        );
+        let new = t.path().join("new");
+        host_path_ok(&new, "FileOrCreate");
+        assert_eq!(fs::metadata(&new).unwrap().len(), 0);
+        assert_eq!(mode(&new) & 0o777, 0o644 & !umask());
+        // An existing file is left alone.
+        host_path_ok(&file, "FileOrCreate");
+        assert_eq!(fs::read_to_string(&file).unwrap(), "data");
+        // The parent is not created, as in Go.
+        let orphan = t.path().join("nodir/f");
+        assert!(host_path_err(&orphan, "FileOrCreate").contains("creating the file"));
+        assert!(!t.path().join("nodir").exists());
+    }
+
+    #[test]
+    fn host_path_special_types() {
+        let t = tempfile::tempdir().unwrap();
+        let sock = t.path().join("s.sock");
+        let _l = std::os::unix::net::UnixListener::bind(&sock).unwrap();
+        host_path_ok(&sock, "Socket");
+        let file = t.path().join("f");
+        fs::write(&file, "").unwrap();
+        assert!(host_path_err(&file, "Socket").ends_with("is a file"));
+        host_path_ok(Path::new("/dev/null"), "CharDevice");
+        assert!(host_path_err(&file, "CharDevice").ends_with("is a file"));
+        assert_eq!(
+            host_path_err(Path::new("/dev/null"), "BlockDevice"),
+            "volume \"data\": hostPath /dev/null: type BlockDevice but /dev/null is a character device"
+        );
+        // No type: no check, nothing created.
+        let missing = t.path().join("missing");
+        host_path_ok(&missing, "");
+        assert!(!missing.exists());
+        assert_eq!(
+            host_path_err(&file, "Fifo"),
+            format!(
+                "volume \"data\": hostPath {}: \"Fifo\" is not a valid hostPath type",
+                file.display()
+            )
+        );
+        assert!(host_path_err(Path::new("rel/dir"), "").ends_with("the path must be absolute"));
+        assert!(host_path_err(Path::new("/srv/../etc"), "").ends_with("must not contain '..'"));
+    }
+
+    #[test]
+    fn sources_that_need_an_api_server_are_refused_before_anything_is_made() {
+        let cases = [
+            (
+                serde_json::json!({"name": "cfg", "configMap": {"name": "x"}}),
+                "configMap",
+                "API server",
+            ),
+            (
+                serde_json::json!({"name": "cfg", "secret": {"secretName": "x"}}),
+                "secret",
+                "API server",
+            ),
+            (
+                serde_json::json!({"name": "cfg", "projected": {"sources": []}}),
+                "projected",
+                "API server",
+            ),
+            (
+                serde_json::json!({"name": "cfg", "persistentVolumeClaim": {"claimName": "x"}}),
+                "persistentVolumeClaim",
+                "API server",
+            ),
+            (
+                serde_json::json!({"name": "cfg", "downwardAPI": {}}),
+                "downwardAPI",
+                "not implemented",
+            ),
+            (
+                serde_json::json!({"name": "cfg", "nfs": {"server": "s", "path": "/p"}}),
+                "nfs",
+                "only emptyDir and hostPath",
+            ),
+        ];
+        for (vol, kind, why) in cases {
+            let (_root, vm) = manager();
+            let p = with_volumes(serde_json::json!([{"name": "ok", "emptyDir": {}}, vol]));
+            let e = vm.prepare(&p).unwrap_err().to_string();
+            assert!(
+                e.starts_with(&format!(
+                    "volume \"cfg\": {kind} volumes are not supported: "
+                )),
+                "{e}"
+            );
+            assert!(e.contains(why), "{e}");
+            assert!(!vm.pod_dir("u-1").exists(), "{kind}");
+        }
+        let (_root, vm) = manager();
+        let p = with_volumes(
+            serde_json::json!([{"name": "two", "emptyDir": {}, "hostPath": {"path": "/tmp"}}]),
+        );
+        assert!(
+            vm.prepare(&p)
+                .unwrap_err()
+                .to_string()
+                .contains("more than one source")
+        );
+        let p = with_volumes(serde_json::json!([{"name": "../x", "emptyDir": {}}]));
+        assert!(
+            vm.prepare(&p)
+                .unwrap_err()
+                .to_string()
+                .starts_with("volume \"../x\": ")
+        );
+    }
+
+    #[test]
+    fn bad_uids_are_refused() {
+        let (root, vm) = manager();
+        for uid in ["", "a/b", "..", "x..y", "."] {
+            assert!(
+                matches!(vm.cleanup(uid), Err(VolumeError::BadUid { .. })),
+                "{uid:?}"
+            );
+        }
+        let mut p = with_volumes(serde_json::json!([]));
+        p.metadata.uid = Some("../../etc".into());
+        assert!(matches!(vm.prepare(&p), Err(VolumeError::BadUid { .. })));
+        assert!(!root.path().join("etc").exists());
+    }
+
+    #[test]
+    fn volume_mounts_map_to_cri_mounts() {
+        let t = tempfile::tempdir().unwrap();
+        let (_root, vm) = manager();
+        let p = pod(serde_json::json!({
+            "volumes": [{"name": "cache", "emptyDir": {}}, {"name": "host", "hostPath": {"path": t.path()}}],
+            "containers": [{"name": "c", "image": "i"}],
+        }));
+        vm.prepare(&p).unwrap();
+        let c = container(
+            serde_json::json!({"name": "c", "image": "i", "terminationMessagePath": "", "volumeMounts": [
+                {"name": "cache", "mountPath": "/cache"},
+                {"name": "host", "mountPath": "/host", "readOnly": true, "mountPropagation": "HostToContainer"},
+                {"name": "host", "mountPath": "rel", "mountPropagation": "None"},
+            ]}),
+        );
+        let m = vm.mounts(&p, &c, 0, "").unwrap();
+        let cache = vm
+            .pod_dir("u-1")
+            .join("volumes/kubernetes.io~empty-dir/cache");
+        let got: Vec<_> = m
+            .iter()
+            .map(|m| {
+                (
+                    m.container_path.as_str(),
+                    m.host_path.as_str(),
+                    m.readonly,
+                    m.propagation,
+                )
+            })
+            .collect();
+        assert_eq!(
+            got,
+            [
+                (
+                    "/cache",
+                    cache.to_str().unwrap(),
+                    false,
+                    pb::MountPropagation::PropagationPrivate as i32
+                ),
+                (
+                    "/host",
+                    t.path().to_str().unwrap(),
+                    true,
+                    pb::MountPropagation::PropagationHostToContainer as i32
+                ),
+                (
+                    "/rel",
+                    t.path().to_str().unwrap(),
+                    false,
+                    pb::MountPropagation::PropagationPrivate as i32
+                ),
+            ]
+        );
+    }
+
+    #[test]
+    fn bidirectional_needs_a_privileged_container() {
+        let t = tempfile::tempdir().unwrap();
+        let (_root, vm) = manager();
+        let p = pod(
+            serde_json::json!({"volumes": [{"name": "h", "hostPath": {"path": t.path()}}], "containers": []}),
+        );
+        let mut c = container(
+            serde_json::json!({"name": "c", "terminationMessagePath": "",
+            "volumeMounts": [{"name": "h", "mountPath": "/h", "mountPropagation": "Bidirectional"}]}),
+        );
+        let e = vm.mounts(&p, &c, 0, "").unwrap_err().to_string();
+        assert_eq!(
+            e,
+            "container \"c\": volumeMount \"h\" at /h: Bidirectional mount propagation is available only to privileged containers"
+        );
+        c.security_context =
+            Some(serde_json::from_value(serde_json::json!({"privileged": true})).unwrap());
+        let m = vm.mounts(&p, &c, 0, "").unwrap();
+        assert_eq!(
+            m[0].propagation,
+            pb::MountPropagation::PropagationBidirectional as i32
+        );
+        c.volume_mounts.as_mut().unwrap()[0].mount_propagation = Some("Sideways".into());
+        assert!(
+            vm.mounts(&p, &c, 0, "")
+                .unwrap_err()
+                .to_string()
+                .ends_with("invalid mountPropagation \"Sideways\"")
+        );
+    }
+
+    #[test]
+    fn missing_volume_is_named() {
+        let (_root, vm) = manager();
+        let p = with_volumes(serde_json::json!([]));
+        let c = container(
+            serde_json::json!({"name": "c", "volumeMounts": [{"name": "nope", "mountPath": "/x"}]}),
+        );
+        assert_eq!(
+            vm.mounts(&p, &c, 0, "").unwrap_err().to_string(),
+            "cannot find volume \"nope\" to mount into container \"c\""
+        );
+    }
+
+    #[test]
+    fn sub_paths_are_created_inside_the_volume_and_escapes_refused() {
+        let outside = tempfile::tempdir().unwrap();
+        let (_root, vm) = manager();
+        let p = with_volumes(serde_json::json!([{"name": "v", "emptyDir": {}}]));
+        vm.prepare(&p).unwrap();
+        let vol = vm.pod_dir("u-1").join("volumes/kubernetes.io~empty-dir/v");
+        let mount = |sub: &str| {
+            let c = container(
+                serde_json::json!({"name": "c", "terminationMessagePath": "",
+                "volumeMounts": [{"name": "v", "mountPath": "/data", "subPath": sub}]}),
+            );
+            vm.mounts(&p, &c, 0, "")
+        };
+        let m = mount("a/b").unwrap();
+        let made = fs::canonicalize(&vol).unwrap().join("a/b");
+        assert_eq!(m[0].host_path, made.to_str().unwrap());
+        // Created with the volume's mode, as Go does.
+        assert_eq!(mode(&made), 0o777);
+        assert_eq!(mode(&vol.join("a")), 0o777);
+
+        for (sub, why) in [
+            ("/etc", "must not be an absolute path"),
+            ("a/../../x", "must not contain '..'"),
+            ("..", "must not contain '..'"),
+        ] {
+            let e = mount(sub).unwrap_err().to_string();
+            assert!(
+                e.starts_with("container \"c\": volumeMount \"v\" at /data: subPath"),
+                "{e}"
+            );
+            assert!(e.ends_with(why), "{e}");
+        }
+        // A symlink inside the volume leading out of it.
+        symlink(outside.path(), vol.join("link")).unwrap();
+        let e = mount("link/sub").unwrap_err().to_string();
+        assert!(e.ends_with("resolves outside the volume"), "{e}");
+        assert!(!outside.path().join("sub").exists());
+        // One staying inside is fine.
+        symlink(vol.join("a"), vol.join("inner")).unwrap();
+        assert_eq!(
+            mount("inner/b").unwrap()[0].host_path,
+            made.to_str().unwrap()
+        );
+        let c = container(serde_json::json!({"name": "c",
+            "volumeMounts": [{"name": "v", "mountPath": "/data", "subPathExpr": "$(POD)"}]}));
+        assert!(
+            vm.mounts(&p, &c, 0, "")
+                .unwrap_err()
+                .to_string()
+                .contains("subPathExpr is not supported")
+        );
+    }
+
+    #[test]
+    fn managed_hosts_file_has_the_go_kubelet_content() {
+        let (_root, vm) = manager();
+        let p = pod(serde_json::json!({
+            "hostname": "myhost", "subdomain": "sub",
+            "hostAliases": [{"ip": "10.1.2.3", "hostnames": ["foo", "bar"]}, {"ip": "10.1.2.4", "hostnames": ["baz"]}],
+            "containers": [{"name": "c", "image": "i"}],
+        }));
+        let c = container(serde_json::json!({"name": "c", "terminationMessagePath": ""}));
+        let m = vm.mounts(&p, &c, 0, "10.88.0.5").unwrap();
+        let hosts = vm.pod_dir("u-1").join("etc-hosts");
+        assert_eq!(m.len(), 1);
+        assert_eq!(
+            (
+                m[0].container_path.as_str(),
+                m[0].host_path.as_str(),
+                m[0].readonly
+            ),
+            ("/etc/hosts", hosts.to_str().unwrap(), false)
+        );
+        assert_eq!(
+            fs::read_to_string(&hosts).unwrap(),
+            "# Kubernetes-managed hosts file.\n\
+             127.0.0.1\tlocalhost\n\
+             ::1\tlocalhost ip6-localhost ip6-loopback\n\
+             fe00::0\tip6-localnet\n\
+             fe00::0\tip6-mcastprefix\n\
+             fe00::1\tip6-allnodes\n\
+             fe00::2\tip6-allrouters\n\
+             10.88.0.5\tmyhost\n\
+             \n\
+             # Entries added by HostAliases.\n\
+             10.1.2.3\tfoo\tbar\n\
+             10.1.2.4\tbaz\n"
+        );
+        assert_eq!(mode(&hosts), 0o644);
+        // A new pod IP rewrites the same file in place.
+        let ino = fs::metadata(&hosts).unwrap().ino();
+        vm.mounts(&p, &c, 0, "10.88.0.9").unwrap();
+        let text = fs::read_to_string(&hosts).unwrap();
+        assert!(
+            text.contains("10.88.0.9\tmyhost\n") && !text.contains("10.88.0.5"),
+            "{text}"
+        );
+        assert_eq!(fs::metadata(&hosts).unwrap().ino(), ino);
+    }
+
+    #[test]
+    fn hosts_file_is_skipped_without_an_ip_or_when_the_container_mounts_its_own() {
+        let t = tempfile::tempdir().unwrap();
+        let (_root, vm) = manager();
+        let p = pod(
+            serde_json::json!({"volumes": [{"name": "h", "hostPath": {"path": t.path()}}], "containers": []}),
+        );
+        let c = container(serde_json::json!({"name": "c", "terminationMessagePath": ""}));
+        assert!(vm.mounts(&p, &c, 0, "").unwrap().is_empty());
+        assert!(!vm.pod_dir("u-1").join("etc-hosts").exists());
+        let own = container(
+            serde_json::json!({"name": "c", "terminationMessagePath": "",
+            "volumeMounts": [{"name": "h", "mountPath": "/etc/hosts", "subPath": "hosts"}]}),
+        );
+        let m = vm.mounts(&p, &own, 0, "10.0.0.1").unwrap();
+        assert_eq!(m.len(), 1);
+        assert_eq!(
+            m[0].host_path,
+            fs::canonicalize(t.path())
+                .unwrap()
+                .join("hosts")
+                .to_str()
+                .unwrap()
+        );
+    }
+
+    #[test]
+    fn host_network_pods_get_the_node_hosts_file() {
+        let t = tempfile::tempdir().unwrap();
+        let node = t.path().join("hosts");
+        fs::write(&node, "127.0.0.1 localhost\n192.168.1.1 node1\n").unwrap();
+        let (_root, vm) = manager();
+        let vm = vm.with_node_hosts_file(node);
+        let p = pod(serde_json::json!({"hostNetwork": true,
+            "hostAliases": [{"ip": "10.1.2.3", "hostnames": ["foo"]}], "containers": []}));
+        let c = container(serde_json::json!({"name": "c", "terminationMessagePath": ""}));
+        // The runtime reports no IP for hostNetwork sandboxes.
+        let m = vm.mounts(&p, &c, 0, "").unwrap();
+        assert_eq!(m.len(), 1);
+        assert_eq!(
+            fs::read_to_string(&m[0].host_path).unwrap(),
+            "# Kubernetes-managed hosts file (host network).\n127.0.0.1 localhost\n192.168.1.1 node1\n\
+             \n# Entries added by HostAliases.\n10.1.2.3\tfoo\n"
+        );
+    }
+
+    #[test]
+    fn termination_message_file_is_fresh_per_instance() {
+        let (_root, vm) = manager();
+        let p = with_volumes(serde_json::json!([]));
+        let c = container(serde_json::json!({"name": "app"}));
+        let m = vm.mounts(&p, &c, 3, "").unwrap();
+        let file = vm.termination_message_file("u-1", "app", 3);
+        assert_eq!(file, vm.pod_dir("u-1").join("containers/app/3"));
+        assert_eq!(m.len(), 1);
+        assert_eq!(
+            (
+                m[0].container_path.as_str(),
+                m[0].host_path.as_str(),
+                m[0].readonly
+            ),
+            ("/dev/termination-log", file.to_str().unwrap(), false)
+        );
+        assert_eq!(fs::metadata(&file).unwrap().len(), 0);
+        assert_eq!(mode(&file), 0o666);
+        // Re-creating the same instance starts from an empty file.
+        fs::write(&file, "old message").unwrap();
+        vm.mounts(&p, &c, 3, "").unwrap();
+        assert_eq!(fs::metadata(&file).unwrap().len(), 0);
+
+        let custom =
+            container(serde_json::json!({"name": "app", "terminationMessagePath": "/tmp/msg"}));
+        let m = vm.mounts(&p, &custom, 4, "").unwrap();
+        assert_eq!(m[0].container_path, "/tmp/msg");
+        assert!(vm.termination_message_file("u-1", "app", 4).is_file());
+    }
+
+    #[test]
+    fn cleanup_removes_the_pod_tree_and_nothing_outside_it() {
+        let outside = tempfile::tempdir().unwrap();
+        fs::write(outside.path().join("precious"), "keep").unwrap();
+        let (root, vm) = manager();
+        let p = pod(serde_json::json!({
+            "volumes": [{"name": "cache", "emptyDir": {}}, {"name": "host", "hostPath": {"path": outside.path()}}],
+            "containers": [],
+        }));
+        vm.prepare(&p).unwrap();
+        let c = container(serde_json::json!({"name": "c",
+            "volumeMounts": [{"name": "host", "mountPath": "/h"}, {"name": "cache", "mountPath": "/c"}]}));
+        vm.mounts(&p, &c, 0, "10.0.0.1").unwrap();
+        let cache = vm
+            .pod_dir("u-1")
+            .join("volumes/kubernetes.io~empty-dir/cache");
+        fs::write(cache.join("data"), "x").unwrap();
+        // Symlinks inside the pod dir leading out of it must not be followed.
+        symlink(outside.path(), cache.join("link")).unwrap();
+        symlink(
+            outside.path().join("precious"),
+            vm.pod_dir("u-1").join("filelink"),
+        )
+        .unwrap();
+        let other = with_volumes(serde_json::json!([]));
+        let mut other = other;
+        other.metadata.uid = Some("u-2".into());
+        vm.prepare(&other).unwrap();
+        assert_eq!(vm.pod_dirs(), ["u-1", "u-2"]);
+
+        vm.cleanup("u-1").unwrap();
+        assert!(!vm.pod_dir("u-1").exists());
+        assert_eq!(
+            fs::read_to_string(outside.path().join("precious")).unwrap(),
+            "keep"
+        );
+        assert!(vm.pod_dir("u-2").is_dir());
+        assert_eq!(vm.pod_dirs(), ["u-2"]);
+        // Gone already: nothing to do.
+        vm.cleanup("u-1").unwrap();
+        // A pod dir that is itself a symlink: only the link goes.
+        symlink(outside.path(), root.path().join("kubelet/pods/u-3")).unwrap();
+        vm.cleanup("u-3").unwrap();
+        assert!(outside.path().join("precious").exists());
+    }
+
+    #[test]
+    fn pod_dirs_is_empty_without_a_root() {
+        let (_root, vm) = manager();
+        assert!(vm.pod_dirs().is_empty());
+    }
+
+    #[test]
+    fn quantities_parse_to_bytes() {
+        for (q, want) in [
+            ("1Mi", Some(1 << 20)),
+            ("64Mi", Some(64 << 20)),
+            ("1.5Gi", Some(3 << 29)),
+            ("1G", Some(1_000_000_000)),
+            ("100k", Some(100_000)),
+            ("12", Some(12)),
+            ("1e3", Some(1000)),
+            ("1E", Some(1_000_000_000_000_000_000)),
+            ("1500m", Some(2)),
+            ("0", Some(0)),
+            ("", None),
+            ("Mi", None),
+            ("1Xi", None),
+            ("-1Mi", None),
+            ("1.2.3", None),
+            ("99999999999Ei", None),
+        ] {
+            assert_eq!(quantity_bytes(q), want, "{q}");
+        }
+    }
+
+    #[test]
+    fn mountinfo_paths_are_unescaped() {
+        assert_eq!(unescape_mount_path("/a\\040b\\011c\\134d"), "/a b\tc\\d");
+        assert_eq!(unescape_mount_path("/trailing\\04"), "/trailing\\04");
+    }
+}
