@@ -1,0 +1,241 @@
+//! Berth's benchmarks, run against the real containerd from `tests/env/up`.
+//!
+//! `berth-bench cli` measures berthctl's wall time and peak RSS for `pods`,
+//! `ps -a` and `images` with 0 and N pods, and, in the same run, the raw CRI
+//! floor for starting pods (RunPodSandbox + CreateContainer + StartContainer
+//! made directly), for 1 pod and for N in parallel.
+//!
+//! Benchmarks report figures; they assert nothing (tests do that).
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use cri_client::RuntimeClient;
+use cri_client::proto as pb;
+use futures_util::future::join_all;
+use test_support::{busybox_image, container_config, endpoint, ensure_image, pause_image};
+
+const BENCH_LABEL: &str = "berth-bench";
+
+fn main() -> Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    match args.first().map(String::as_str) {
+        Some("cli") => rt.block_on(cli_bench(&args[1..])),
+        _ => bail!("usage: berth-bench cli [--runs N] [--pods N] [--berthctl PATH]"),
+    }
+}
+
+fn flag<T: std::str::FromStr>(args: &[String], name: &str, default: T) -> Result<T> {
+    match args.iter().position(|a| a == name) {
+        Some(i) => args
+            .get(i + 1)
+            .and_then(|v| v.parse().ok())
+            .with_context(|| format!("{name} needs a value")),
+        None => Ok(default),
+    }
+}
+
+/// One finished child: wall time and peak resident set size.
+struct Sample {
+    wall: Duration,
+    max_rss_kib: i64,
+}
+
+/// Runs `cmd` to completion, measuring its wall time and peak RSS with
+/// wait4(2), which reports the child's own ru_maxrss.
+fn measure(cmd: &mut Command) -> Result<Sample> {
+    let start = Instant::now();
+    let child = cmd.stdout(Stdio::null()).stderr(Stdio::null()).spawn()?;
+    let pid = child.id() as libc::pid_t;
+    let mut status: libc::c_int = 0;
+    // SAFETY: zeroed rusage is a valid value; wait4 writes into both
+    // out-parameters for our own child pid, which we have not waited for.
+    #[allow(unsafe_code)]
+    let (rc, usage) = unsafe {
+        let mut usage: libc::rusage = std::mem::zeroed();
+        let rc = libc::wait4(pid, &mut status, 0, &mut usage);
+        (rc, usage)
+    };
+    let wall = start.elapsed();
+    if rc != pid {
+        bail!("wait4: {}", std::io::Error::last_os_error());
+    }
+    if !(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0) {
+        bail!("{cmd:?} failed (status {status})");
+    }
+    Ok(Sample {
+        wall,
+        max_rss_kib: usage.ru_maxrss,
+    })
+}
+
+struct Summary {
+    median: Duration,
+    p90: Duration,
+    rss_mib: f64,
+}
+
+fn summarize(mut samples: Vec<Sample>) -> Summary {
+    samples.sort_by_key(|s| s.wall);
+    let at = |q: f64| samples[((samples.len() - 1) as f64 * q).round() as usize].wall;
+    let rss = samples.iter().map(|s| s.max_rss_kib).max().unwrap_or(0);
+    Summary {
+        median: at(0.5),
+        p90: at(0.9),
+        rss_mib: rss as f64 / 1024.0,
+    }
+}
+
+fn default_berthctl() -> PathBuf {
+    let exe = std::env::current_exe().unwrap_or_default();
+    exe.parent().unwrap_or(Path::new(".")).join("berthctl")
+}
+
+async fn cli_bench(args: &[String]) -> Result<()> {
+    let runs: usize = flag(args, "--runs", 50)?;
+    let pods: usize = flag(args, "--pods", 30)?;
+    let berthctl: PathBuf = flag(args, "--berthctl", default_berthctl())?;
+    if !berthctl.exists() {
+        bail!("{} not found; build with cargo build --release -p berth-cri-client", berthctl.display());
+    }
+    let client = RuntimeClient::connect(Some(&endpoint()), Default::default()).await?;
+    ensure_image(&client, &busybox_image()).await;
+    ensure_image(&client, &pause_image()).await;
+    cleanup(&client).await?;
+    let version = client.version(Default::default()).await?;
+    println!(
+        "# berth-bench cli: {} {} at {}, {runs} runs per command",
+        version.runtime_name,
+        version.runtime_version,
+        endpoint()
+    );
+
+    let commands: [&[&str]; 3] = [&["pods"], &["ps", "-a"], &["images"]];
+    let mut table = Vec::new();
+    let existing = client.list_pod_sandbox(Default::default()).await?.items.len();
+    for cmd in commands {
+        table.push((existing, cmd, run_cli(&berthctl, cmd, runs)?));
+    }
+
+    // The raw floor: one pod, five times, then N in parallel.
+    let mut single = Vec::new();
+    for i in 0..5 {
+        let t = Instant::now();
+        start_raw_pod(&client, &format!("floor-{i}")).await?;
+        single.push(t.elapsed());
+        cleanup(&client).await?;
+    }
+    single.sort();
+    let t = Instant::now();
+    let started = join_all((0..pods).map(|i| {
+        let client = client.clone();
+        async move { start_raw_pod(&client, &format!("par-{i}")).await }
+    }))
+    .await;
+    let parallel = t.elapsed();
+    for r in started {
+        r?;
+    }
+
+    let with_pods = client.list_pod_sandbox(Default::default()).await?.items.len();
+    for cmd in commands {
+        table.push((with_pods, cmd, run_cli(&berthctl, cmd, runs)?));
+    }
+    cleanup(&client).await?;
+
+    println!();
+    println!("| command | pods | median | p90 | peak RSS |");
+    println!("|---|---|---|---|---|");
+    for (n, cmd, s) in &table {
+        println!(
+            "| `berthctl {}` | {n} | {:.2} ms | {:.2} ms | {:.1} MiB |",
+            cmd.join(" "),
+            ms(s.median),
+            ms(s.p90),
+            s.rss_mib
+        );
+    }
+    println!();
+    println!("| raw CRI floor (RunPodSandbox + CreateContainer + StartContainer) | wall |");
+    println!("|---|---|");
+    println!("| 1 pod (median of 5) | {:.1} ms |", ms(single[single.len() / 2]));
+    println!("| {pods} pods in parallel | {:.1} ms |", ms(parallel));
+    Ok(())
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+fn run_cli(berthctl: &Path, cmd: &[&str], runs: usize) -> Result<Summary> {
+    let ep = endpoint();
+    let mk = || {
+        let mut c = Command::new(berthctl);
+        c.arg("-r").arg(&ep).args(cmd);
+        c
+    };
+    for _ in 0..3 {
+        measure(&mut mk())?;
+    }
+    let samples = (0..runs).map(|_| measure(&mut mk())).collect::<Result<Vec<_>>>()?;
+    Ok(summarize(samples))
+}
+
+/// The three calls a kubelet makes to get one container running.
+async fn start_raw_pod(client: &RuntimeClient, name: &str) -> Result<()> {
+    let log_dir = std::env::temp_dir().join("berth-bench-logs").join(name);
+    let mut config = test_support::sandbox_config(&format!("bench-{name}"), &log_dir);
+    config.labels.insert(BENCH_LABEL.into(), "true".into());
+    let pod = client
+        .run_pod_sandbox(pb::RunPodSandboxRequest {
+            config: Some(config.clone()),
+            runtime_handler: String::new(),
+        })
+        .await?;
+    let ctr = client
+        .create_container(pb::CreateContainerRequest {
+            pod_sandbox_id: pod.pod_sandbox_id,
+            config: Some(container_config("sleep", &busybox_image(), &["sleep", "3600"])),
+            sandbox_config: Some(config),
+        })
+        .await?;
+    client
+        .start_container(pb::StartContainerRequest {
+            container_id: ctr.container_id,
+        })
+        .await?;
+    Ok(())
+}
+
+/// Removes every sandbox this benchmark created.
+async fn cleanup(client: &RuntimeClient) -> Result<()> {
+    let pods = client
+        .list_pod_sandbox(pb::ListPodSandboxRequest {
+            filter: Some(pb::PodSandboxFilter {
+                label_selector: [(BENCH_LABEL.to_string(), "true".to_string())].into(),
+                ..Default::default()
+            }),
+        })
+        .await?
+        .items;
+    let removals = pods.into_iter().map(|p| {
+        let client = client.clone();
+        async move {
+            client
+                .stop_pod_sandbox(pb::StopPodSandboxRequest {
+                    pod_sandbox_id: p.id.clone(),
+                })
+                .await?;
+            client
+                .remove_pod_sandbox(pb::RemovePodSandboxRequest { pod_sandbox_id: p.id })
+                .await
+        }
+    });
+    for r in join_all(removals).await {
+        r?;
+    }
+    Ok(())
+}

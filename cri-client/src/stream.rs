@@ -1,2 +1,0 @@
-//! (in progress)
-#[derive(Debug, thiserror::Error)] pub enum StreamError {}

@@ -1,0 +1,307 @@
+//! Runs a real `berth` process for end-to-end tests and benchmarks: its own
+//! manifest directory, root dir, log dir and read-only port, pointed at the
+//! test containerd.
+//!
+//! Only one berth may run against a runtime at a time: each removes pods it
+//! finds there but doesn't want, as the Go kubelet does. Tests that start
+//! berth take [`exclusive`] first.
+
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use cri_client::proto as pb;
+use serde_json::Value;
+
+use crate::{berth_bin, endpoint, unique};
+
+/// Serialises berth instances within one test binary.
+pub fn exclusive() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    LOCK.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+pub struct Berth {
+    pub node: String,
+    pub dir: tempfile::TempDir,
+    pub port: u16,
+    child: Option<Child>,
+    extra_args: Vec<String>,
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+impl Berth {
+    /// Prepares directories and config; call [`start`](Self::start) next.
+    pub fn new() -> Berth {
+        Self::with_args(&[])
+    }
+
+    pub fn with_args(extra: &[&str]) -> Berth {
+        let dir = tempfile::Builder::new().prefix("berth-e2e").tempdir().unwrap();
+        for d in ["manifests", "root", "logs"] {
+            std::fs::create_dir_all(dir.path().join(d)).unwrap();
+        }
+        let port = free_port();
+        let b = Berth {
+            node: unique("node").to_lowercase(),
+            dir,
+            port,
+            child: None,
+            extra_args: extra.iter().map(|s| s.to_string()).collect(),
+        };
+        let config = format!(
+            "apiVersion: kubelet.config.k8s.io/v1beta1\nkind: KubeletConfiguration\nstaticPodPath: {}\npodLogsDir: {}\nreadOnlyPort: {}\nfileCheckFrequency: 20s\nsyncFrequency: 1m\n",
+            b.manifests().display(),
+            b.logs_dir().display(),
+            port
+        );
+        std::fs::write(b.dir.path().join("config.yaml"), config).unwrap();
+        b
+    }
+
+    pub fn manifests(&self) -> PathBuf {
+        self.dir.path().join("manifests")
+    }
+    pub fn root_dir(&self) -> PathBuf {
+        self.dir.path().join("root")
+    }
+    pub fn logs_dir(&self) -> PathBuf {
+        self.dir.path().join("logs")
+    }
+    pub fn log_file(&self) -> PathBuf {
+        self.dir.path().join("berth.log")
+    }
+
+    /// Starts berth and waits for its read-only port.
+    pub fn start(&mut self) {
+        assert!(self.child.is_none(), "berth already running");
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.log_file())
+            .unwrap();
+        let mut cmd = Command::new(berth_bin());
+        cmd.arg("--config")
+            .arg(self.dir.path().join("config.yaml"))
+            .arg("--root-dir")
+            .arg(self.root_dir())
+            .arg("--hostname-override")
+            .arg(&self.node)
+            .args(&self.extra_args);
+        if !self.extra_args.iter().any(|a| a == "--managed-runtime") {
+            cmd.arg("--container-runtime-endpoint").arg(endpoint());
+        }
+        let child = cmd
+            .env("RUST_LOG", "info,berth::cri=debug")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("starting berth");
+        self.child = Some(child);
+        for _ in 0..300 {
+            if self.get("/healthz").is_some() {
+                return;
+            }
+            if let Some(st) = self.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
+                panic!("berth exited at start ({st}):\n{}", self.log());
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        panic!("berth did not answer /healthz within 30 s:\n{}", self.log());
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.log_file()).unwrap_or_default()
+    }
+
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
+    /// SIGKILL: no clean-up of any kind, as a crash or OOM kill.
+    pub fn kill9(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// SIGTERM and wait.
+    pub fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = Command::new("kill").arg("-TERM").arg(c.id().to_string()).status();
+            for _ in 0..100 {
+                if c.try_wait().ok().flatten().is_some() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    pub fn is_running(&mut self) -> bool {
+        self.child.as_mut().is_some_and(|c| c.try_wait().ok().flatten().is_none())
+    }
+
+    /// A plain HTTP/1.0 GET on the read-only port.
+    pub fn get(&self, path: &str) -> Option<String> {
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", self.port)).ok()?;
+        s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+        write!(s, "GET {path} HTTP/1.0\r\n\r\n").ok()?;
+        let mut resp = String::new();
+        s.read_to_string(&mut resp).ok()?;
+        let (head, body) = resp.split_once("\r\n\r\n")?;
+        head.starts_with("HTTP/1.1 200").then(|| body.to_string())
+    }
+
+    /// `/pods`: every pod with its status.
+    pub fn pods(&self) -> Vec<Value> {
+        self.get("/pods")
+            .and_then(|b| serde_json::from_str::<Value>(&b).ok())
+            .and_then(|v| v["items"].as_array().cloned())
+            .unwrap_or_default()
+    }
+
+    /// The pod whose name (before the node suffix) is `name`.
+    pub fn pod(&self, name: &str) -> Option<Value> {
+        let full = format!("{name}-{}", self.node);
+        self.pods().into_iter().find(|p| p["metadata"]["name"] == full.as_str())
+    }
+
+    pub fn write_manifest(&self, file: &str, text: &str) {
+        // Write then rename, as an editor or config tool would.
+        let tmp = self.manifests().join(format!(".{file}.tmp"));
+        std::fs::write(&tmp, text).unwrap();
+        std::fs::rename(&tmp, self.manifests().join(file)).unwrap();
+    }
+
+    pub fn remove_manifest(&self, file: &str) {
+        std::fs::remove_file(self.manifests().join(file)).unwrap();
+    }
+
+    /// Waits until `check` holds for the named pod's JSON (status included).
+    pub async fn wait_pod(&self, name: &str, what: &str, limit: Duration, check: impl Fn(&Value) -> bool) -> Value {
+        let deadline = std::time::Instant::now() + limit;
+        loop {
+            if let Some(p) = self.pod(name)
+                && check(&p)
+            {
+                return p;
+            }
+            if std::time::Instant::now() > deadline {
+                panic!(
+                    "timed out after {limit:?} waiting for pod {name}: {what}\nlast seen: {}\n--- berth log ---\n{}",
+                    self.pod(name).map(|p| p["status"].to_string()).unwrap_or_default(),
+                    tail(&self.log(), 60)
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    /// Sandboxes in the runtime that belong to this berth's node.
+    pub async fn runtime_sandboxes(&self, client: &cri_client::RuntimeClient) -> Vec<pb::PodSandbox> {
+        let suffix = format!("-{}", self.node);
+        client
+            .list_pod_sandbox(pb::ListPodSandboxRequest::default())
+            .await
+            .unwrap()
+            .items
+            .into_iter()
+            .filter(|s| s.metadata.as_ref().is_some_and(|m| m.name.ends_with(&suffix)))
+            .collect()
+    }
+
+    /// Containers in the runtime that belong to this berth's node.
+    pub async fn runtime_containers(&self, client: &cri_client::RuntimeClient) -> Vec<pb::Container> {
+        let suffix = format!("-{}", self.node);
+        client
+            .list_containers(pb::ListContainersRequest::default())
+            .await
+            .unwrap()
+            .containers
+            .into_iter()
+            .filter(|c| {
+                c.labels
+                    .get("io.kubernetes.pod.name")
+                    .is_some_and(|n| n.ends_with(&suffix))
+            })
+            .collect()
+    }
+}
+
+pub fn tail(text: &str, lines: usize) -> String {
+    let all: Vec<&str> = text.lines().collect();
+    all[all.len().saturating_sub(lines)..].join("\n")
+}
+
+/// Container state of `name` in a pod's status: "running", "waiting",
+/// "terminated" or "".
+pub fn container_state(pod: &Value, name: &str) -> String {
+    pod["status"]["containerStatuses"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .chain(pod["status"]["initContainerStatuses"].as_array().into_iter().flatten())
+        .find(|c| c["name"] == name)
+        .and_then(|c| c["state"].as_object().and_then(|s| s.keys().next().cloned()))
+        .unwrap_or_default()
+}
+
+impl Drop for Berth {
+    fn drop(&mut self) {
+        self.kill9();
+        // Remove what this node ran, so later tests start clean.
+        let suffix = format!("-{}", self.node);
+        let endpoint = endpoint();
+        let _ = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().ok()?;
+            rt.block_on(async {
+                let client = cri_client::RuntimeClient::connect(Some(&endpoint), Default::default()).await.ok()?;
+                let pods = client.list_pod_sandbox(Default::default()).await.ok()?.items;
+                for p in pods {
+                    if p.metadata.as_ref().is_some_and(|m| m.name.ends_with(&suffix)) {
+                        let _ = client
+                            .stop_pod_sandbox(pb::StopPodSandboxRequest { pod_sandbox_id: p.id.clone() })
+                            .await;
+                        let _ = client
+                            .remove_pod_sandbox(pb::RemovePodSandboxRequest { pod_sandbox_id: p.id })
+                            .await;
+                    }
+                }
+                Some(())
+            })
+        })
+        .join();
+    }
+}
+
+impl Default for Berth {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Where a pod's container logs live under this berth's podLogsDir.
+pub fn pod_log_dir(b: &Berth, pod: &Value) -> PathBuf {
+    let m = &pod["metadata"];
+    b.logs_dir().join(format!(
+        "{}_{}_{}",
+        m["namespace"].as_str().unwrap_or_default(),
+        m["name"].as_str().unwrap_or_default(),
+        m["uid"].as_str().unwrap_or_default()
+    ))
+}
+
+pub fn read(path: &Path) -> String {
+    std::fs::read_to_string(path).unwrap_or_default()
+}
