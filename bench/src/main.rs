@@ -21,7 +21,9 @@ const BENCH_LABEL: &str = "berth-bench";
 
 fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
     match args.first().map(String::as_str) {
         Some("cli") => rt.block_on(cli_bench(&args[1..])),
         _ => bail!("usage: berth-bench cli [--runs N] [--pods N] [--berthctl PATH]"),
@@ -99,7 +101,10 @@ async fn cli_bench(args: &[String]) -> Result<()> {
     let pods: usize = flag(args, "--pods", 30)?;
     let berthctl: PathBuf = flag(args, "--berthctl", default_berthctl())?;
     if !berthctl.exists() {
-        bail!("{} not found; build with cargo build --release -p berth-cri-client", berthctl.display());
+        bail!(
+            "{} not found; build with cargo build --release -p berth-cri-client",
+            berthctl.display()
+        );
     }
     let client = RuntimeClient::connect(Some(&endpoint()), Default::default()).await?;
     ensure_image(&client, &busybox_image()).await;
@@ -115,7 +120,11 @@ async fn cli_bench(args: &[String]) -> Result<()> {
 
     let commands: [&[&str]; 3] = [&["pods"], &["ps", "-a"], &["images"]];
     let mut table = Vec::new();
-    let existing = client.list_pod_sandbox(Default::default()).await?.items.len();
+    let existing = client
+        .list_pod_sandbox(Default::default())
+        .await?
+        .items
+        .len();
     for cmd in commands {
         table.push((existing, cmd, run_cli(&berthctl, cmd, runs)?));
     }
@@ -140,7 +149,11 @@ async fn cli_bench(args: &[String]) -> Result<()> {
         r?;
     }
 
-    let with_pods = client.list_pod_sandbox(Default::default()).await?.items.len();
+    let with_pods = client
+        .list_pod_sandbox(Default::default())
+        .await?
+        .items
+        .len();
     for cmd in commands {
         table.push((with_pods, cmd, run_cli(&berthctl, cmd, runs)?));
     }
@@ -161,7 +174,10 @@ async fn cli_bench(args: &[String]) -> Result<()> {
     println!();
     println!("| raw CRI floor (RunPodSandbox + CreateContainer + StartContainer) | wall |");
     println!("|---|---|");
-    println!("| 1 pod (median of 5) | {:.1} ms |", ms(single[single.len() / 2]));
+    println!(
+        "| 1 pod (median of 5) | {:.1} ms |",
+        ms(single[single.len() / 2])
+    );
     println!("| {pods} pods in parallel | {:.1} ms |", ms(parallel));
     Ok(())
 }
@@ -180,7 +196,9 @@ fn run_cli(berthctl: &Path, cmd: &[&str], runs: usize) -> Result<Summary> {
     for _ in 0..3 {
         measure(&mut mk())?;
     }
-    let samples = (0..runs).map(|_| measure(&mut mk())).collect::<Result<Vec<_>>>()?;
+    let samples = (0..runs)
+        .map(|_| measure(&mut mk()))
+        .collect::<Result<Vec<_>>>()?;
     Ok(summarize(samples))
 }
 
@@ -198,7 +216,11 @@ async fn start_raw_pod(client: &RuntimeClient, name: &str) -> Result<()> {
     let ctr = client
         .create_container(pb::CreateContainerRequest {
             pod_sandbox_id: pod.pod_sandbox_id,
-            config: Some(container_config("sleep", &busybox_image(), &["sleep", "3600"])),
+            config: Some(container_config(
+                "sleep",
+                &busybox_image(),
+                &["sleep", "3600"],
+            )),
             sandbox_config: Some(config),
         })
         .await?;
@@ -230,7 +252,9 @@ async fn cleanup(client: &RuntimeClient) -> Result<()> {
                 })
                 .await?;
             client
-                .remove_pod_sandbox(pb::RemovePodSandboxRequest { pod_sandbox_id: p.id })
+                .remove_pod_sandbox(pb::RemovePodSandboxRequest {
+                    pod_sandbox_id: p.id,
+                })
                 .await
         }
     });

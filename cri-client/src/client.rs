@@ -86,14 +86,26 @@ impl RuntimeClient {
             None => endpoint::connect_default(timeouts.call).await?,
         };
         let image_channel = match image_endpoint {
-            Some(s) if Endpoint::parse(s)? != ep => Endpoint::parse(s)?.connect(timeouts.call).await?,
+            Some(s) if Endpoint::parse(s)? != ep => {
+                Endpoint::parse(s)?.connect(timeouts.call).await?
+            }
             _ => channel.clone(),
         };
-        Ok(Self::from_channels(ep.to_string(), channel, image_channel, timeouts))
+        Ok(Self::from_channels(
+            ep.to_string(),
+            channel,
+            image_channel,
+            timeouts,
+        ))
     }
 
     /// Wraps already-open channels (used by the trace proxy and tests).
-    pub fn from_channels(endpoint: String, runtime: Channel, image: Channel, timeouts: Timeouts) -> Self {
+    pub fn from_channels(
+        endpoint: String,
+        runtime: Channel,
+        image: Channel,
+        timeouts: Timeouts,
+    ) -> Self {
         // CRI messages can be large (ListContainers on a busy node, verbose
         // status); the Go kubelet allows 16 MiB, so do we.
         const MAX_MSG: usize = 16 * 1024 * 1024;
@@ -124,9 +136,9 @@ impl RuntimeClient {
             Deadline::Call => Some(self.timeouts.call),
             Deadline::Lifecycle => Some(self.timeouts.lifecycle.max(self.timeouts.call)),
             Deadline::Pull => self.timeouts.pull,
-            Deadline::Plus(secs) if secs > 0 => {
-                Some(Duration::from_secs(secs as u64) + self.timeouts.lifecycle.max(self.timeouts.call))
-            }
+            Deadline::Plus(secs) if secs > 0 => Some(
+                Duration::from_secs(secs as u64) + self.timeouts.lifecycle.max(self.timeouts.call),
+            ),
             Deadline::Plus(_) => None,
         }
     }
@@ -153,7 +165,12 @@ impl RuntimeClient {
         }
     }
 
-    async fn map_status(&self, method: &'static str, status: Status, limit: Option<Duration>) -> Error {
+    async fn map_status(
+        &self,
+        method: &'static str,
+        status: Status,
+        limit: Option<Duration>,
+    ) -> Error {
         match status.code() {
             Code::Unimplemented => Error::Unimplemented {
                 method,
@@ -293,9 +310,15 @@ mod tests {
     async fn deadlines_follow_the_kind_of_call() {
         let c = client(Timeouts::default());
         assert_eq!(c.deadline(Deadline::Call), Some(Duration::from_secs(2)));
-        assert_eq!(c.deadline(Deadline::Lifecycle), Some(Duration::from_secs(120)));
+        assert_eq!(
+            c.deadline(Deadline::Lifecycle),
+            Some(Duration::from_secs(120))
+        );
         assert_eq!(c.deadline(Deadline::Pull), None);
-        assert_eq!(c.deadline(Deadline::Plus(10)), Some(Duration::from_secs(130)));
+        assert_eq!(
+            c.deadline(Deadline::Plus(10)),
+            Some(Duration::from_secs(130))
+        );
         // ExecSync with timeout 0 means "no timeout" in CRI.
         assert_eq!(c.deadline(Deadline::Plus(0)), None);
         // A larger --timeout than the lifecycle deadline wins.
@@ -303,6 +326,9 @@ mod tests {
             call: Duration::from_secs(300),
             ..Timeouts::default()
         });
-        assert_eq!(c.deadline(Deadline::Lifecycle), Some(Duration::from_secs(300)));
+        assert_eq!(
+            c.deadline(Deadline::Lifecycle),
+            Some(Duration::from_secs(300))
+        );
     }
 }

@@ -27,7 +27,9 @@ pub struct Endpoint {
 pub enum EndpointError {
     #[error("invalid runtime endpoint {0:?}: expected unix:///path/to/socket or an absolute path")]
     Invalid(String),
-    #[error("unsupported runtime endpoint {endpoint:?}: scheme {scheme:?} is not supported on Linux, use unix://")]
+    #[error(
+        "unsupported runtime endpoint {endpoint:?}: scheme {scheme:?} is not supported on Linux, use unix://"
+    )]
     UnsupportedScheme { endpoint: String, scheme: String },
     #[error("no CRI runtime listening at {endpoint} ({reason}): is {hint} running?")]
     NotListening {
@@ -189,7 +191,11 @@ mod tests {
             "  unix:///run/containerd/containerd.sock\n",
         ] {
             let ep = Endpoint::parse(s).unwrap();
-            assert_eq!(ep.path(), Path::new("/run/containerd/containerd.sock"), "{s}");
+            assert_eq!(
+                ep.path(),
+                Path::new("/run/containerd/containerd.sock"),
+                "{s}"
+            );
             assert_eq!(ep.to_string(), "unix:///run/containerd/containerd.sock");
         }
     }
@@ -231,7 +237,11 @@ mod tests {
         // A socket file with no listener behind it: connect is refused.
         drop(std::os::unix::net::UnixListener::bind(&sock).unwrap());
         let ep = Endpoint::parse(sock.to_str().unwrap()).unwrap();
-        let msg = ep.connect(Duration::from_secs(2)).await.unwrap_err().to_string();
+        let msg = ep
+            .connect(Duration::from_secs(2))
+            .await
+            .unwrap_err()
+            .to_string();
         assert!(msg.contains("Connection refused"), "{msg}");
         assert!(msg.ends_with("is CRI-O running?"), "{msg}");
     }

@@ -19,9 +19,15 @@ pub enum Error {
         message: String,
     },
     #[error("runtime {runtime} does not implement {method}")]
-    Unimplemented { method: &'static str, runtime: String },
+    Unimplemented {
+        method: &'static str,
+        runtime: String,
+    },
     #[error("{method} timed out after {timeout:?}")]
-    Timeout { method: &'static str, timeout: Duration },
+    Timeout {
+        method: &'static str,
+        timeout: Duration,
+    },
     #[error("{method}: runtime at {endpoint} is unavailable: {message}")]
     Unavailable {
         method: &'static str,

@@ -183,8 +183,17 @@ fn state_name<E: TryFrom<i32>>(value: Option<i32>, name: fn(&E) -> &'static str)
 }
 
 macro_rules! subjects {
-    (none: $($plain:ident),* ; $($ty:ident => |$r:ident| $body:expr;)*) => {
+    (
+        none: $($plain:ident),* ;
+        $(by $field:ident as $key:literal: $($by:ident),* ;)*
+        other: $($ty:ident => |$r:ident| $body:expr;)*
+    ) => {
         $(impl Subject for v1::$plain {})*
+        $($(impl Subject for v1::$by {
+            fn subject(&self) -> String {
+                pairs(&[($key, short(&self.$field))])
+            }
+        })*)*
         $(impl Subject for v1::$ty {
             fn subject(&self) -> String {
                 let $r = self;
@@ -197,16 +206,18 @@ macro_rules! subjects {
 subjects! {
     none: VersionRequest, StatusRequest, RuntimeConfigRequest, GetEventsRequest,
         ListMetricDescriptorsRequest, ListPodSandboxMetricsRequest, ImageFsInfoRequest;
+    by pod_sandbox_id as "pod": StopPodSandboxRequest, RemovePodSandboxRequest,
+        PodSandboxStatusRequest, PodSandboxStatsRequest;
+    by container_id as "container": StartContainerRequest, StopContainerRequest,
+        RemoveContainerRequest, ContainerStatusRequest, UpdateContainerResourcesRequest,
+        ReopenContainerLogRequest, AttachRequest, ContainerStatsRequest, CheckpointContainerRequest;
+    other:
     RunPodSandboxRequest => |r| {
         let meta = r.config.as_ref().and_then(|c| c.metadata.as_ref());
         let pod = meta.map(|m| format!("{}/{}", m.namespace, m.name)).unwrap_or_default();
         let uid = meta.map_or("", |m| m.uid.as_str());
         pairs(&[("pod", &pod), ("uid", uid), ("handler", &r.runtime_handler)])
     };
-    StopPodSandboxRequest => |r| pairs(&[("pod", short(&r.pod_sandbox_id))]);
-    RemovePodSandboxRequest => |r| pairs(&[("pod", short(&r.pod_sandbox_id))]);
-    PodSandboxStatusRequest => |r| pairs(&[("pod", short(&r.pod_sandbox_id))]);
-    PodSandboxStatsRequest => |r| pairs(&[("pod", short(&r.pod_sandbox_id))]);
     PortForwardRequest => |r| {
         let ports = r.port.iter().map(i32::to_string).collect::<Vec<_>>().join(",");
         pairs(&[("pod", short(&r.pod_sandbox_id)), ("ports", &ports)])
@@ -224,15 +235,6 @@ subjects! {
         let name = r.config.as_ref().and_then(|c| c.metadata.as_ref()).map_or("", |m| m.name.as_str());
         pairs(&[("pod", short(&r.pod_sandbox_id)), ("container", name)])
     };
-    StartContainerRequest => |r| pairs(&[("container", short(&r.container_id))]);
-    StopContainerRequest => |r| pairs(&[("container", short(&r.container_id))]);
-    RemoveContainerRequest => |r| pairs(&[("container", short(&r.container_id))]);
-    ContainerStatusRequest => |r| pairs(&[("container", short(&r.container_id))]);
-    UpdateContainerResourcesRequest => |r| pairs(&[("container", short(&r.container_id))]);
-    ReopenContainerLogRequest => |r| pairs(&[("container", short(&r.container_id))]);
-    AttachRequest => |r| pairs(&[("container", short(&r.container_id))]);
-    ContainerStatsRequest => |r| pairs(&[("container", short(&r.container_id))]);
-    CheckpointContainerRequest => |r| pairs(&[("container", short(&r.container_id))]);
     ExecSyncRequest => |r| pairs(&[("container", short(&r.container_id)), ("cmd", &r.cmd.join(" "))]);
     ExecRequest => |r| pairs(&[("container", short(&r.container_id)), ("cmd", &r.cmd.join(" "))]);
     ListContainersRequest => |r| r.filter.as_ref().map(|f| pairs(&[
@@ -338,6 +340,16 @@ impl InFlight {
         self.outcome = Some((code, message.into()));
     }
 
+    /// A fresh record of the same call, for a stream's second event.
+    fn again(&self) -> InFlight {
+        InFlight {
+            sink: Arc::clone(&self.sink),
+            subject: self.subject.clone(),
+            outcome: None,
+            ..*self
+        }
+    }
+
     fn finish_with<T>(&mut self, result: &Result<T, Status>) {
         match result {
             Ok(_) => self.finish(Code::Ok, ""),
@@ -352,7 +364,7 @@ impl Drop for InFlight {
         let (code, message) = self.outcome.take().unwrap_or_else(|| match self.deadline {
             Some(d) if latency >= d => (
                 Code::DeadlineExceeded,
-                format!("caller's deadline of {d:?} passed before the runtime answered"),
+                format!("caller's deadline of {d:?} passed"),
             ),
             _ => (
                 Code::Cancelled,
@@ -399,6 +411,19 @@ impl<T> Stream for TracedStream<T> {
     }
 }
 
+impl<T> Drop for TracedStream<T> {
+    fn drop(&mut self) {
+        let deadline_passed = self
+            .call
+            .deadline
+            .is_some_and(|d| self.call.start.elapsed() >= d);
+        if self.call.outcome.is_none() && !deadline_passed {
+            let note = format!("caller closed the stream after {} messages", self.messages);
+            self.call.finish(Code::Cancelled, note);
+        }
+    }
+}
+
 /// The proxy: implements both CRI services by forwarding to `upstream`.
 #[derive(Clone)]
 pub struct TraceProxy {
@@ -411,7 +436,9 @@ impl TraceProxy {
         TraceProxy { upstream, sink }
     }
 
-    /// Both gRPC services, ready for `tonic::transport::Server::add_service`.
+    /// Both gRPC services. [`serve`] runs them on a unix socket; they also
+    /// fit `tonic::transport::Server::add_service` where tonic's `router`
+    /// feature is on.
     pub fn into_services(
         self,
     ) -> (
@@ -483,25 +510,18 @@ impl TraceProxy {
         Fut: Future<Output = Result<Response<Streaming<Resp>>, Status>>,
     {
         let mut opening = self.begin(method, &request);
-        let subject = opening.subject.clone();
-        let result = downstream(call(upstream_request(request)).await);
-        match &result {
-            Ok(_) => opening.finish(Code::Ok, "stream opened"),
-            Err(_) => opening.finish_with(&result),
-        }
-        let (deadline, start, at) = (opening.deadline, opening.start, opening.at);
-        drop(opening);
-        let resp = result?;
-        let (md, inner, ext) = resp.into_parts();
-        let call = InFlight {
-            sink: Arc::clone(&self.sink),
-            method,
-            subject,
-            at,
-            start,
-            deadline,
-            outcome: None,
+        let (md, inner, ext) = match downstream(call(upstream_request(request)).await) {
+            Ok(resp) => {
+                opening.finish(Code::Ok, "stream opened");
+                resp.into_parts()
+            }
+            Err(status) => {
+                opening.finish(status.code(), status.message());
+                return Err(status);
+            }
         };
+        let call = opening.again();
+        drop(opening);
         let stream = TracedStream {
             inner,
             call,

@@ -30,18 +30,21 @@ async fn containerd() -> Channel {
 }
 
 async fn connect_proxy(sock: &Path) -> Channel {
-    // serve() binds in its own task; give it a moment to appear.
+    // serve() binds in its own task (replacing the stale file the test
+    // left there), so retry until it answers.
+    let ep = Endpoint::parse(sock.to_str().unwrap()).unwrap();
+    let mut last = None;
     for _ in 0..100 {
-        if sock.exists() {
-            break;
+        match ep.connect(TIMEOUT).await {
+            Ok(ch) => return ch,
+            Err(e) => last = Some(e),
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    Endpoint::parse(sock.to_str().unwrap())
-        .unwrap()
-        .connect(TIMEOUT)
-        .await
-        .unwrap()
+    panic!(
+        "the trace proxy never answered on {}: {last:?}",
+        sock.display()
+    )
 }
 
 fn busybox() -> String {

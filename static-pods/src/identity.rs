@@ -27,26 +27,52 @@ pub fn static_pod_name(name: &str, node_name: &str) -> String {
     format!("{name}-{}", node_name.to_lowercase())
 }
 
-/// The deterministic UID of a static pod.
+fn hex32(hasher: Sha256) -> String {
+    hasher
+        .finalize()
+        .iter()
+        .take(16)
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// The deterministic UID of a static pod: a hash of its namespace and name,
+/// the node name and the source file.
 ///
-/// Go hashes the decoded object with md5, then `host:<node>` and `file:<path>`. Berth hashes
-/// the pod's JSON (after API defaulting, before the identity fields are set) the same way but
-/// with SHA-256, keeping the first 32 hex characters so the UID has the familiar length. Like
-/// Go, only the decoded content counts: comments and formatting do not change the UID.
+/// Departs from Go on purpose: Go hashes the whole decoded object, so every
+/// edit makes a new UID and the Go kubelet restarts the entire pod. Berth keeps
+/// the UID across edits, which lets it recreate exactly the containers whose
+/// spec changed; the content hash goes in `kubernetes.io/config.hash`
+/// ([`static_pod_config_hash`]). SHA-256, first 32 hex characters, so the UID
+/// has the familiar length.
 pub fn static_pod_uid(pod: &Pod, node_name: &str, path: &Path) -> String {
     let mut hasher = Sha256::new();
-    // Serializing k8s-openapi types only fails for non-string map keys, which they do not have.
-    let json = serde_json::to_vec(pod).unwrap_or_default();
-    hasher.update(&json);
+    let meta = &pod.metadata;
+    hasher.update(
+        meta.namespace
+            .as_deref()
+            .unwrap_or(DEFAULT_NAMESPACE)
+            .as_bytes(),
+    );
+    hasher.update(b"/");
+    hasher.update(meta.name.as_deref().unwrap_or_default().as_bytes());
     hasher.update(format!("host:{node_name}").as_bytes());
     hasher.update(b"file:");
     hasher.update(path.as_os_str().as_encoded_bytes());
-    let digest = hasher.finalize();
-    let mut hex = String::with_capacity(32);
-    for byte in digest.iter().take(16) {
-        hex.push_str(&format!("{byte:02x}"));
-    }
-    hex
+    hex32(hasher)
+}
+
+/// The content hash of a static pod (`kubernetes.io/config.hash`): the pod's
+/// JSON after API defaulting, the node name and the source file, as Go's UID.
+/// Only decoded content counts: comments and formatting don't change it.
+pub fn static_pod_config_hash(pod: &Pod, node_name: &str, path: &Path) -> String {
+    let mut hasher = Sha256::new();
+    // Serializing k8s-openapi types only fails for non-string map keys, which they do not have.
+    hasher.update(serde_json::to_vec(pod).unwrap_or_default());
+    hasher.update(format!("host:{node_name}").as_bytes());
+    hasher.update(b"file:");
+    hasher.update(path.as_os_str().as_encoded_bytes());
+    hex32(hasher)
 }
 
 /// Fills the fields the apiserver would default and the kubelet relies on.
@@ -106,6 +132,7 @@ fn default_container(c: &mut Container) {
 /// Go's `applyDefaults` does for file sources. Returns the UID.
 pub fn apply_identity(pod: &mut Pod, node_name: &str, path: &Path) -> String {
     let uid = static_pod_uid(pod, node_name, path);
+    let config_hash = static_pod_config_hash(pod, node_name, path);
     let meta = &mut pod.metadata;
     if let Some(name) = meta.name.as_mut()
         && !name.is_empty()
@@ -118,7 +145,7 @@ pub fn apply_identity(pod: &mut Pod, node_name: &str, path: &Path) -> String {
     meta.uid = Some(uid.clone());
     let annotations = meta.annotations.get_or_insert_with(Default::default);
     annotations.insert(CONFIG_SOURCE_ANNOTATION.into(), FILE_SOURCE.into());
-    annotations.insert(CONFIG_HASH_ANNOTATION.into(), uid.clone());
+    annotations.insert(CONFIG_HASH_ANNOTATION.into(), config_hash);
 
     let spec = pod.spec.get_or_insert_with(Default::default);
     spec.node_name = Some(node_name.into());
@@ -150,45 +177,38 @@ mod tests {
 
     const POD: &str = "apiVersion: v1\nkind: Pod\nmetadata:\n  name: web\nspec:\n  containers:\n  - name: c\n    image: nginx:1.25\n";
 
-    fn uid(bytes: &str, node: &str, path: &str) -> String {
-        load_manifest(Path::new(path), bytes.as_bytes(), node)
-            .unwrap()
-            .metadata
-            .uid
-            .unwrap()
+    fn identity(bytes: &str, node: &str, path: &str) -> (String, String) {
+        let pod = load_manifest(Path::new(path), bytes.as_bytes(), node).unwrap();
+        let hash = pod.metadata.annotations.as_ref().unwrap()[CONFIG_HASH_ANNOTATION].clone();
+        (pod.metadata.uid.unwrap(), hash)
     }
 
     #[test]
-    fn uid_is_stable_and_sensitive_to_node_path_and_content() {
-        let base = uid(POD, "node1", "/etc/kubernetes/manifests/web.yaml");
-        assert_eq!(base.len(), 32);
-        assert!(base.bytes().all(|b| b.is_ascii_hexdigit()));
-        // Golden value, cross-checked with Python: sha256(defaulted pod JSON + "host:node1" +
-        // "file:<path>")[..32]. Changing the hash input or algorithm must be deliberate.
-        assert_eq!(
-            base,
-            uid(POD, "node1", "/etc/kubernetes/manifests/web.yaml")
-        );
-        assert_eq!(base, "6c5aa5f606427d2cd3b4f534af0436f6");
+    fn uid_is_stable_across_edits_and_config_hash_tracks_content() {
+        const PATH: &str = "/etc/kubernetes/manifests/web.yaml";
+        let (uid, hash) = identity(POD, "node1", PATH);
+        assert_eq!(uid.len(), 32);
+        assert!(uid.bytes().all(|b| b.is_ascii_hexdigit()));
+        // Golden values (checked with Python's hashlib): sha256("default/web" "host:node1" "file:<path>")[..32] for the UID,
+        // sha256(defaulted pod JSON "host:node1" "file:<path>")[..32] for the content hash.
+        assert_eq!(uid, "700acecdaf4b5c31fa9962a2c80ddbf5");
+        assert_eq!(hash, "6c5aa5f606427d2cd3b4f534af0436f6");
+        assert_eq!((uid.clone(), hash.clone()), identity(POD, "node1", PATH));
+        assert_ne!(uid, identity(POD, "node2", PATH).0);
         assert_ne!(
-            base,
-            uid(POD, "node2", "/etc/kubernetes/manifests/web.yaml")
+            uid,
+            identity(POD, "node1", "/etc/kubernetes/manifests/web2.yaml").0
         );
-        assert_ne!(
-            base,
-            uid(POD, "node1", "/etc/kubernetes/manifests/web2.yaml")
-        );
+        // An edit keeps the UID (so only changed containers restart) but not the hash.
         let edited = POD.replace("nginx:1.25", "nginx:1.26");
-        assert_ne!(
-            base,
-            uid(&edited, "node1", "/etc/kubernetes/manifests/web.yaml")
-        );
+        let (uid2, hash2) = identity(&edited, "node1", PATH);
+        assert_eq!(uid, uid2);
+        assert_ne!(hash, hash2);
+        let renamed = POD.replace("name: web", "name: web2");
+        assert_ne!(uid, identity(&renamed, "node1", PATH).0);
         // Comments and layout are not content.
         let reformatted = format!("# a comment\n{POD}\n\n");
-        assert_eq!(
-            base,
-            uid(&reformatted, "node1", "/etc/kubernetes/manifests/web.yaml")
-        );
+        assert_eq!((uid, hash), identity(&reformatted, "node1", PATH));
     }
 
     #[test]
@@ -199,7 +219,7 @@ mod tests {
         assert_eq!(meta.namespace.as_deref(), Some("default"));
         let ann = meta.annotations.as_ref().unwrap();
         assert_eq!(ann[CONFIG_SOURCE_ANNOTATION], "file");
-        assert_eq!(Some(&ann[CONFIG_HASH_ANNOTATION]), meta.uid.as_ref());
+        assert_eq!(ann[CONFIG_HASH_ANNOTATION].len(), 32);
         assert!(!ann.contains_key(CONFIG_SEEN_ANNOTATION));
         let spec = pod.spec.as_ref().unwrap();
         assert_eq!(spec.node_name.as_deref(), Some("Node-A"));

@@ -84,7 +84,7 @@ pub struct StaticPod {
 }
 
 impl StaticPod {
-    /// The pod UID (equal to its `kubernetes.io/config.hash`).
+    /// The pod UID (stable across edits of the file).
     pub fn uid(&self) -> &str {
         self.pod.metadata.uid.as_deref().unwrap_or_default()
     }
@@ -316,10 +316,17 @@ fn pod_label(pod: &Pod) -> String {
     )
 }
 
+fn config_hash(pod: &Pod) -> Option<&String> {
+    pod.metadata
+        .annotations
+        .as_ref()?
+        .get(identity::CONFIG_HASH_ANNOTATION)
+}
+
 /// Keeps the first-seen time of an unchanged pod so rescans do not make the snapshot flap.
 fn with_first_seen(mut pod: Pod, previous: Option<&Pod>, now: jiff::Timestamp) -> Pod {
     let previous_seen = previous
-        .filter(|old| old.metadata.uid == pod.metadata.uid)
+        .filter(|old| config_hash(old) == config_hash(&pod))
         .and_then(|old| old.metadata.annotations.as_ref())
         .and_then(|a| a.get(CONFIG_SEEN_ANNOTATION))
         .cloned();

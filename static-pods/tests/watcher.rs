@@ -78,9 +78,22 @@ async fn add_edit_break_and_delete() {
     assert!(annotations.contains_key(CONFIG_SEEN_ANNOTATION));
 
     fs::write(&file, manifest("web", "nginx:1.26")).unwrap();
-    let edited = wait_for(&mut rx, |s| s.pods.first().is_some_and(|p| p.uid() != uid1)).await;
+    let hash = |p: &static_pods::StaticPod| {
+        p.pod
+            .metadata
+            .annotations
+            .as_ref()
+            .map(|a| a["kubernetes.io/config.hash"].clone())
+    };
+    let hash1 = hash(&added.pods[0]);
+    let edited = wait_for(&mut rx, |s| {
+        s.pods.first().is_some_and(|p| hash(p) != hash1)
+    })
+    .await;
     assert!(edited.errors.is_empty());
+    // The UID survives edits (only the changed containers restart).
     let uid2 = edited.pods[0].uid().to_string();
+    assert_eq!(uid2, uid1);
     let image = edited.pods[0].pod.spec.as_ref().unwrap().containers[0]
         .image
         .clone();

@@ -7,7 +7,9 @@ use std::time::Duration;
 
 use cri_client::proto as pb;
 use serde_json::Value;
-use test_support::{Pod, berthctl_bin, busybox_image, client, container_config, endpoint, ensure_image, unique};
+use test_support::{
+    Pod, berthctl_bin, busybox_image, client, container_config, endpoint, ensure_image, unique,
+};
 
 fn berthctl(args: &[&str]) -> Output {
     Command::new(berthctl_bin())
@@ -46,7 +48,8 @@ fn fails(args: &[&str]) -> String {
 
 fn json(args: &[&str]) -> Value {
     let text = ok(args);
-    serde_json::from_str(&text).unwrap_or_else(|e| panic!("berthctl {args:?}: not JSON ({e}):\n{text}"))
+    serde_json::from_str(&text)
+        .unwrap_or_else(|e| panic!("berthctl {args:?}: not JSON ({e}):\n{text}"))
 }
 
 fn write_json(dir: &std::path::Path, name: &str, v: &Value) -> String {
@@ -96,12 +99,18 @@ async fn full_pod_lifecycle() {
     let (pod_file, ctr_file) = pod_and_container_files(
         dir.path(),
         &name,
-        &["sh", "-c", "echo hello-out; echo hello-err >&2; exec sleep 3600"],
+        &[
+            "sh",
+            "-c",
+            "echo hello-out; echo hello-err >&2; exec sleep 3600",
+        ],
     );
 
     let pod_id = ok(&["runp", &pod_file]).trim().to_string();
     assert_eq!(pod_id.len(), 64, "runp prints the sandbox ID: {pod_id:?}");
-    let ctr_id = ok(&["create", &pod_id[..12], &ctr_file, &pod_file]).trim().to_string();
+    let ctr_id = ok(&["create", &pod_id[..12], &ctr_file, &pod_file])
+        .trim()
+        .to_string();
     assert_eq!(ctr_id.len(), 64);
     ok(&["start", &ctr_id[..12]]);
 
@@ -120,7 +129,10 @@ async fn full_pod_lifecycle() {
     // pods / ps tables and JSON.
     let pods = ok(&["pods", "--name", &name]);
     assert!(pods.starts_with("POD ID"), "{pods}");
-    assert!(pods.contains(&pod_id[..13]) && pods.contains("Ready"), "{pods}");
+    assert!(
+        pods.contains(&pod_id[..13]) && pods.contains("Ready"),
+        "{pods}"
+    );
     let pj = json(&["pods", "--name", &name, "-o", "json"]);
     assert_eq!(pj["items"][0]["id"], pod_id.as_str());
     assert_eq!(pj["items"][0]["state"], "SANDBOX_READY");
@@ -139,7 +151,10 @@ async fn full_pod_lifecycle() {
         .find(|b| b.contains(&name))
         .unwrap_or_else(|| panic!("pod {name} not in tree:\n{tree}"));
     assert!(block.contains(&pod_id[..13]), "{block}");
-    assert!(block.contains("main") && block.contains("Running"), "{block}");
+    assert!(
+        block.contains("main") && block.contains("Running"),
+        "{block}"
+    );
     assert!(block.contains("netns:   /"), "netns path shown: {block}");
     let tj = json(&["tree", "-o", "json"]);
     let node = tj["pods"]
@@ -156,13 +171,24 @@ async fn full_pod_lifecycle() {
     assert!(logs.0.contains("hello-out"), "stdout: {}", logs.0);
     assert!(logs.1.contains("hello-err"), "stderr: {}", logs.1);
     let stamped = ok(&["logs", "--timestamps", "--stream", "stdout", &ctr_id]);
-    assert!(stamped.lines().any(|l| l.ends_with(" hello-out") && l.starts_with("20")), "{stamped}");
+    assert!(
+        stamped
+            .lines()
+            .any(|l| l.ends_with(" hello-out") && l.starts_with("20")),
+        "{stamped}"
+    );
 
     // exec, sync and streaming; exit codes pass through.
     let out = berthctl(&["exec", "-s", &ctr_id, "sh", "-c", "echo via-sync; exit 3"]);
     assert_eq!(String::from_utf8_lossy(&out.stdout), "via-sync\n");
     assert_eq!(out.status.code(), Some(3));
-    let out = berthctl(&["exec", &ctr_id, "sh", "-c", "echo via-stream; echo e >&2; exit 4"]);
+    let out = berthctl(&[
+        "exec",
+        &ctr_id,
+        "sh",
+        "-c",
+        "echo via-stream; echo e >&2; exit 4",
+    ]);
     assert_eq!(String::from_utf8_lossy(&out.stdout), "via-stream\n");
     assert_eq!(String::from_utf8_lossy(&out.stderr), "e\n");
     assert_eq!(out.status.code(), Some(4));
@@ -172,7 +198,12 @@ async fn full_pod_lifecycle() {
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();
-    child.stdin.take().unwrap().write_all(b"piped-in\n").unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"piped-in\n")
+        .unwrap();
     let out = child.wait_with_output().unwrap();
     assert_eq!(String::from_utf8_lossy(&out.stdout), "piped-in\n");
     assert!(out.status.success());
@@ -229,7 +260,11 @@ async fn logs_tail_and_follow_until_exit() {
             container_config(
                 "counter",
                 &busybox_image(),
-                &["sh", "-c", "for i in 1 2 3 4 5; do echo line-$i; sleep 0.3; done"],
+                &[
+                    "sh",
+                    "-c",
+                    "for i in 1 2 3 4 5; do echo line-$i; sleep 0.3; done",
+                ],
             ),
         )
         .await;
@@ -251,16 +286,36 @@ async fn filters_quiet_latest_and_yaml() {
     ensure_image(&c, &busybox_image()).await;
     let a = Pod::run(&c, "filt-a").await;
     let b = Pod::run(&c, "filt-b").await;
-    let ca = a.start(&c, container_config("web", &busybox_image(), &["sleep", "3600"])).await;
-    let cb = b.start(&c, container_config("db", &busybox_image(), &["sleep", "3600"])).await;
+    let ca = a
+        .start(
+            &c,
+            container_config("web", &busybox_image(), &["sleep", "3600"]),
+        )
+        .await;
+    let cb = b
+        .start(
+            &c,
+            container_config("db", &busybox_image(), &["sleep", "3600"]),
+        )
+        .await;
 
     let q = ok(&["pods", "-q", "--name", &a.name]);
     assert_eq!(q.trim(), a.id, "-q prints full IDs");
-    let q = ok(&["pods", "-q", "--label", &format!("berth-test=true"), "--name", "filt-(a|b)"]);
+    let q = ok(&[
+        "pods",
+        "-q",
+        "--label",
+        &format!("berth-test=true"),
+        "--name",
+        "filt-(a|b)",
+    ]);
     assert!(q.contains(&a.id) && q.contains(&b.id), "{q}");
     let latest = ok(&["pods", "-q", "--latest", "--name", "filt-"]);
     assert_eq!(latest.trim(), b.id, "b was created last");
-    assert_eq!(ok(&["pods", "-q", "--state", "notready", "--name", &a.name]).trim(), "");
+    assert_eq!(
+        ok(&["pods", "-q", "--state", "notready", "--name", &a.name]).trim(),
+        ""
+    );
 
     let ps = ok(&["ps", "-q", "--name", "^web$", "--pod", &a.id]);
     assert_eq!(ps.trim(), ca);
@@ -275,7 +330,10 @@ async fn filters_quiet_latest_and_yaml() {
     let e = fails(&["pods", "-o", "xml"]);
     assert!(e.contains("xml"), "{e}");
     let e = fails(&["pods", "--name", "("]);
-    assert!(e.contains("--name \"(\": invalid regular expression"), "{e}");
+    assert!(
+        e.contains("--name \"(\": invalid regular expression"),
+        "{e}"
+    );
 }
 
 #[tokio::test]
@@ -308,7 +366,10 @@ async fn ambiguous_prefix_lists_the_matches() {
     let shared = loop {
         let n = ids.len();
         let id = pod
-            .start(&c, container_config(&format!("c{n}"), &busybox_image(), &["sleep", "3600"]))
+            .start(
+                &c,
+                container_config(&format!("c{n}"), &busybox_image(), &["sleep", "3600"]),
+            )
             .await;
         if let Some(other) = ids.iter().find(|o| o.as_bytes()[0] == id.as_bytes()[0]) {
             break (other.clone(), id);
@@ -316,7 +377,10 @@ async fn ambiguous_prefix_lists_the_matches() {
         ids.push(id);
     };
     let prefix = &shared.0[..1];
-    let all = c.list_containers(pb::ListContainersRequest::default()).await.unwrap();
+    let all = c
+        .list_containers(pb::ListContainersRequest::default())
+        .await
+        .unwrap();
     let matching: Vec<&str> = all
         .containers
         .iter()
@@ -324,7 +388,10 @@ async fn ambiguous_prefix_lists_the_matches() {
         .filter(|id| id.starts_with(prefix))
         .collect();
     let e = fails(&["inspect", prefix]);
-    assert!(e.contains(&format!("container ID prefix \"{prefix}\" is ambiguous")), "{e}");
+    assert!(
+        e.contains(&format!("container ID prefix \"{prefix}\" is ambiguous")),
+        "{e}"
+    );
     for id in matching {
         assert!(e.contains(id), "match {id} not listed: {e}");
     }
@@ -355,7 +422,13 @@ async fn pull_with_and_without_credentials() {
     assert!(list.starts_with("IMAGE"), "{list}");
     assert!(list.contains(&format!("{registry}/busybox")), "{list}");
     let ij = json(&["images", "-o", "json"]);
-    assert!(ij["images"].as_array().unwrap().iter().any(|i| i["id"] == img.id.as_str()));
+    assert!(
+        ij["images"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|i| i["id"] == img.id.as_str())
+    );
     let ins = json(&["inspecti", &image]);
     assert_eq!(ins["status"]["id"], img.id.as_str());
     // Remove only this tag: the same image is used under other names.
@@ -384,16 +457,30 @@ async fn trace_proxy_shows_calls() {
         .args(["-r", &via, "pods", "-q"])
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let out = Command::new(berthctl_bin())
-        .args(["-r", &via, "inspect", "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"])
+        .args([
+            "-r",
+            &via,
+            "inspect",
+            "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef",
+        ])
         .output()
         .unwrap();
     assert!(!out.status.success());
     std::thread::sleep(Duration::from_millis(300));
     proxy.kill().unwrap();
     let mut text = String::new();
-    proxy.stdout.take().unwrap().read_to_string(&mut text).unwrap();
+    proxy
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut text)
+        .unwrap();
     let _ = proxy.wait();
     let list = text
         .lines()
@@ -404,7 +491,10 @@ async fn trace_proxy_shows_calls() {
         .lines()
         .find(|l| l.contains("ContainerStatus"))
         .unwrap_or_else(|| panic!("no ContainerStatus in trace:\n{text}"));
-    assert!(status.contains("NotFound") && status.contains("0123456789ab"), "{status}");
+    assert!(
+        status.contains("NotFound") && status.contains("0123456789ab"),
+        "{status}"
+    );
 }
 
 #[tokio::test]

@@ -44,7 +44,10 @@ impl Berth {
     }
 
     pub fn with_args(extra: &[&str]) -> Berth {
-        let dir = tempfile::Builder::new().prefix("berth-e2e").tempdir().unwrap();
+        let dir = tempfile::Builder::new()
+            .prefix("berth-e2e")
+            .tempdir()
+            .unwrap();
         for d in ["manifests", "root", "logs"] {
             std::fs::create_dir_all(dir.path().join(d)).unwrap();
         }
@@ -109,7 +112,11 @@ impl Berth {
             if self.get("/healthz").is_some() {
                 return;
             }
-            if let Some(st) = self.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
+            if let Some(st) = self
+                .child
+                .as_mut()
+                .and_then(|c| c.try_wait().ok().flatten())
+            {
                 panic!("berth exited at start ({st}):\n{}", self.log());
             }
             std::thread::sleep(Duration::from_millis(100));
@@ -136,7 +143,10 @@ impl Berth {
     /// SIGTERM and wait.
     pub fn stop(&mut self) {
         if let Some(mut c) = self.child.take() {
-            let _ = Command::new("kill").arg("-TERM").arg(c.id().to_string()).status();
+            let _ = Command::new("kill")
+                .arg("-TERM")
+                .arg(c.id().to_string())
+                .status();
             for _ in 0..100 {
                 if c.try_wait().ok().flatten().is_some() {
                     return;
@@ -149,7 +159,9 @@ impl Berth {
     }
 
     pub fn is_running(&mut self) -> bool {
-        self.child.as_mut().is_some_and(|c| c.try_wait().ok().flatten().is_none())
+        self.child
+            .as_mut()
+            .is_some_and(|c| c.try_wait().ok().flatten().is_none())
     }
 
     /// A plain HTTP/1.0 GET on the read-only port.
@@ -160,7 +172,7 @@ impl Berth {
         let mut resp = String::new();
         s.read_to_string(&mut resp).ok()?;
         let (head, body) = resp.split_once("\r\n\r\n")?;
-        head.starts_with("HTTP/1.1 200").then(|| body.to_string())
+        (head.starts_with("HTTP/1.") && head.get(8..12) == Some(" 200")).then(|| body.to_string())
     }
 
     /// `/pods`: every pod with its status.
@@ -174,7 +186,9 @@ impl Berth {
     /// The pod whose name (before the node suffix) is `name`.
     pub fn pod(&self, name: &str) -> Option<Value> {
         let full = format!("{name}-{}", self.node);
-        self.pods().into_iter().find(|p| p["metadata"]["name"] == full.as_str())
+        self.pods()
+            .into_iter()
+            .find(|p| p["metadata"]["name"] == full.as_str())
     }
 
     pub fn write_manifest(&self, file: &str, text: &str) {
@@ -189,7 +203,13 @@ impl Berth {
     }
 
     /// Waits until `check` holds for the named pod's JSON (status included).
-    pub async fn wait_pod(&self, name: &str, what: &str, limit: Duration, check: impl Fn(&Value) -> bool) -> Value {
+    pub async fn wait_pod(
+        &self,
+        name: &str,
+        what: &str,
+        limit: Duration,
+        check: impl Fn(&Value) -> bool,
+    ) -> Value {
         let deadline = std::time::Instant::now() + limit;
         loop {
             if let Some(p) = self.pod(name)
@@ -200,7 +220,9 @@ impl Berth {
             if std::time::Instant::now() > deadline {
                 panic!(
                     "timed out after {limit:?} waiting for pod {name}: {what}\nlast seen: {}\n--- berth log ---\n{}",
-                    self.pod(name).map(|p| p["status"].to_string()).unwrap_or_default(),
+                    self.pod(name)
+                        .map(|p| p["status"].to_string())
+                        .unwrap_or_default(),
                     tail(&self.log(), 60)
                 );
             }
@@ -209,7 +231,10 @@ impl Berth {
     }
 
     /// Sandboxes in the runtime that belong to this berth's node.
-    pub async fn runtime_sandboxes(&self, client: &cri_client::RuntimeClient) -> Vec<pb::PodSandbox> {
+    pub async fn runtime_sandboxes(
+        &self,
+        client: &cri_client::RuntimeClient,
+    ) -> Vec<pb::PodSandbox> {
         let suffix = format!("-{}", self.node);
         client
             .list_pod_sandbox(pb::ListPodSandboxRequest::default())
@@ -217,12 +242,19 @@ impl Berth {
             .unwrap()
             .items
             .into_iter()
-            .filter(|s| s.metadata.as_ref().is_some_and(|m| m.name.ends_with(&suffix)))
+            .filter(|s| {
+                s.metadata
+                    .as_ref()
+                    .is_some_and(|m| m.name.ends_with(&suffix))
+            })
             .collect()
     }
 
     /// Containers in the runtime that belong to this berth's node.
-    pub async fn runtime_containers(&self, client: &cri_client::RuntimeClient) -> Vec<pb::Container> {
+    pub async fn runtime_containers(
+        &self,
+        client: &cri_client::RuntimeClient,
+    ) -> Vec<pb::Container> {
         let suffix = format!("-{}", self.node);
         client
             .list_containers(pb::ListContainersRequest::default())
@@ -251,9 +283,18 @@ pub fn container_state(pod: &Value, name: &str) -> String {
         .as_array()
         .into_iter()
         .flatten()
-        .chain(pod["status"]["initContainerStatuses"].as_array().into_iter().flatten())
+        .chain(
+            pod["status"]["initContainerStatuses"]
+                .as_array()
+                .into_iter()
+                .flatten(),
+        )
         .find(|c| c["name"] == name)
-        .and_then(|c| c["state"].as_object().and_then(|s| s.keys().next().cloned()))
+        .and_then(|c| {
+            c["state"]
+                .as_object()
+                .and_then(|s| s.keys().next().cloned())
+        })
         .unwrap_or_default()
 }
 
@@ -264,17 +305,34 @@ impl Drop for Berth {
         let suffix = format!("-{}", self.node);
         let endpoint = endpoint();
         let _ = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().ok()?;
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .ok()?;
             rt.block_on(async {
-                let client = cri_client::RuntimeClient::connect(Some(&endpoint), Default::default()).await.ok()?;
-                let pods = client.list_pod_sandbox(Default::default()).await.ok()?.items;
+                let client =
+                    cri_client::RuntimeClient::connect(Some(&endpoint), Default::default())
+                        .await
+                        .ok()?;
+                let pods = client
+                    .list_pod_sandbox(Default::default())
+                    .await
+                    .ok()?
+                    .items;
                 for p in pods {
-                    if p.metadata.as_ref().is_some_and(|m| m.name.ends_with(&suffix)) {
+                    if p.metadata
+                        .as_ref()
+                        .is_some_and(|m| m.name.ends_with(&suffix))
+                    {
                         let _ = client
-                            .stop_pod_sandbox(pb::StopPodSandboxRequest { pod_sandbox_id: p.id.clone() })
+                            .stop_pod_sandbox(pb::StopPodSandboxRequest {
+                                pod_sandbox_id: p.id.clone(),
+                            })
                             .await;
                         let _ = client
-                            .remove_pod_sandbox(pb::RemovePodSandboxRequest { pod_sandbox_id: p.id })
+                            .remove_pod_sandbox(pb::RemovePodSandboxRequest {
+                                pod_sandbox_id: p.id,
+                            })
                             .await;
                     }
                 }

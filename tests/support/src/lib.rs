@@ -23,7 +23,8 @@ pub fn endpoint() -> String {
 }
 
 pub fn busybox_image() -> String {
-    std::env::var("BERTH_TEST_BUSYBOX_IMAGE").unwrap_or_else(|_| "localhost:5000/busybox:latest".into())
+    std::env::var("BERTH_TEST_BUSYBOX_IMAGE")
+        .unwrap_or_else(|_| "localhost:5000/busybox:latest".into())
 }
 
 pub fn pause_image() -> String {
@@ -121,7 +122,9 @@ pub async fn ensure_image(client: &RuntimeClient, image: &str) {
                 ..Default::default()
             })
             .await
-            .unwrap_or_else(|e| panic!("pulling {image}: {e}; is tests/env/up's registry running?"));
+            .unwrap_or_else(|e| {
+                panic!("pulling {image}: {e}; is tests/env/up's registry running?")
+            });
     }
 }
 
@@ -139,7 +142,10 @@ impl Pod {
     /// Runs a new sandbox named after `prefix`.
     pub async fn run(client: &RuntimeClient, prefix: &str) -> Pod {
         let name = unique(prefix);
-        let log_dir = tempfile::Builder::new().prefix("berth-test-logs").tempdir().unwrap();
+        let log_dir = tempfile::Builder::new()
+            .prefix("berth-test-logs")
+            .tempdir()
+            .unwrap();
         let config = sandbox_config(&name, log_dir.path());
         let resp = client
             .run_pod_sandbox(pb::RunPodSandboxRequest {
@@ -170,14 +176,19 @@ impl Pod {
             .unwrap_or_else(|e| panic!("CreateContainer {name}: {e}"))
             .container_id;
         client
-            .start_container(pb::StartContainerRequest { container_id: id.clone() })
+            .start_container(pb::StartContainerRequest {
+                container_id: id.clone(),
+            })
             .await
             .unwrap_or_else(|e| panic!("StartContainer {name}: {e}"));
         id
     }
 
     pub fn log_path(&self, container: &str, attempt: u32) -> PathBuf {
-        self.log_dir.path().join(container).join(format!("{attempt}.log"))
+        self.log_dir
+            .path()
+            .join(container)
+            .join(format!("{attempt}.log"))
     }
 }
 
@@ -188,11 +199,18 @@ impl Drop for Pod {
         // Drop can't await; clean up on a thread with its own runtime, which
         // also works when the test's runtime is shutting down.
         let cleanup = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().ok()?;
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .ok()?;
             rt.block_on(async {
-                let client = RuntimeClient::connect(Some(&endpoint), Timeouts::default()).await.ok()?;
+                let client = RuntimeClient::connect(Some(&endpoint), Timeouts::default())
+                    .await
+                    .ok()?;
                 let _ = client
-                    .stop_pod_sandbox(pb::StopPodSandboxRequest { pod_sandbox_id: id.clone() })
+                    .stop_pod_sandbox(pb::StopPodSandboxRequest {
+                        pod_sandbox_id: id.clone(),
+                    })
                     .await;
                 client
                     .remove_pod_sandbox(pb::RemovePodSandboxRequest { pod_sandbox_id: id })

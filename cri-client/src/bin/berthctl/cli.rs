@@ -185,7 +185,12 @@ pub struct ExecArgs {
     pub tty: bool,
     #[arg(value_name = "CONTAINER-ID")]
     pub id: String,
-    #[arg(value_name = "COMMAND", required = true, trailing_var_arg = true, allow_hyphen_values = true)]
+    #[arg(
+        value_name = "COMMAND",
+        required = true,
+        trailing_var_arg = true,
+        allow_hyphen_values = true
+    )]
     pub cmd: Vec<String>,
 }
 

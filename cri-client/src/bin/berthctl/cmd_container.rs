@@ -4,7 +4,10 @@
 use anyhow::{Context, Result, bail};
 use cri_client::proto as pb;
 
-use crate::cli::{CheckpointArgs, CreateArgs, IdsArgs, InspectArgs, PsArgs, RmArgs, RunArgs, StatsArgs, StopArgs, UpdateArgs};
+use crate::cli::{
+    CheckpointArgs, CreateArgs, IdsArgs, InspectArgs, PsArgs, RmArgs, RunArgs, StatsArgs, StopArgs,
+    UpdateArgs,
+};
 use crate::{Ctx, cmd_image, filter, output, read_config_file, resolve};
 
 pub async fn create(ctx: &Ctx, a: CreateArgs) -> Result<()> {
@@ -13,7 +16,8 @@ pub async fn create(ctx: &Ctx, a: CreateArgs) -> Result<()> {
     let sandbox: pb::PodSandboxConfig = read_config_file(&a.pod_config)?;
     // crictl's create pulls only when asked (--with-pull or
     // pull-image-on-create in the config file).
-    let pull = !a.pull.no_pull && (a.pull.with_pull || ctx.config.pull_image_on_create.unwrap_or(false));
+    let pull =
+        !a.pull.no_pull && (a.pull.with_pull || ctx.config.pull_image_on_create.unwrap_or(false));
     let id = create_in(ctx, &pod_id, config, sandbox, pull, &a.pull).await?;
     println!("{id}");
     Ok(())
@@ -57,7 +61,12 @@ pub async fn run(ctx: &Ctx, a: RunArgs) -> Result<()> {
     let pull = !a.pull.no_pull && !ctx.config.disable_pull_on_run.unwrap_or(false);
     let id = create_in(ctx, &pod.pod_sandbox_id, config, sandbox, pull, &a.pull)
         .await
-        .with_context(|| format!("creating the container in new pod sandbox {}", pod.pod_sandbox_id))?;
+        .with_context(|| {
+            format!(
+                "creating the container in new pod sandbox {}",
+                pod.pod_sandbox_id
+            )
+        })?;
     ctx.client
         .start_container(pb::StartContainerRequest {
             container_id: id.clone(),
@@ -93,7 +102,11 @@ pub async fn stop(ctx: &Ctx, a: StopArgs) -> Result<()> {
 }
 
 pub async fn rm(ctx: &Ctx, a: RmArgs) -> Result<()> {
-    let all = ctx.client.list_containers(pb::ListContainersRequest::default()).await?.containers;
+    let all = ctx
+        .client
+        .list_containers(pb::ListContainersRequest::default())
+        .await?
+        .containers;
     let ids = if a.all {
         all.iter().map(|c| c.id.clone()).collect()
     } else if a.ids.is_empty() {
@@ -174,13 +187,19 @@ pub async fn ps(ctx: &Ctx, a: PsArgs) -> Result<()> {
         .containers;
     items.retain(|c| {
         let meta = c.metadata.clone().unwrap_or_default();
-        let ns = c.labels.get("io.kubernetes.pod.namespace").map_or("", String::as_str);
+        let ns = c
+            .labels
+            .get("io.kubernetes.pod.namespace")
+            .map_or("", String::as_str);
         let image = c.image.as_ref().map_or("", |i| i.image.as_str());
         f.id.as_deref().is_none_or(|id| c.id.starts_with(id))
             && filter::matches(&name, &meta.name)
             && filter::matches(&namespace, ns)
             && a.image.as_deref().is_none_or(|want| {
-                image == want || image.starts_with(&format!("{want}:")) || c.image_ref == want || c.image_ref.contains(want)
+                image == want
+                    || image.starts_with(&format!("{want}:"))
+                    || c.image_ref == want
+                    || c.image_ref.contains(want)
             })
     });
     filter::newest_first(&mut items, |c| c.created_at, f.latest, f.last);
@@ -189,7 +208,13 @@ pub async fn ps(ctx: &Ctx, a: PsArgs) -> Result<()> {
         no_trunc: f.no_trunc,
         verbose: f.verbose,
     };
-    output::print_containers(&mut std::io::stdout().lock(), format, &items, &opts, output::now())?;
+    output::print_containers(
+        &mut std::io::stdout().lock(),
+        format,
+        &items,
+        &opts,
+        output::now(),
+    )?;
     Ok(())
 }
 

@@ -19,10 +19,20 @@ pub async fn images(ctx: &Ctx, a: ImagesArgs) -> Result<()> {
             ..Default::default()
         }),
     });
-    let mut images = ctx.client.list_images(pb::ListImagesRequest { filter }).await?.images;
+    let mut images = ctx
+        .client
+        .list_images(pb::ListImagesRequest { filter })
+        .await?
+        .images;
     if let Some(want) = &a.filter {
         // containerd ignores the filter; apply it the way crictl's users expect.
-        images.retain(|i| i.repo_tags.iter().chain(&i.repo_digests).any(|t| matches_ref(t, want)) || i.id.contains(want.as_str()));
+        images.retain(|i| {
+            i.repo_tags
+                .iter()
+                .chain(&i.repo_digests)
+                .any(|t| matches_ref(t, want))
+                || i.id.contains(want.as_str())
+        });
     }
     let opts = output::ImageListOptions {
         quiet: a.quiet,
@@ -38,8 +48,14 @@ pub async fn images(ctx: &Ctx, a: ImagesArgs) -> Result<()> {
 /// `busybox` matches `docker.io/library/busybox:latest`, `localhost:5000/busybox`
 /// matches every tag of that repository.
 fn matches_ref(tag: &str, want: &str) -> bool {
-    let repo = tag.rsplit_once(':').filter(|(_, t)| !t.contains('/')).map_or(tag, |(r, _)| r);
-    tag == want || repo == want || tag.ends_with(&format!("/{want}")) || repo.ends_with(&format!("/{want}"))
+    let repo = tag
+        .rsplit_once(':')
+        .filter(|(_, t)| !t.contains('/'))
+        .map_or(tag, |(r, _)| r);
+    tag == want
+        || repo == want
+        || tag.ends_with(&format!("/{want}"))
+        || repo.ends_with(&format!("/{want}"))
 }
 
 pub async fn inspecti(ctx: &Ctx, a: InspectArgs) -> Result<()> {
@@ -62,7 +78,10 @@ pub async fn inspecti(ctx: &Ctx, a: InspectArgs) -> Result<()> {
 
 pub async fn imagefsinfo(ctx: &Ctx, a: OutputArgs) -> Result<()> {
     let format = output::OutputFormat::parse_or(&a.output, output::OutputFormat::Json)?;
-    let resp = ctx.client.image_fs_info(pb::ImageFsInfoRequest::default()).await?;
+    let resp = ctx
+        .client
+        .image_fs_info(pb::ImageFsInfoRequest::default())
+        .await?;
     output::print_imagefsinfo(&mut std::io::stdout().lock(), format, &resp)?;
     Ok(())
 }
@@ -113,7 +132,12 @@ pub fn auth_config(
 }
 
 pub async fn pull(ctx: &Ctx, a: PullArgs) -> Result<()> {
-    let auth = auth_config(a.creds.as_deref(), a.auth.as_deref(), a.username.as_deref(), a.password.as_deref())?;
+    let auth = auth_config(
+        a.creds.as_deref(),
+        a.auth.as_deref(),
+        a.username.as_deref(),
+        a.password.as_deref(),
+    )?;
     let sandbox = match &a.pod_config {
         Some(p) => Some(read_config_file::<pb::PodSandboxConfig>(p)?),
         None => None,
@@ -125,7 +149,12 @@ pub async fn pull(ctx: &Ctx, a: PullArgs) -> Result<()> {
 
 /// Pulls `image`; on a terminal, shows a spinner with the elapsed time (CRI's
 /// PullImage reports no progress of its own).
-pub async fn pull_with(ctx: &Ctx, image: &str, auth: Option<pb::AuthConfig>, sandbox: Option<pb::PodSandboxConfig>) -> Result<String> {
+pub async fn pull_with(
+    ctx: &Ctx,
+    image: &str,
+    auth: Option<pb::AuthConfig>,
+    sandbox: Option<pb::PodSandboxConfig>,
+) -> Result<String> {
     let req = pb::PullImageRequest {
         image: Some(pb::ImageSpec {
             image: image.to_string(),
@@ -161,7 +190,11 @@ pub async fn pull_with(ctx: &Ctx, image: &str, auth: Option<pb::AuthConfig>, san
 }
 
 pub async fn rmi(ctx: &Ctx, a: RmiArgs) -> Result<()> {
-    let images = ctx.client.list_images(pb::ListImagesRequest::default()).await?.images;
+    let images = ctx
+        .client
+        .list_images(pb::ListImagesRequest::default())
+        .await?
+        .images;
     let pinned = pinned_ids(ctx, &images).await;
     let targets: Vec<String> = if a.prune {
         let used: HashSet<String> = ctx
@@ -178,7 +211,11 @@ pub async fn rmi(ctx: &Ctx, a: RmiArgs) -> Result<()> {
             .map(|i| i.id.clone())
             .collect()
     } else if a.all {
-        images.iter().filter(|i| !pinned.contains(&i.id)).map(|i| i.id.clone()).collect()
+        images
+            .iter()
+            .filter(|i| !pinned.contains(&i.id))
+            .map(|i| i.id.clone())
+            .collect()
     } else if a.ids.is_empty() {
         bail!("rmi: give at least one image, or --all / --prune");
     } else {
@@ -215,16 +252,27 @@ pub async fn rmi(ctx: &Ctx, a: RmiArgs) -> Result<()> {
 /// Images that must survive `rmi --all/--prune`: those the runtime marks
 /// pinned, plus its sandbox (pause) image, which containerd 1.6 does not mark.
 async fn pinned_ids(ctx: &Ctx, images: &[pb::Image]) -> HashSet<String> {
-    let mut pinned: HashSet<String> = images.iter().filter(|i| i.pinned).map(|i| i.id.clone()).collect();
+    let mut pinned: HashSet<String> = images
+        .iter()
+        .filter(|i| i.pinned)
+        .map(|i| i.id.clone())
+        .collect();
     if let Ok(status) = ctx.client.status(pb::StatusRequest { verbose: true }).await
         && let Some(sandbox_image) = status
             .info
             .get("config")
             .and_then(|c| serde_json::from_str::<serde_json::Value>(c).ok())
-            .and_then(|v| v.get("sandboxImage").and_then(|s| s.as_str()).map(str::to_string))
+            .and_then(|v| {
+                v.get("sandboxImage")
+                    .and_then(|s| s.as_str())
+                    .map(str::to_string)
+            })
     {
         for i in images {
-            if i.repo_tags.iter().any(|t| *t == sandbox_image || normalize(t) == normalize(&sandbox_image)) {
+            if i.repo_tags
+                .iter()
+                .any(|t| *t == sandbox_image || normalize(t) == normalize(&sandbox_image))
+            {
                 pinned.insert(i.id.clone());
             }
         }
@@ -235,7 +283,8 @@ async fn pinned_ids(ctx: &Ctx, images: &[pb::Image]) -> HashSet<String> {
 /// `pause:3.6` and `docker.io/library/pause:3.6` name the same image.
 fn normalize(r: &str) -> String {
     let first = r.split('/').next().unwrap_or_default();
-    let has_registry = r.contains('/') && (first.contains('.') || first.contains(':') || first == "localhost");
+    let has_registry =
+        r.contains('/') && (first.contains('.') || first.contains(':') || first == "localhost");
     if has_registry {
         r.to_string()
     } else if r.contains('/') {
@@ -251,11 +300,23 @@ mod tests {
 
     #[test]
     fn creds_and_auth() {
-        let a = auth_config(Some("berth:pw:with:colons"), None, None, None).unwrap().unwrap();
-        assert_eq!((a.username.as_str(), a.password.as_str()), ("berth", "pw:with:colons"));
-        let a = auth_config(None, Some("YmVydGg6cHc="), None, None).unwrap().unwrap();
+        let a = auth_config(Some("berth:pw:with:colons"), None, None, None)
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            (a.username.as_str(), a.password.as_str()),
+            ("berth", "pw:with:colons")
+        );
+        let a = auth_config(None, Some("YmVydGg6cHc="), None, None)
+            .unwrap()
+            .unwrap();
         assert_eq!(a.auth, "YmVydGg6cHc=");
-        assert!(auth_config(None, Some("!!"), None, None).unwrap_err().to_string().contains("base64"));
+        assert!(
+            auth_config(None, Some("!!"), None, None)
+                .unwrap_err()
+                .to_string()
+                .contains("base64")
+        );
         assert!(auth_config(Some(":pw"), None, None, None).is_err());
         assert!(auth_config(Some("a:b"), Some("YTpi"), None, None).is_err());
         assert!(auth_config(None, None, None, None).unwrap().is_none());
@@ -264,11 +325,23 @@ mod tests {
     #[test]
     fn references() {
         assert!(matches_ref("docker.io/library/busybox:latest", "busybox"));
-        assert!(matches_ref("localhost:5000/busybox:latest", "localhost:5000/busybox"));
-        assert!(matches_ref("localhost:5000/busybox:latest", "localhost:5000/busybox:latest"));
+        assert!(matches_ref(
+            "localhost:5000/busybox:latest",
+            "localhost:5000/busybox"
+        ));
+        assert!(matches_ref(
+            "localhost:5000/busybox:latest",
+            "localhost:5000/busybox:latest"
+        ));
         assert!(!matches_ref("localhost:5000/busybox:latest", "box"));
         assert_eq!(normalize("pause:3.6"), "docker.io/library/pause:3.6");
-        assert_eq!(normalize("localhost:5000/pause:latest"), "localhost:5000/pause:latest");
-        assert_eq!(normalize("registry.k8s.io/pause:3.6"), "registry.k8s.io/pause:3.6");
+        assert_eq!(
+            normalize("localhost:5000/pause:latest"),
+            "localhost:5000/pause:latest"
+        );
+        assert_eq!(
+            normalize("registry.k8s.io/pause:3.6"),
+            "registry.k8s.io/pause:3.6"
+        );
     }
 }

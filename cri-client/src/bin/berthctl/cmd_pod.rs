@@ -32,7 +32,11 @@ pub async fn stopp(ctx: &Ctx, a: IdsArgs) -> Result<()> {
 }
 
 pub async fn rmp(ctx: &Ctx, a: RmArgs) -> Result<()> {
-    let all = ctx.client.list_pod_sandbox(pb::ListPodSandboxRequest::default()).await?.items;
+    let all = ctx
+        .client
+        .list_pod_sandbox(pb::ListPodSandboxRequest::default())
+        .await?
+        .items;
     let ids = if a.all {
         all.iter().map(|p| p.id.clone()).collect()
     } else if a.ids.is_empty() {
@@ -104,7 +108,9 @@ pub async fn pods(ctx: &Ctx, a: PodsArgs) -> Result<()> {
     let namespace = filter::regex("namespace", f.namespace.as_deref())?;
     let mut items = ctx
         .client
-        .list_pod_sandbox(pb::ListPodSandboxRequest { filter: Some(filter) })
+        .list_pod_sandbox(pb::ListPodSandboxRequest {
+            filter: Some(filter),
+        })
         .await?
         .items;
     items.retain(|p| {
@@ -119,7 +125,13 @@ pub async fn pods(ctx: &Ctx, a: PodsArgs) -> Result<()> {
         no_trunc: f.no_trunc,
         verbose: f.verbose,
     };
-    output::print_pods(&mut std::io::stdout().lock(), format, &items, &opts, output::now())?;
+    output::print_pods(
+        &mut std::io::stdout().lock(),
+        format,
+        &items,
+        &opts,
+        output::now(),
+    )?;
     Ok(())
 }
 

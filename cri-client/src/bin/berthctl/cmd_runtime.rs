@@ -21,21 +21,30 @@ pub async fn version(ctx: &Ctx, a: OutputArgs) -> Result<()> {
 
 pub async fn info(ctx: &Ctx, a: OutputArgs) -> Result<()> {
     let format = output::OutputFormat::parse_or(&a.output, output::OutputFormat::Json)?;
-    let resp = ctx.client.status(pb::StatusRequest { verbose: true }).await?;
+    let resp = ctx
+        .client
+        .status(pb::StatusRequest { verbose: true })
+        .await?;
     output::print_info(&mut std::io::stdout().lock(), format, &resp)?;
     Ok(())
 }
 
 pub async fn runtime_config(ctx: &Ctx, a: OutputArgs) -> Result<()> {
     let format = output::OutputFormat::parse_or(&a.output, output::OutputFormat::Json)?;
-    let resp = ctx.client.runtime_config(pb::RuntimeConfigRequest::default()).await?;
+    let resp = ctx
+        .client
+        .runtime_config(pb::RuntimeConfigRequest::default())
+        .await?;
     output::print_value(&mut std::io::stdout().lock(), format, &resp)?;
     Ok(())
 }
 
 pub async fn events(ctx: &Ctx, a: OutputArgs) -> Result<()> {
     let format = output::OutputFormat::parse_or(&a.output, output::OutputFormat::Json)?;
-    let mut stream = ctx.client.get_container_events(pb::GetEventsRequest::default()).await?;
+    let mut stream = ctx
+        .client
+        .get_container_events(pb::GetEventsRequest::default())
+        .await?;
     loop {
         tokio::select! {
             _ = tokio::signal::ctrl_c() => return Ok(()),

@@ -71,8 +71,16 @@ pub async fn attach(ctx: &Ctx, a: AttachArgs) -> Result<ExitCode> {
 
 /// Connects our stdio to a remote command, in raw mode when there's a TTY.
 async fn stream_session(url: &str, stdin: bool, tty: bool) -> Result<ExitCode> {
-    let _raw = if tty { Some(term::RawModeGuard::new()?) } else { None };
-    let resize = if tty { Some(term::watch_resize()) } else { None };
+    let _raw = if tty {
+        Some(term::RawModeGuard::new()?)
+    } else {
+        None
+    };
+    let resize = if tty {
+        Some(term::watch_resize())
+    } else {
+        None
+    };
     let io = StreamIo {
         stdin: stdin.then(tokio::io::stdin),
         stdout: Some(tokio::io::stdout()),
@@ -104,7 +112,11 @@ fn parse_port_pair(s: &str) -> Result<(u16, u16)> {
 
 pub async fn port_forward(ctx: &Ctx, a: PortForwardArgs) -> Result<()> {
     let pod = resolve::pod_id(&ctx.client, &a.pod).await?;
-    let pairs: Vec<(u16, u16)> = a.ports.iter().map(|p| parse_port_pair(p)).collect::<Result<_>>()?;
+    let pairs: Vec<(u16, u16)> = a
+        .ports
+        .iter()
+        .map(|p| parse_port_pair(p))
+        .collect::<Result<_>>()?;
     let mut tasks = tokio::task::JoinSet::new();
     for (local, remote) in pairs {
         let listener = tokio::net::TcpListener::bind((a.address.as_str(), local))
@@ -159,8 +171,9 @@ fn parse_since(s: &str, now: jiff::Timestamp) -> Result<jiff::Timestamp> {
     if let Ok(ts) = s.parse::<jiff::Timestamp>() {
         return Ok(ts);
     }
-    let d = humantime::parse_duration(s)
-        .with_context(|| format!("--since {s:?}: expected a duration such as 10s or 5m, or an RFC3339 time"))?;
+    let d = humantime::parse_duration(s).with_context(|| {
+        format!("--since {s:?}: expected a duration such as 10s or 5m, or an RFC3339 time")
+    })?;
     let span = jiff::SignedDuration::try_from(d).context("--since: duration too large")?;
     now.checked_sub(span).context("--since: duration too large")
 }
@@ -172,7 +185,9 @@ fn previous_log_path(current: &str, attempt: u32) -> Result<PathBuf> {
         bail!("the container has no previous instance (restart count 0)");
     }
     let path = PathBuf::from(current);
-    let dir = path.parent().context("container log path has no directory")?;
+    let dir = path
+        .parent()
+        .context("container log path has no directory")?;
     Ok(dir.join(format!("{}.log", attempt - 1)))
 }
 
@@ -198,7 +213,11 @@ pub async fn logs(ctx: &Ctx, a: LogsArgs) -> Result<()> {
     };
     let opts = LogOptions {
         tail: u64::try_from(a.tail).ok(),
-        since: a.since.as_deref().map(|s| parse_since(s, jiff::Timestamp::now())).transpose()?,
+        since: a
+            .since
+            .as_deref()
+            .map(|s| parse_since(s, jiff::Timestamp::now()))
+            .transpose()?,
         timestamps: a.timestamps,
         follow: a.follow && !a.previous,
         limit_bytes: u64::try_from(a.limit_bytes).ok().filter(|n| *n > 0),
@@ -236,7 +255,15 @@ pub async fn logs(ctx: &Ctx, a: LogsArgs) -> Result<()> {
     };
     let mut stdout = tokio::io::stdout();
     let mut stderr = tokio::io::stderr();
-    cri_client::logs::read_logs_until(&path, &opts, &mut stdout, &mut stderr, cancel, still_running).await?;
+    cri_client::logs::read_logs_until(
+        &path,
+        &opts,
+        &mut stdout,
+        &mut stderr,
+        cancel,
+        still_running,
+    )
+    .await?;
     Ok(())
 }
 
@@ -250,19 +277,34 @@ mod tests {
         assert_eq!(parse_port_pair("9000:80").unwrap(), (9000, 80));
         assert_eq!(parse_port_pair(":80").unwrap(), (0, 80));
         assert!(parse_port_pair("0").is_err());
-        assert!(parse_port_pair("70000").unwrap_err().to_string().contains("\"70000\""));
+        assert!(
+            parse_port_pair("70000")
+                .unwrap_err()
+                .to_string()
+                .contains("\"70000\"")
+        );
         assert!(parse_port_pair("a:b").is_err());
     }
 
     #[test]
     fn since_forms() {
         let now: jiff::Timestamp = "2026-11-22T10:00:00Z".parse().unwrap();
-        assert_eq!(parse_since("90s", now).unwrap().to_string(), "2026-11-22T09:58:30Z");
         assert_eq!(
-            parse_since("2026-11-22T08:00:00Z", now).unwrap().to_string(),
+            parse_since("90s", now).unwrap().to_string(),
+            "2026-11-22T09:58:30Z"
+        );
+        assert_eq!(
+            parse_since("2026-11-22T08:00:00Z", now)
+                .unwrap()
+                .to_string(),
             "2026-11-22T08:00:00Z"
         );
-        assert!(parse_since("yesterday", now).unwrap_err().to_string().contains("--since"));
+        assert!(
+            parse_since("yesterday", now)
+                .unwrap_err()
+                .to_string()
+                .contains("--since")
+        );
     }
 
     #[test]

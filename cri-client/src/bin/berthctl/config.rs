@@ -49,9 +49,14 @@ impl CrictlConfig {
             Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
         };
         if meta.len() > MAX_CONFIG_BYTES {
-            bail!("{}: file is {} bytes, larger than the 1 MiB limit", path.display(), meta.len());
+            bail!(
+                "{}: file is {} bytes, larger than the 1 MiB limit",
+                path.display(),
+                meta.len()
+            );
         }
-        let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        let text =
+            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
         Self::parse(&text).with_context(|| format!("{}: invalid crictl config", path.display()))
     }
 
@@ -82,7 +87,10 @@ impl CrictlConfig {
             "debug" => self.debug.map(|b| b.to_string()),
             "pull-image-on-create" => self.pull_image_on_create.map(|b| b.to_string()),
             "disable-pull-on-run" => self.disable_pull_on_run.map(|b| b.to_string()),
-            _ => bail!("unknown config key {key:?}; known keys: {}", KEYS.join(", ")),
+            _ => bail!(
+                "unknown config key {key:?}; known keys: {}",
+                KEYS.join(", ")
+            ),
         };
         Ok(v.unwrap_or_default())
     }
@@ -96,16 +104,17 @@ impl CrictlConfig {
             "runtime-endpoint" => self.runtime_endpoint = Some(value.to_string()),
             "image-endpoint" => self.image_endpoint = Some(value.to_string()),
             "timeout" => {
-                self.timeout = Some(
-                    value
-                        .parse()
-                        .with_context(|| format!("config key \"timeout\": {value:?} is not a number of seconds"))?,
-                )
+                self.timeout = Some(value.parse().with_context(|| {
+                    format!("config key \"timeout\": {value:?} is not a number of seconds")
+                })?)
             }
             "debug" => self.debug = Some(boolean(value)?),
             "pull-image-on-create" => self.pull_image_on_create = Some(boolean(value)?),
             "disable-pull-on-run" => self.disable_pull_on_run = Some(boolean(value)?),
-            _ => bail!("unknown config key {key:?}; known keys: {}", KEYS.join(", ")),
+            _ => bail!(
+                "unknown config key {key:?}; known keys: {}",
+                KEYS.join(", ")
+            ),
         }
         Ok(())
     }
@@ -121,7 +130,10 @@ mod tests {
             "runtime-endpoint: unix:///run/containerd/containerd.sock\nimage-endpoint: unix:///run/containerd/containerd.sock\ntimeout: 10\ndebug: true\n",
         )
         .unwrap();
-        assert_eq!(c.runtime_endpoint.as_deref(), Some("unix:///run/containerd/containerd.sock"));
+        assert_eq!(
+            c.runtime_endpoint.as_deref(),
+            Some("unix:///run/containerd/containerd.sock")
+        );
         assert_eq!(c.timeout, Some(10));
         assert_eq!(c.debug, Some(true));
         assert_eq!(CrictlConfig::parse("").unwrap(), CrictlConfig::default());
@@ -143,11 +155,15 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("etc/crictl.yaml");
         let mut c = CrictlConfig::load(&path).unwrap();
-        c.set("runtime-endpoint", "unix:///run/berth-test/containerd.sock").unwrap();
+        c.set("runtime-endpoint", "unix:///run/berth-test/containerd.sock")
+            .unwrap();
         c.set("timeout", "5").unwrap();
         c.save(&path).unwrap();
         let back = CrictlConfig::load(&path).unwrap();
-        assert_eq!(back.get("runtime-endpoint").unwrap(), "unix:///run/berth-test/containerd.sock");
+        assert_eq!(
+            back.get("runtime-endpoint").unwrap(),
+            "unix:///run/berth-test/containerd.sock"
+        );
         assert_eq!(back.get("timeout").unwrap(), "5");
         assert_eq!(back.get("debug").unwrap(), "");
     }

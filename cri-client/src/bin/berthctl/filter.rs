@@ -25,7 +25,9 @@ pub fn labels(args: &[String]) -> Result<HashMap<String, String>> {
 pub fn regex(flag: &str, pattern: Option<&str>) -> Result<Option<Regex>> {
     pattern
         .filter(|p| !p.is_empty())
-        .map(|p| Regex::new(p).with_context(|| format!("--{flag} {p:?}: invalid regular expression")))
+        .map(|p| {
+            Regex::new(p).with_context(|| format!("--{flag} {p:?}: invalid regular expression"))
+        })
         .transpose()
 }
 
@@ -34,7 +36,12 @@ pub fn matches(re: &Option<Regex>, value: &str) -> bool {
 }
 
 /// Sorts newest first (as crictl does) and applies `--latest` / `--last N`.
-pub fn newest_first<T>(items: &mut Vec<T>, created_at: impl Fn(&T) -> i64, latest: bool, last: usize) {
+pub fn newest_first<T>(
+    items: &mut Vec<T>,
+    created_at: impl Fn(&T) -> i64,
+    latest: bool,
+    last: usize,
+) {
     items.sort_by_key(|b| std::cmp::Reverse(created_at(b)));
     let keep = if latest { 1 } else { last };
     if keep > 0 {
@@ -51,13 +58,23 @@ mod tests {
         let l = labels(&["app=web".into(), "tier=".into()]).unwrap();
         assert_eq!(l["app"], "web");
         assert_eq!(l["tier"], "");
-        assert!(labels(&["novalue".into()]).unwrap_err().to_string().contains("KEY=VALUE"));
+        assert!(
+            labels(&["novalue".into()])
+                .unwrap_err()
+                .to_string()
+                .contains("KEY=VALUE")
+        );
         assert!(labels(&["=x".into()]).is_err());
     }
 
     #[test]
     fn regexes() {
-        assert!(regex("name", Some("(")).unwrap_err().to_string().contains("--name \"(\""));
+        assert!(
+            regex("name", Some("("))
+                .unwrap_err()
+                .to_string()
+                .contains("--name \"(\"")
+        );
         let re = regex("name", Some("^web")).unwrap();
         assert!(matches(&re, "web-1"));
         assert!(!matches(&re, "db"));

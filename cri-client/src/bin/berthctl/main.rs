@@ -29,7 +29,10 @@ use cri_client::client::Timeouts;
 fn main() -> ExitCode {
     let cli = Cli::parse();
     // One thread is plenty for a CLI and starts fastest.
-    let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("berthctl: starting the async runtime: {e}");
@@ -59,7 +62,9 @@ async fn run(cli: Cli) -> Result<ExitCode> {
 
     // Commands that need no runtime.
     match &cli.command {
-        Command::Config(args) => return cmd_runtime::config(args, &cli.config, file_config).map(|_| ExitCode::SUCCESS),
+        Command::Config(args) => {
+            return cmd_runtime::config(args, &cli.config, file_config).map(|_| ExitCode::SUCCESS);
+        }
         Command::Completion(args) => {
             let mut cmd = <Cli as clap::CommandFactory>::command();
             clap_complete::generate(args.shell, &mut cmd, "berthctl", &mut std::io::stdout());
@@ -76,15 +81,25 @@ async fn run(cli: Cli) -> Result<ExitCode> {
         call: timeout,
         ..Timeouts::default()
     };
-    let endpoint = cli.runtime_endpoint.clone().or(file_config.runtime_endpoint.clone());
-    let image_endpoint = cli.image_endpoint.clone().or(file_config.image_endpoint.clone());
-    let client = RuntimeClient::connect_split(endpoint.as_deref(), image_endpoint.as_deref(), timeouts)
-        .await
-        .context("connecting to the runtime")?;
+    let endpoint = cli
+        .runtime_endpoint
+        .clone()
+        .or(file_config.runtime_endpoint.clone());
+    let image_endpoint = cli
+        .image_endpoint
+        .clone()
+        .or(file_config.image_endpoint.clone());
+    let client =
+        RuntimeClient::connect_split(endpoint.as_deref(), image_endpoint.as_deref(), timeouts)
+            .await
+            .context("connecting to the runtime")?;
     if endpoint.is_none() {
         // Say which default answered: crictl's silent guessing (and its slow,
         // noisy fallback) is a common complaint.
-        tracing::info!("no runtime endpoint configured; using {}", client.endpoint());
+        tracing::info!(
+            "no runtime endpoint configured; using {}",
+            client.endpoint()
+        );
         if !matches!(cli.command, Command::Version(_)) {
             eprintln!(
                 "berthctl: using {} (set -r, CONTAINER_RUNTIME_ENDPOINT or runtime-endpoint in {} to choose)",
@@ -154,9 +169,14 @@ pub fn read_config_file<T: serde::de::DeserializeOwned>(path: &std::path::Path) 
     const MAX: u64 = 4 * 1024 * 1024;
     let meta = std::fs::metadata(path).with_context(|| format!("reading {}", path.display()))?;
     if meta.len() > MAX {
-        anyhow::bail!("{}: {} bytes is larger than the 4 MiB limit", path.display(), meta.len());
+        anyhow::bail!(
+            "{}: {} bytes is larger than the 4 MiB limit",
+            path.display(),
+            meta.len()
+        );
     }
-    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
     let parsed = if text.trim_start().starts_with('{') {
         serde_json::from_str(&text).map_err(anyhow::Error::from)
     } else {

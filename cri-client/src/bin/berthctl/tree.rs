@@ -59,8 +59,10 @@ pub async fn tree(ctx: &Ctx, a: TreeArgs) -> Result<()> {
 
 async fn collect(ctx: &Ctx, namespace: &Option<regex::Regex>) -> Result<Vec<PodNode>> {
     let (pods, containers) = tokio::try_join!(
-        ctx.client.list_pod_sandbox(pb::ListPodSandboxRequest::default()),
-        ctx.client.list_containers(pb::ListContainersRequest::default()),
+        ctx.client
+            .list_pod_sandbox(pb::ListPodSandboxRequest::default()),
+        ctx.client
+            .list_containers(pb::ListContainersRequest::default()),
     )?;
     let mut pods = pods.items;
     pods.retain(|p| filter::matches(namespace, &p.metadata.clone().unwrap_or_default().namespace));
@@ -88,19 +90,22 @@ async fn collect(ctx: &Ctx, namespace: &Option<regex::Regex>) -> Result<Vec<PodN
     for (c, st) in wanted.iter().zip(cstatuses) {
         let st = st.ok().and_then(|s| s.status);
         let meta = c.metadata.clone().unwrap_or_default();
-        by_pod.entry(c.pod_sandbox_id.as_str()).or_default().push(ContainerNode {
-            id: c.id.clone(),
-            name: meta.name,
-            state: container_state(c.state).to_string(),
-            attempt: meta.attempt,
-            exit_code: st
-                .as_ref()
-                .filter(|s| s.state == pb::ContainerState::ContainerExited as i32)
-                .map(|s| s.exit_code),
-            reason: st.as_ref().map(|s| s.reason.clone()).unwrap_or_default(),
-            image: c.image.clone().unwrap_or_default().image,
-            log_path: st.map(|s| s.log_path).unwrap_or_default(),
-        });
+        by_pod
+            .entry(c.pod_sandbox_id.as_str())
+            .or_default()
+            .push(ContainerNode {
+                id: c.id.clone(),
+                name: meta.name,
+                state: container_state(c.state).to_string(),
+                attempt: meta.attempt,
+                exit_code: st
+                    .as_ref()
+                    .filter(|s| s.state == pb::ContainerState::ContainerExited as i32)
+                    .map(|s| s.exit_code),
+                reason: st.as_ref().map(|s| s.reason.clone()).unwrap_or_default(),
+                image: c.image.clone().unwrap_or_default().image,
+                log_path: st.map(|s| s.log_path).unwrap_or_default(),
+            });
     }
     let mut nodes = Vec::new();
     for (p, st) in pods.iter().zip(statuses) {
@@ -127,7 +132,9 @@ async fn collect(ctx: &Ctx, namespace: &Option<regex::Regex>) -> Result<Vec<PodN
         node.containers = cs;
         nodes.push(node);
     }
-    nodes.sort_by(|a, b| (&a.namespace, &a.name, b.attempt).cmp(&(&b.namespace, &b.name, a.attempt)));
+    nodes.sort_by(|a, b| {
+        (&a.namespace, &a.name, b.attempt).cmp(&(&b.namespace, &b.name, a.attempt))
+    });
     Ok(nodes)
 }
 
@@ -136,18 +143,29 @@ fn fill_from_status(node: &mut PodNode, st: &pb::PodSandboxStatusResponse) {
     if let Some(net) = st.status.as_ref().and_then(|s| s.network.as_ref()) {
         node.ip = net.ip.clone();
     }
-    let Some(info) = st.info.get("info").and_then(|s| serde_json::from_str::<Value>(s).ok()) else {
+    let Some(info) = st
+        .info
+        .get("info")
+        .and_then(|s| serde_json::from_str::<Value>(s).ok())
+    else {
         return;
     };
     node.pause_pid = info.get("pid").and_then(Value::as_i64);
     let config = info.get("config");
     let text = |v: Option<&Value>| v.and_then(Value::as_str).unwrap_or_default().to_string();
     node.log_directory = text(config.and_then(|c| c.get("log_directory")));
-    node.cgroup_parent = text(config.and_then(|c| c.get("linux")).and_then(|l| l.get("cgroup_parent")));
+    node.cgroup_parent = text(
+        config
+            .and_then(|c| c.get("linux"))
+            .and_then(|l| l.get("cgroup_parent")),
+    );
     node.netns = info
         .pointer("/runtimeSpec/linux/namespaces")
         .and_then(Value::as_array)
-        .and_then(|ns| ns.iter().find(|n| n.get("type").and_then(Value::as_str) == Some("network")))
+        .and_then(|ns| {
+            ns.iter()
+                .find(|n| n.get("type").and_then(Value::as_str) == Some("network"))
+        })
         .map(|n| text(n.get("path")))
         .unwrap_or_default();
 }
@@ -196,7 +214,11 @@ pub fn render(out: &mut impl Write, nodes: &[PodNode]) -> std::io::Result<()> {
             &p.id[..p.id.len().min(13)]
         )?;
         for (j, c) in p.containers.iter().enumerate() {
-            let branch = if j + 1 == p.containers.len() { "└─" } else { "├─" };
+            let branch = if j + 1 == p.containers.len() {
+                "└─"
+            } else {
+                "├─"
+            };
             let state = match c.exit_code {
                 Some(code) if c.reason.is_empty() => format!("{}({code})", c.state),
                 Some(code) => format!("{}({code}, {})", c.state, c.reason),

@@ -1,0 +1,46 @@
+//! berth: a kubelet that keeps a node's pods running through the CRI.
+//!
+//! Data flows one way, as in the Go kubelet:
+//!
+//! 1. sources ([`static_pods`], later the apiserver) produce desired pods;
+//! 2. [`podconfig`] merges them into one desired set keyed by UID;
+//! 3. [`pod_workers`] sync each pod through [`kuberuntime`], which talks to
+//!    the runtime only via `cri_client`;
+//! 4. [`pleg`] turns runtime changes into events for the pod workers;
+//! 5. [`status`] computes each pod's status from runtime state, and
+//!    [`server`] publishes it.
+//!
+//! Modules are named after the Go kubelet's packages, so a reader who knows
+//! the kubelet finds each concept where they expect it.
+
+pub mod backoff;
+pub mod config;
+pub mod dns;
+pub mod envvars;
+pub mod images;
+pub mod kuberuntime;
+pub mod managed_runtime;
+pub mod pleg;
+pub mod pod_workers;
+pub mod podconfig;
+pub mod server;
+pub mod status;
+pub mod sync_loop;
+pub mod volumes;
+
+/// A pod's UID, the key of everything per-pod.
+pub type PodUid = String;
+
+/// `namespace/name`, for log lines.
+pub fn pod_ref(pod: &k8s_openapi::api::core::v1::Pod) -> String {
+    format!(
+        "{}/{}",
+        pod.metadata.namespace.as_deref().unwrap_or("default"),
+        pod.metadata.name.as_deref().unwrap_or("")
+    )
+}
+
+/// The pod's UID, or empty.
+pub fn pod_uid(pod: &k8s_openapi::api::core::v1::Pod) -> &str {
+    pod.metadata.uid.as_deref().unwrap_or("")
+}

@@ -1,0 +1,257 @@
+//! `berth`: runs the pods in a manifest directory through the CRI, like the
+//! Go kubelet in standalone mode.
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use clap::Parser;
+use cri_client::RuntimeClient;
+use cri_client::client::Timeouts;
+use kubelet::config::{KubeletConfig, KubeletFlags};
+use kubelet::dns::DnsConfigurer;
+use kubelet::images::ImageManager;
+use kubelet::kuberuntime::{KubeRuntimeManager, RuntimeSettings};
+use kubelet::managed_runtime::{ManagedContainerd, ManagedOptions};
+use kubelet::pleg::Pleg;
+use kubelet::pod_workers::PodWorkers;
+use kubelet::podconfig::{FILE_SOURCE, PodConfig};
+use kubelet::status::StatusManager;
+use kubelet::sync_loop::{self, SourceUpdate};
+use kubelet::volumes::VolumeManager;
+use tokio::sync::mpsc;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "berth",
+    version,
+    about = "A kubelet for static pods, through the CRI"
+)]
+struct Cli {
+    #[command(flatten)]
+    flags: KubeletFlags,
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    let config = match KubeletConfig::load(&cli.flags) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("berth: {e}");
+            return std::process::ExitCode::from(2);
+        }
+    };
+    init_tracing(&config);
+    for w in &config.warnings {
+        tracing::warn!("{w}");
+    }
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("berth: starting the async runtime: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    let result = rt.block_on(run(config));
+    // Don't wait for blocking threads (file watching, log reads) to notice.
+    rt.shutdown_timeout(Duration::from_secs(1));
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            let msg = error_chain(&e);
+            tracing::error!("{msg}");
+            eprintln!("berth: {msg}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+/// "context: cause: cause", skipping causes whose text the previous message
+/// already includes (some errors quote their source).
+fn error_chain(e: &anyhow::Error) -> String {
+    let mut out = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if !out.contains(&text) {
+            if !out.is_empty() {
+                out.push_str(": ");
+            }
+            out.push_str(&text);
+        }
+    }
+    out
+}
+
+fn init_tracing(config: &KubeletConfig) {
+    // klog-style verbosity: 0-1 info, 2-4 debug, 5+ trace for berth itself.
+    let level = match config.verbosity {
+        0 | 1 => "info",
+        2..=4 => "debug",
+        _ => "trace",
+    };
+    let mut filter = format!("warn,kubelet={level},berth={level},static_pods={level}");
+    if config.trace_cri {
+        filter.push_str(",berth::cri=debug");
+    }
+    let filter = std::env::var("RUST_LOG").unwrap_or(filter);
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+        .init();
+}
+
+/// The node's address for hostIP and probes: the source address of the
+/// default route, found without sending anything.
+fn host_ip() -> String {
+    let probe = || -> std::io::Result<IpAddr> {
+        let s = std::net::UdpSocket::bind("0.0.0.0:0")?;
+        s.connect("192.0.2.1:9")?;
+        Ok(s.local_addr()?.ip())
+    };
+    probe().map_or_else(|_| "127.0.0.1".to_string(), |ip| ip.to_string())
+}
+
+async fn connect_runtime(
+    config: &KubeletConfig,
+) -> Result<(RuntimeClient, Option<ManagedContainerd>)> {
+    let timeouts = Timeouts {
+        call: config.runtime_request_timeout.min(Duration::from_secs(10)),
+        lifecycle: config.runtime_request_timeout,
+        pull: None,
+    };
+    if let Some(ep) = &config.container_runtime_endpoint {
+        let client = RuntimeClient::connect_split(
+            Some(ep),
+            config.image_service_endpoint.as_deref(),
+            timeouts,
+        )
+        .await
+        .with_context(|| format!("connecting to --container-runtime-endpoint {ep}"))?;
+        return Ok((client, None));
+    }
+    const DEFAULT: &str = "unix:///run/containerd/containerd.sock";
+    if let Ok(client) = RuntimeClient::connect(Some(DEFAULT), timeouts).await {
+        tracing::info!("using the runtime at {DEFAULT}");
+        return Ok((client, None));
+    }
+    // Nothing listens: run containerd ourselves, as k3s does.
+    tracing::info!("no runtime at {DEFAULT}; starting a managed containerd");
+    let managed = ManagedContainerd::start(ManagedOptions::for_root_dir(&config.root_dir))
+        .await
+        .context("starting the managed containerd")?;
+    let client = RuntimeClient::connect(Some(&managed.endpoint()), timeouts)
+        .await
+        .context("connecting to the managed containerd")?;
+    Ok((client, Some(managed)))
+}
+
+async fn run(config: KubeletConfig) -> Result<()> {
+    let (client, managed) = connect_runtime(&config).await?;
+    let version = client.version(Default::default()).await?;
+    tracing::info!(
+        node = %config.node_name,
+        runtime = %format!("{} {}", version.runtime_name, version.runtime_version),
+        endpoint = client.endpoint(),
+        "berth starting"
+    );
+    let result = run_with(config, client, version.runtime_name).await;
+    if let Some(m) = managed {
+        tracing::info!("stopping the managed containerd (pods keep running in their shims)");
+        m.stop().await;
+    }
+    result
+}
+
+async fn run_with(
+    config: KubeletConfig,
+    client: RuntimeClient,
+    runtime_name: String,
+) -> Result<()> {
+    std::fs::create_dir_all(&config.pod_logs_dir)
+        .with_context(|| format!("creating podLogsDir {}", config.pod_logs_dir.display()))?;
+    let manager = Arc::new(KubeRuntimeManager::new(
+        client.clone(),
+        ImageManager::new(client.clone(), config.serialize_image_pulls),
+        VolumeManager::new(config.root_dir.clone()),
+        DnsConfigurer {
+            resolv_conf: (!config.resolv_conf.as_os_str().is_empty())
+                .then(|| config.resolv_conf.clone()),
+            cluster_dns: config.cluster_dns.clone(),
+            cluster_domain: config.cluster_domain.clone(),
+        },
+        RuntimeSettings {
+            pod_logs_dir: config.pod_logs_dir.clone(),
+            node_name: config.node_name.clone(),
+            host_ip: host_ip(),
+        },
+    ));
+    let status = StatusManager::new();
+    let workers = PodWorkers::new(manager, status.clone(), config.sync_frequency, runtime_name);
+
+    if config.read_only_port != 0 {
+        let addr = SocketAddr::new(config.address, config.read_only_port);
+        let listener = kubelet::server::bind(addr).await?;
+        tracing::info!("serving /healthz and /pods on http://{addr}");
+        tokio::spawn(kubelet::server::serve(listener, status.clone()));
+    }
+
+    let (src_tx, src_rx) = mpsc::channel(16);
+    let mut expected = Vec::new();
+    if let Some(path) = config.static_pod_path.clone() {
+        expected.push(FILE_SOURCE);
+        let mut source_config = static_pods::Config::new(path, config.node_name.clone());
+        source_config.file_check_frequency = config.file_check_frequency;
+        let source = static_pods::StaticPodSource::new(source_config).context("staticPodPath")?;
+        let (mut snapshots, _handle) = source.spawn();
+        // The first snapshot comes after the first scan, even of an empty or
+        // missing directory: only then may orphans be removed.
+        if snapshots.changed().await.is_err() {
+            anyhow::bail!("the manifest source stopped before its first scan");
+        }
+        tokio::spawn(async move {
+            loop {
+                let pods = snapshots
+                    .borrow_and_update()
+                    .pods
+                    .iter()
+                    .map(|p| p.pod.clone())
+                    .collect();
+                if src_tx
+                    .send(SourceUpdate {
+                        source: FILE_SOURCE,
+                        pods,
+                    })
+                    .await
+                    .is_err()
+                {
+                    return;
+                }
+                if snapshots.changed().await.is_err() {
+                    return;
+                }
+            }
+        });
+    } else {
+        tracing::warn!("no staticPodPath / --pod-manifest-path given: no pods to run");
+        drop(src_tx);
+    }
+
+    let (pleg_tx, pleg_rx) = mpsc::unbounded_channel();
+    tokio::spawn(Pleg::new(client).run(pleg_tx));
+    let config_merge = PodConfig::new(&expected);
+    let main_loop = sync_loop::run(config_merge, workers, src_rx, pleg_rx);
+
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    tokio::select! {
+        _ = main_loop => {}
+        _ = tokio::signal::ctrl_c() => tracing::info!("interrupted; exiting (pods keep running)"),
+        _ = term.recv() => tracing::info!("terminated; exiting (pods keep running)"),
+    }
+    Ok(())
+}

@@ -1,0 +1,171 @@
+//! The kubelet's read-only HTTP port (10255 by default, on 127.0.0.1):
+//! `/healthz` and `/pods`, a v1 PodList with full status, as the Go
+//! kubelet's read-only port serves them. The authenticated 10250 API comes
+//! with its own issue.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http::{Method, Request, Response, StatusCode};
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpListener;
+
+use crate::status::StatusManager;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    #[error("binding the read-only port {addr}")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+}
+
+fn reply(code: StatusCode, content_type: &str, body: impl Into<Bytes>) -> Response<Full<Bytes>> {
+    let mut resp = Response::new(Full::new(body.into()));
+    *resp.status_mut() = code;
+    if let Ok(v) = http::HeaderValue::from_str(content_type) {
+        resp.headers_mut().insert(http::header::CONTENT_TYPE, v);
+    }
+    resp
+}
+
+/// Answers one request. Pure, so tests call it without a socket.
+pub fn handle(method: &Method, path: &str, status: &StatusManager) -> Response<Full<Bytes>> {
+    if method != Method::GET && method != Method::HEAD {
+        return reply(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "text/plain",
+            format!("{method} is not allowed on {path}\n"),
+        );
+    }
+    match path.trim_end_matches('/') {
+        "/healthz" => reply(StatusCode::OK, "text/plain", "ok"),
+        "/pods" => {
+            let list = serde_json::json!({
+                "kind": "PodList",
+                "apiVersion": "v1",
+                "metadata": {},
+                "items": status.pods(),
+            });
+            match serde_json::to_vec(&list) {
+                Ok(body) => reply(StatusCode::OK, "application/json", body),
+                Err(e) => reply(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "text/plain",
+                    format!("encoding pods: {e}\n"),
+                ),
+            }
+        }
+        _ => reply(
+            StatusCode::NOT_FOUND,
+            "text/plain",
+            format!("{path} not found; try /healthz or /pods\n"),
+        ),
+    }
+}
+
+/// Binds `addr` and serves until the task is dropped.
+pub async fn bind(addr: SocketAddr) -> Result<TcpListener, ServerError> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|source| ServerError::Bind { addr, source })
+}
+
+pub async fn serve(listener: TcpListener, status: Arc<StatusManager>) {
+    loop {
+        let (stream, peer) = match listener.accept().await {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::warn!("read-only port: accept: {e}");
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let status = status.clone();
+        tokio::spawn(async move {
+            let svc = service_fn(move |req: Request<Incoming>| {
+                let resp = handle(req.method(), req.uri().path(), &status);
+                async move { Ok::<_, Infallible>(resp) }
+            });
+            // A malformed request is hyper's to refuse (400); it never
+            // reaches us, and never takes the server down.
+            if let Err(e) = http1::Builder::new()
+                .max_buf_size(64 * 1024)
+                .serve_connection(TokioIo::new(stream), svc)
+                .await
+            {
+                tracing::debug!(%peer, "read-only port: {e}");
+            }
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http_body_util::BodyExt;
+
+    #[tokio::test]
+    async fn routes() {
+        let status = StatusManager::new();
+        let pod: k8s_openapi::api::core::v1::Pod = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "p", "namespace": "default", "uid": "u"}, "spec": {"containers": []}}))
+        .unwrap();
+        status.set(
+            &pod,
+            k8s_openapi::api::core::v1::PodStatus {
+                phase: Some("Running".into()),
+                ..Default::default()
+            },
+        );
+        let r = handle(&Method::GET, "/healthz", &status);
+        assert_eq!(r.status(), StatusCode::OK);
+        let r = handle(&Method::GET, "/pods", &status);
+        assert_eq!(r.status(), StatusCode::OK);
+        let body = r.into_body().collect().await.unwrap().to_bytes();
+        let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(v["kind"], "PodList");
+        assert_eq!(v["items"][0]["status"]["phase"], "Running");
+        assert_eq!(
+            handle(&Method::POST, "/pods", &status).status(),
+            StatusCode::METHOD_NOT_ALLOWED
+        );
+        assert_eq!(
+            handle(&Method::GET, "/nope", &status).status(),
+            StatusCode::NOT_FOUND
+        );
+    }
+
+    #[tokio::test]
+    async fn garbage_on_the_socket_does_not_hurt() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = bind("127.0.0.1:0".parse().unwrap()).await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let status = StatusManager::new();
+        tokio::spawn(serve(listener, status));
+        let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+        s.write_all(b"\x00\x01 NOT HTTP AT ALL\r\n\r\n")
+            .await
+            .unwrap();
+        let mut buf = Vec::new();
+        let _ = s.read_to_end(&mut buf).await;
+        assert!(
+            String::from_utf8_lossy(&buf).starts_with("HTTP/1.1 400"),
+            "{}",
+            String::from_utf8_lossy(&buf)
+        );
+        // The server still answers afterwards.
+        let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+        s.write_all(b"GET /healthz HTTP/1.0\r\n\r\n").await.unwrap();
+        let mut buf = Vec::new();
+        s.read_to_end(&mut buf).await.unwrap();
+        assert!(String::from_utf8_lossy(&buf).ends_with("ok"));
+    }
+}
