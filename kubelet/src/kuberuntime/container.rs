@@ -175,7 +175,6 @@ pub fn container_config(pod: &Pod, c: &Container, inputs: ContainerInputs) -> pb
         linux: Some(pb::LinuxContainerConfig {
             resources: inputs.resources,
             security_context: Some(security_context(pod, c)),
-            ..Default::default()
         }),
         ..Default::default()
     }

@@ -187,12 +187,12 @@ impl KubeRuntimeManager {
         tracing::debug!(pod = %pref, uid, ?actions, "computed pod actions");
         result.completed = actions.completed;
 
-        if actions.kill_pod {
-            if let Err(e) = self.kill_pod(Some(pod), rt).await {
-                tracing::warn!(pod = %pref, uid, "killing pod: {e}");
-                result.requeue(Duration::from_secs(1));
-                return result;
-            }
+        if actions.kill_pod
+            && let Err(e) = self.kill_pod(Some(pod), rt).await
+        {
+            tracing::warn!(pod = %pref, uid, "killing pod: {e}");
+            result.requeue(Duration::from_secs(1));
+            return result;
         }
         for k in &actions.kill {
             tracing::info!(pod = %pref, uid, container = %k.name, reason = %k.reason, "killing container");
@@ -573,7 +573,7 @@ pub fn short(id: &str) -> &str {
 
 fn humantime_secs(d: Duration) -> String {
     let s = d.as_secs();
-    if s >= 60 && s % 60 == 0 {
+    if s >= 60 && s.is_multiple_of(60) {
         format!("{}m0s", s / 60)
     } else if s >= 60 {
         format!("{}m{}s", s / 60, s % 60)

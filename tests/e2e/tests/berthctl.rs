@@ -1,6 +1,8 @@
 //! berthctl against the real containerd that `tests/env/up` starts: every
 //! assertion is about what the runtime reports or what the CLI prints.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::io::{Read, Write};
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
@@ -305,7 +307,7 @@ async fn filters_quiet_latest_and_yaml() {
         "pods",
         "-q",
         "--label",
-        &format!("berth-test=true"),
+        "berth-test=true",
         "--name",
         "filt-(a|b)",
     ]);

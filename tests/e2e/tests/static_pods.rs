@@ -2,6 +2,10 @@
 //! its own berth (one at a time, see `test_support::berth::exclusive`) and
 //! asserts what the runtime reports, what is on disk and what /pods says.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+// Each test holds `exclusive()` for its whole run, on its own runtime, on purpose.
+#![allow(clippy::await_holding_lock)]
+
 use std::collections::HashSet;
 use std::time::Duration;
 
