@@ -495,6 +495,14 @@ pub fn find_running_containerd(proc_root: &Path) -> Option<RunningContainerd> {
         if comm.trim_end() != "containerd" {
             return None;
         }
+        // A zombie (exited, not yet reaped) manages nothing.
+        let stat = std::fs::read_to_string(dir.join("stat")).unwrap_or_default();
+        if stat
+            .rsplit_once(')')
+            .is_some_and(|(_, rest)| rest.trim_start().starts_with('Z'))
+        {
+            return None;
+        }
         let cmdline = std::fs::read(dir.join("cmdline")).unwrap_or_default();
         let args: Vec<String> = cmdline
             .split(|b| *b == 0)
@@ -655,8 +663,11 @@ async fn ensure_pause_image(client: &RuntimeClient, opts: &ManagedOptions) -> Re
     })
 }
 
-/// `ctr -n k8s.io images import --index-name <image> -`, fed the layout as
-/// a tar stream (an OCI archive is a tar of the layout directory).
+/// `ctr -n k8s.io images import --base-name <repository> -`, fed the layout
+/// as a tar stream (an OCI archive is a tar of the layout directory); ctr
+/// names the image `<repository>:<the layout's ref name>`, and a different
+/// tag is added with `ctr images tag`. (`--index-name` would leave the CRI
+/// plugin with a dangling `import-<date>` name for the image.)
 async fn import_layout(ctr: &Path, image: &str, layout: &Path) -> Result<()> {
     let fail = |reason: String| ManagedRuntimeError::PauseImport {
         image: image.to_string(),
@@ -668,6 +679,8 @@ async fn import_layout(ctr: &Path, image: &str, layout: &Path) -> Result<()> {
         .await
         .map_err(|e| fail(format!("archiving the layout: {e}")))?
         .map_err(|e| fail(format!("archiving the layout: {e}")))?;
+    let (repository, tag) = split_tag(image);
+    let ref_name = layout_ref_name(layout).unwrap_or_else(|| "latest".to_string());
     let mut child = Command::new(ctr)
         .args([
             "--address",
@@ -676,8 +689,8 @@ async fn import_layout(ctr: &Path, image: &str, layout: &Path) -> Result<()> {
             "k8s.io",
             "images",
             "import",
-            "--index-name",
-            image,
+            "--base-name",
+            repository,
             "-",
         ])
         .stdin(Stdio::piped())
@@ -706,7 +719,48 @@ async fn import_layout(ctr: &Path, image: &str, layout: &Path) -> Result<()> {
         return Err(fail(format!("ctr {}: {}", output.status, stderr.trim())));
     }
     written.map_err(|e| fail(format!("feeding ctr: {e}")))?;
+    if tag != ref_name {
+        let imported = format!("{repository}:{ref_name}");
+        let out = Command::new(ctr)
+            .args([
+                "--address",
+                SOCKET,
+                "-n",
+                "k8s.io",
+                "images",
+                "tag",
+                "--force",
+                &imported,
+                image,
+            ])
+            .output()
+            .await
+            .map_err(|e| fail(format!("starting {}: {e}", ctr.display())))?;
+        if !out.status.success() {
+            return Err(fail(format!(
+                "ctr images tag {imported} {image}: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            )));
+        }
+    }
     Ok(())
+}
+
+/// `repo:tag` → (`repo`, `tag`); a reference without a tag means `latest`.
+fn split_tag(image: &str) -> (&str, &str) {
+    match image.rsplit_once(':') {
+        Some((repo, tag)) if !tag.contains('/') => (repo, tag),
+        _ => (image, "latest"),
+    }
+}
+
+/// The `org.opencontainers.image.ref.name` of the layout's first manifest.
+fn layout_ref_name(layout: &Path) -> Option<String> {
+    let index: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(layout.join("index.json")).ok()?).ok()?;
+    index["manifests"][0]["annotations"]["org.opencontainers.image.ref.name"]
+        .as_str()
+        .map(str::to_string)
 }
 
 /// A tar of the layout directory's contents, with names relative to it.
@@ -748,6 +802,30 @@ impl Write for CappedBuf {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn image_tags_and_layout_ref_names() {
+        assert_eq!(
+            split_tag("localhost:5000/pause:latest"),
+            ("localhost:5000/pause", "latest")
+        );
+        assert_eq!(
+            split_tag("localhost:5000/pause"),
+            ("localhost:5000/pause", "latest")
+        );
+        assert_eq!(
+            split_tag("registry.k8s.io/pause:3.9"),
+            ("registry.k8s.io/pause", "3.9")
+        );
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(layout_ref_name(dir.path()), None);
+        std::fs::write(
+            dir.path().join("index.json"),
+            r#"{"manifests":[{"annotations":{"org.opencontainers.image.ref.name":"v1"}}]}"#,
+        )
+        .unwrap();
+        assert_eq!(layout_ref_name(dir.path()).as_deref(), Some("v1"));
+    }
 
     /// Serialises the tests that run a process named `containerd` or call
     /// start(), which would otherwise see each other's processes.

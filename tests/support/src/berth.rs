@@ -28,6 +28,8 @@ pub struct Berth {
     pub port: u16,
     child: Option<Child>,
     extra_args: Vec<String>,
+    /// No --container-runtime-endpoint: berth starts its own containerd.
+    pub managed: bool,
 }
 
 fn free_port() -> u16 {
@@ -58,6 +60,7 @@ impl Berth {
             port,
             child: None,
             extra_args: extra.iter().map(|s| s.to_string()).collect(),
+            managed: false,
         };
         let config = format!(
             "apiVersion: kubelet.config.k8s.io/v1beta1\nkind: KubeletConfiguration\nstaticPodPath: {}\npodLogsDir: {}\nreadOnlyPort: {}\nfileCheckFrequency: 20s\nsyncFrequency: 1m\n",
@@ -98,7 +101,14 @@ impl Berth {
             .arg("--hostname-override")
             .arg(&self.node)
             .args(&self.extra_args);
-        if !self.extra_args.iter().any(|a| a == "--managed-runtime") {
+        if self.managed {
+            // Import the project's pause image from its OCI layout, as on a
+            // machine with no registry.
+            let layout = std::env::var("BERTH_TEST_PAUSE_LAYOUT")
+                .unwrap_or_else(|_| "/var/lib/berth-test/images/pause".into());
+            cmd.env("BERTH_PAUSE_IMAGE_LAYOUT", layout);
+            cmd.env("BERTH_PAUSE_IMAGE", "localhost/berth/pause:latest");
+        } else {
             cmd.arg("--container-runtime-endpoint").arg(endpoint());
         }
         let child = cmd
@@ -108,7 +118,7 @@ impl Berth {
             .spawn()
             .expect("starting berth");
         self.child = Some(child);
-        for _ in 0..300 {
+        for _ in 0..600 {
             if self.get("/healthz").is_some() {
                 return;
             }
@@ -121,7 +131,7 @@ impl Berth {
             }
             std::thread::sleep(Duration::from_millis(100));
         }
-        panic!("berth did not answer /healthz within 30 s:\n{}", self.log());
+        panic!("berth did not answer /healthz within 60 s:\n{}", self.log());
     }
 
     pub fn log(&self) -> String {
@@ -298,9 +308,38 @@ pub fn container_state(pod: &Value, name: &str) -> String {
         .unwrap_or_default()
 }
 
+/// PIDs of live containerd processes whose command line mentions `needle`.
+pub fn containerd_pids(needle: &str) -> Vec<i32> {
+    std::fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|pid| {
+            let cmd = std::fs::read_to_string(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+            cmd.starts_with("containerd\0") && cmd.contains(needle) && !stat.contains(") Z ")
+        })
+        .collect()
+}
+
 impl Drop for Berth {
     fn drop(&mut self) {
         self.kill9();
+        if self.managed {
+            // berth was killed without stopping its containerd: do it here.
+            for pid in containerd_pids(&self.root_dir().display().to_string()) {
+                let _ = Command::new("kill")
+                    .arg("-TERM")
+                    .arg(pid.to_string())
+                    .status();
+                for _ in 0..50 {
+                    if containerd_pids(&self.root_dir().display().to_string()).is_empty() {
+                        break;
+                    }
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+            }
+        }
         // Remove what this node ran, so later tests start clean.
         let suffix = format!("-{}", self.node);
         let endpoint = endpoint();
