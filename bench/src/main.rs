@@ -5,7 +5,12 @@
 //! floor for starting pods (RunPodSandbox + CreateContainer + StartContainer
 //! made directly), for 1 pod and for N in parallel.
 //!
+//! `berth-bench static-pods` measures berth's static pod start-up and
+//! teardown beside the raw CRI floor; see `static_pods.rs`.
+//!
 //! Benchmarks report figures; they assert nothing (tests do that).
+
+mod static_pods;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -26,7 +31,10 @@ fn main() -> Result<()> {
         .build()?;
     match args.first().map(String::as_str) {
         Some("cli") => rt.block_on(cli_bench(&args[1..])),
-        _ => bail!("usage: berth-bench cli [--runs N] [--pods N] [--berthctl PATH]"),
+        Some("static-pods") => rt.block_on(static_pods_bench(&args[1..])),
+        _ => bail!(
+            "usage: berth-bench cli [--runs N] [--pods N] [--berthctl PATH]\n       berth-bench static-pods [--pods 1,30,110] [--idle SECONDS]"
+        ),
     }
 }
 
@@ -139,15 +147,8 @@ async fn cli_bench(args: &[String]) -> Result<()> {
     }
     single.sort();
     let t = Instant::now();
-    let started = join_all((0..pods).map(|i| {
-        let client = client.clone();
-        async move { start_raw_pod(&client, &format!("par-{i}")).await }
-    }))
-    .await;
+    start_raw_pods(&client, "par", pods).await?;
     let parallel = t.elapsed();
-    for r in started {
-        r?;
-    }
 
     let with_pods = client
         .list_pod_sandbox(Default::default())
@@ -182,7 +183,7 @@ async fn cli_bench(args: &[String]) -> Result<()> {
     Ok(())
 }
 
-fn ms(d: Duration) -> f64 {
+pub fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
 }
 
@@ -200,6 +201,42 @@ fn run_cli(berthctl: &Path, cmd: &[&str], runs: usize) -> Result<Summary> {
         .map(|_| measure(&mut mk()))
         .collect::<Result<Vec<_>>>()?;
     Ok(summarize(samples))
+}
+
+async fn static_pods_bench(args: &[String]) -> Result<()> {
+    let sizes: String = flag(args, "--pods", "1,30,110".to_string())?;
+    let sizes: Vec<usize> = sizes
+        .split(',')
+        .map(|s| {
+            s.trim()
+                .parse()
+                .with_context(|| format!("--pods: {s:?} is not a number"))
+        })
+        .collect::<Result<_>>()?;
+    let idle = Duration::from_secs(flag(args, "--idle", 20)?);
+    let client = RuntimeClient::connect(Some(&endpoint()), Default::default()).await?;
+    ensure_image(&client, &busybox_image()).await;
+    ensure_image(&client, &pause_image()).await;
+    cleanup(&client).await?;
+    let version = client.version(Default::default()).await?;
+    println!(
+        "# berth-bench static-pods: {} {} at {}",
+        version.runtime_name,
+        version.runtime_version,
+        endpoint()
+    );
+    static_pods::run(&client, &sizes, idle).await
+}
+
+/// Starts `n` pods at once, as a kubelet's pod workers would.
+pub async fn start_raw_pods(client: &RuntimeClient, prefix: &str, n: usize) -> Result<()> {
+    let started = join_all((0..n).map(|i| {
+        let client = client.clone();
+        let name = format!("{prefix}-{i}");
+        async move { start_raw_pod(&client, &name).await }
+    }))
+    .await;
+    started.into_iter().collect()
 }
 
 /// The three calls a kubelet makes to get one container running.
@@ -233,7 +270,7 @@ async fn start_raw_pod(client: &RuntimeClient, name: &str) -> Result<()> {
 }
 
 /// Removes every sandbox this benchmark created.
-async fn cleanup(client: &RuntimeClient) -> Result<()> {
+pub async fn cleanup(client: &RuntimeClient) -> Result<()> {
     let pods = client
         .list_pod_sandbox(pb::ListPodSandboxRequest {
             filter: Some(pb::PodSandboxFilter {

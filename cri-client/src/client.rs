@@ -210,20 +210,34 @@ impl RuntimeClient {
             .await
             .clone()
     }
+}
 
-    /// Watches container events. containerd 1.6 answers Unimplemented, which
-    /// comes back as [`Error::Unimplemented`]; callers fall back to relisting.
-    pub async fn get_container_events(
-        &self,
-        req: pb::GetEventsRequest,
-    ) -> Result<tonic::codec::Streaming<pb::ContainerEventResponse>> {
-        let mut c = self.runtime.clone();
-        // No deadline: the stream lives as long as the caller wants it.
-        self.call("GetContainerEvents", Deadline::Pull, async move {
-            c.get_container_events(req).await
-        })
-        .await
-    }
+/// Generates one typed method per server-streaming RPC. The stream has no
+/// deadline: it lives as long as the caller keeps it. Runtimes that lack the
+/// RPC (containerd 1.6 for all of these) give [`Error::Unimplemented`], and
+/// callers fall back to the unary calls.
+macro_rules! streaming {
+    ($( $svc:ident $fn:ident $name:literal ($req:ident) -> $resp:ident; )*) => {
+        impl RuntimeClient {
+            $(
+                #[doc = concat!("CRI `", $name, "` (server-streaming).")]
+                pub async fn $fn(&self, req: pb::$req) -> Result<tonic::codec::Streaming<pb::$resp>> {
+                    let mut client = self.$svc.clone();
+                    self.call($name, Deadline::Pull, async move { client.$fn(req).await }).await
+                }
+            )*
+        }
+    };
+}
+
+streaming! {
+    runtime get_container_events "GetContainerEvents" (GetEventsRequest) -> ContainerEventResponse;
+    runtime stream_pod_sandboxes "StreamPodSandboxes" (StreamPodSandboxesRequest) -> StreamPodSandboxesResponse;
+    runtime stream_containers "StreamContainers" (StreamContainersRequest) -> StreamContainersResponse;
+    runtime stream_container_stats "StreamContainerStats" (StreamContainerStatsRequest) -> StreamContainerStatsResponse;
+    runtime stream_pod_sandbox_stats "StreamPodSandboxStats" (StreamPodSandboxStatsRequest) -> StreamPodSandboxStatsResponse;
+    runtime stream_pod_sandbox_metrics "StreamPodSandboxMetrics" (StreamPodSandboxMetricsRequest) -> StreamPodSandboxMetricsResponse;
+    image stream_images "StreamImages" (StreamImagesRequest) -> StreamImagesResponse;
 }
 
 /// Generates one typed method per unary RPC.
@@ -289,6 +303,7 @@ unary! {
     runtime list_metric_descriptors "ListMetricDescriptors" (ListMetricDescriptorsRequest) -> ListMetricDescriptorsResponse, quick;
     runtime list_pod_sandbox_metrics "ListPodSandboxMetrics" (ListPodSandboxMetricsRequest) -> ListPodSandboxMetricsResponse, quick;
     runtime runtime_config "RuntimeConfig" (RuntimeConfigRequest) -> RuntimeConfigResponse, quick;
+    runtime update_pod_sandbox_resources "UpdatePodSandboxResources" (UpdatePodSandboxResourcesRequest) -> UpdatePodSandboxResourcesResponse, lifecycle;
     image list_images "ListImages" (ListImagesRequest) -> ListImagesResponse, quick;
     image image_status "ImageStatus" (ImageStatusRequest) -> ImageStatusResponse, quick;
     image pull_image "PullImage" (PullImageRequest) -> PullImageResponse, |_: &pb::PullImageRequest| Deadline::Pull;

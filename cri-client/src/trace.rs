@@ -205,9 +205,10 @@ macro_rules! subjects {
 
 subjects! {
     none: VersionRequest, StatusRequest, RuntimeConfigRequest, GetEventsRequest,
-        ListMetricDescriptorsRequest, ListPodSandboxMetricsRequest, ImageFsInfoRequest;
+        ListMetricDescriptorsRequest, ListPodSandboxMetricsRequest, ImageFsInfoRequest,
+        StreamPodSandboxMetricsRequest;
     by pod_sandbox_id as "pod": StopPodSandboxRequest, RemovePodSandboxRequest,
-        PodSandboxStatusRequest, PodSandboxStatsRequest;
+        PodSandboxStatusRequest, PodSandboxStatsRequest, UpdatePodSandboxResourcesRequest;
     by container_id as "container": StartContainerRequest, StopContainerRequest,
         RemoveContainerRequest, ContainerStatusRequest, UpdateContainerResourcesRequest,
         ReopenContainerLogRequest, AttachRequest, ContainerStatsRequest, CheckpointContainerRequest;
@@ -256,6 +257,12 @@ subjects! {
     ImageStatusRequest => |r| pairs(&[("image", image_ref(r.image.as_ref()))]);
     PullImageRequest => |r| pairs(&[("image", image_ref(r.image.as_ref()))]);
     RemoveImageRequest => |r| pairs(&[("image", image_ref(r.image.as_ref()))]);
+    // The streaming lists take the same filters as their unary twins.
+    StreamPodSandboxesRequest => |r| v1::ListPodSandboxRequest { filter: r.filter.clone() }.subject();
+    StreamContainersRequest => |r| v1::ListContainersRequest { filter: r.filter.clone() }.subject();
+    StreamContainerStatsRequest => |r| v1::ListContainerStatsRequest { filter: r.filter.clone() }.subject();
+    StreamPodSandboxStatsRequest => |r| v1::ListPodSandboxStatsRequest { filter: r.filter.clone() }.subject();
+    StreamImagesRequest => |r| v1::ListImagesRequest { filter: r.filter.clone() }.subject();
 }
 
 /// Headers that belong to one gRPC hop, not to the call: tonic sets them
@@ -535,14 +542,27 @@ impl TraceProxy {
 /// [`TraceProxy::unary`] with the named client; `extra` holds hand-written
 /// items (the streaming methods).
 macro_rules! forward {
-    ($service:ident via $client:ident { $($rpc:ident => $name:ident($req:ident) -> $resp:ident;)* } $($extra:tt)*) => {
+    (
+        $service:ident via $client:ident {
+            $($rpc:ident => $name:ident($req:ident) -> $resp:ident;)*
+        }
+        streams {
+            $($srpc:ident => $sname:ident($sreq:ident) -> $sresp:ident as $assoc:ident;)*
+        }
+    ) => {
         #[tonic::async_trait]
         impl $service for TraceProxy {
             $(async fn $rpc(&self, request: Request<v1::$req>) -> Result<Response<v1::$resp>, Status> {
                 let mut client = self.$client();
                 self.unary(stringify!($name), request, move |r| async move { client.$rpc(r).await }).await
             })*
-            $($extra)*
+            $(
+                type $assoc = TracedStream<v1::$sresp>;
+                async fn $srpc(&self, request: Request<v1::$sreq>) -> Result<Response<Self::$assoc>, Status> {
+                    let mut client = self.$client();
+                    self.stream(stringify!($sname), request, move |r| async move { client.$srpc(r).await }).await
+                }
+            )*
         }
     };
 }
@@ -577,19 +597,15 @@ forward! {
         list_metric_descriptors => ListMetricDescriptors(ListMetricDescriptorsRequest) -> ListMetricDescriptorsResponse;
         list_pod_sandbox_metrics => ListPodSandboxMetrics(ListPodSandboxMetricsRequest) -> ListPodSandboxMetricsResponse;
         runtime_config => RuntimeConfig(RuntimeConfigRequest) -> RuntimeConfigResponse;
+        update_pod_sandbox_resources => UpdatePodSandboxResources(UpdatePodSandboxResourcesRequest) -> UpdatePodSandboxResourcesResponse;
     }
-
-    type GetContainerEventsStream = TracedStream<v1::ContainerEventResponse>;
-
-    async fn get_container_events(
-        &self,
-        request: Request<v1::GetEventsRequest>,
-    ) -> Result<Response<Self::GetContainerEventsStream>, Status> {
-        let mut client = self.runtime();
-        self.stream("GetContainerEvents", request, move |r| async move {
-            client.get_container_events(r).await
-        })
-        .await
+    streams {
+        get_container_events => GetContainerEvents(GetEventsRequest) -> ContainerEventResponse as GetContainerEventsStream;
+        stream_pod_sandboxes => StreamPodSandboxes(StreamPodSandboxesRequest) -> StreamPodSandboxesResponse as StreamPodSandboxesStream;
+        stream_containers => StreamContainers(StreamContainersRequest) -> StreamContainersResponse as StreamContainersStream;
+        stream_container_stats => StreamContainerStats(StreamContainerStatsRequest) -> StreamContainerStatsResponse as StreamContainerStatsStream;
+        stream_pod_sandbox_stats => StreamPodSandboxStats(StreamPodSandboxStatsRequest) -> StreamPodSandboxStatsResponse as StreamPodSandboxStatsStream;
+        stream_pod_sandbox_metrics => StreamPodSandboxMetrics(StreamPodSandboxMetricsRequest) -> StreamPodSandboxMetricsResponse as StreamPodSandboxMetricsStream;
     }
 }
 
@@ -600,6 +616,9 @@ forward! {
         pull_image => PullImage(PullImageRequest) -> PullImageResponse;
         remove_image => RemoveImage(RemoveImageRequest) -> RemoveImageResponse;
         image_fs_info => ImageFsInfo(ImageFsInfoRequest) -> ImageFsInfoResponse;
+    }
+    streams {
+        stream_images => StreamImages(StreamImagesRequest) -> StreamImagesResponse as StreamImagesStream;
     }
 }
 

@@ -345,7 +345,7 @@ impl ImageManager {
                 .into_iter()
                 .collect(),
             user_specified_image: requested.to_string(),
-            runtime_handler: String::new(),
+            ..Default::default()
         };
         let pref = pod_ref(pod);
         let uid = pod_uid(pod);

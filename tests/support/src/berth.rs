@@ -30,6 +30,8 @@ pub struct Berth {
     extra_args: Vec<String>,
     /// No --container-runtime-endpoint: berth starts its own containerd.
     pub managed: bool,
+    /// berth's RUST_LOG; benchmarks turn the per-call trace off.
+    pub rust_log: String,
 }
 
 fn free_port() -> u16 {
@@ -61,6 +63,7 @@ impl Berth {
             child: None,
             extra_args: extra.iter().map(|s| s.to_string()).collect(),
             managed: false,
+            rust_log: "info,berth::cri=debug".into(),
         };
         let config = format!(
             "apiVersion: kubelet.config.k8s.io/v1beta1\nkind: KubeletConfiguration\nstaticPodPath: {}\npodLogsDir: {}\nreadOnlyPort: {}\nfileCheckFrequency: 20s\nsyncFrequency: 1m\n",
@@ -112,7 +115,7 @@ impl Berth {
             cmd.arg("--container-runtime-endpoint").arg(endpoint());
         }
         let child = cmd
-            .env("RUST_LOG", "info,berth::cri=debug")
+            .env("RUST_LOG", &self.rust_log)
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()

@@ -1,0 +1,176 @@
+//! `berth-bench static-pods`: static pod start-up (manifests written → all
+//! containers running) and teardown (manifests removed → no sandbox left)
+//! for N pods, beside the raw CRI floor for the same work, plus berth's RSS
+//! and idle CPU at each N.
+
+use std::time::{Duration, Instant};
+
+use anyhow::{Result, bail};
+use cri_client::RuntimeClient;
+use cri_client::proto as pb;
+use test_support::berth::Berth;
+use test_support::busybox_image;
+
+use crate::{cleanup, ms, start_raw_pods};
+
+struct Row {
+    pods: usize,
+    floor_start: Duration,
+    berth_start: Duration,
+    floor_stop: Duration,
+    berth_stop: Duration,
+    rss_mib: f64,
+    hwm_mib: f64,
+    idle_cpu_pct: f64,
+}
+
+fn manifest(i: usize) -> String {
+    format!(
+        "apiVersion: v1\nkind: Pod\nmetadata: {{name: bench-{i}}}\nspec:\n  terminationGracePeriodSeconds: 0\n  containers:\n  - {{name: sleep, image: {}, imagePullPolicy: IfNotPresent, command: [sleep, '3600']}}\n",
+        busybox_image()
+    )
+}
+
+/// Running containers and sandboxes that belong to berth's node.
+async fn counts(client: &RuntimeClient, b: &Berth) -> Result<(usize, usize)> {
+    let suffix = format!("-{}", b.node);
+    let running = client
+        .list_containers(pb::ListContainersRequest {
+            filter: Some(pb::ContainerFilter {
+                state: Some(pb::ContainerStateValue {
+                    state: pb::ContainerState::ContainerRunning as i32,
+                }),
+                ..Default::default()
+            }),
+        })
+        .await?
+        .containers
+        .iter()
+        .filter(|c| {
+            c.labels
+                .get("io.kubernetes.pod.name")
+                .is_some_and(|n| n.ends_with(&suffix))
+        })
+        .count();
+    let sandboxes = b.runtime_sandboxes(client).await.len();
+    Ok((running, sandboxes))
+}
+
+fn proc_field(pid: u32, key: &str) -> f64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix(key)?
+                .split_whitespace()
+                .next()?
+                .parse::<f64>()
+                .ok()
+        })
+        .unwrap_or(0.0)
+        / 1024.0
+}
+
+/// utime + stime of a process, in seconds.
+fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let after = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let f: Vec<&str> = after.split_whitespace().collect();
+    // Fields 14 and 15 of stat are the 12th and 13th after the ")".
+    let ticks: f64 = f.get(11).and_then(|v| v.parse().ok()).unwrap_or(0.0)
+        + f.get(12).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    ticks / 100.0 // USER_HZ is 100 on Linux
+}
+
+async fn one(client: &RuntimeClient, n: usize, idle: Duration) -> Result<Row> {
+    // The floor: the same CRI calls berth needs per pod, made directly and
+    // all at once, as berth's pod workers do.
+    let t = Instant::now();
+    start_raw_pods(client, "floor", n).await?;
+    let floor_start = t.elapsed();
+    let t = Instant::now();
+    cleanup(client).await?;
+    let floor_stop = t.elapsed();
+
+    let mut b = Berth::new();
+    b.rust_log = "warn".into();
+    b.start();
+    let pid = b.pid().unwrap_or_default();
+    let t = Instant::now();
+    for i in 0..n {
+        b.write_manifest(&format!("bench-{i}.yaml"), &manifest(i));
+    }
+    loop {
+        if counts(client, &b).await?.0 >= n {
+            break;
+        }
+        if t.elapsed() > Duration::from_secs(600) {
+            bail!("berth did not start {n} pods in 10 minutes:\n{}", b.log());
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let berth_start = t.elapsed();
+
+    // Idle: everything runs, nothing changes.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let cpu0 = cpu_seconds(pid);
+    tokio::time::sleep(idle).await;
+    let idle_cpu_pct = (cpu_seconds(pid) - cpu0) / idle.as_secs_f64() * 100.0;
+    let rss_mib = proc_field(pid, "VmRSS:");
+    let hwm_mib = proc_field(pid, "VmHWM:");
+
+    let t = Instant::now();
+    for i in 0..n {
+        b.remove_manifest(&format!("bench-{i}.yaml"));
+    }
+    loop {
+        if counts(client, &b).await?.1 == 0 {
+            break;
+        }
+        if t.elapsed() > Duration::from_secs(600) {
+            bail!("berth did not remove {n} pods in 10 minutes");
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let berth_stop = t.elapsed();
+    b.stop();
+    Ok(Row {
+        pods: n,
+        floor_start,
+        berth_start,
+        floor_stop,
+        berth_stop,
+        rss_mib,
+        hwm_mib,
+        idle_cpu_pct,
+    })
+}
+
+pub async fn run(client: &RuntimeClient, sizes: &[usize], idle: Duration) -> Result<()> {
+    let mut rows = Vec::new();
+    for &n in sizes {
+        eprintln!("static-pods: {n} pods ...");
+        rows.push(one(client, n, idle).await?);
+    }
+    println!();
+    println!(
+        "| pods | raw floor start | berth start | ratio | raw floor teardown | berth teardown | berth RSS (peak) | berth idle CPU ({}s) |",
+        idle.as_secs()
+    );
+    println!("|---|---|---|---|---|---|---|---|");
+    for r in rows {
+        println!(
+            "| {} | {:.0} ms | {:.0} ms | {:.2}× | {:.0} ms | {:.0} ms | {:.1} MiB ({:.1} MiB) | {:.2} % |",
+            r.pods,
+            ms(r.floor_start),
+            ms(r.berth_start),
+            r.berth_start.as_secs_f64() / r.floor_start.as_secs_f64().max(1e-9),
+            ms(r.floor_stop),
+            ms(r.berth_stop),
+            r.rss_mib,
+            r.hwm_mib,
+            r.idle_cpu_pct
+        );
+    }
+    Ok(())
+}
