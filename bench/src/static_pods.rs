@@ -71,15 +71,16 @@ fn proc_field(pid: u32, key: &str) -> f64 {
         / 1024.0
 }
 
-/// utime + stime of a process, in seconds.
+/// CPU time of a process, all threads, in seconds, from schedstat (ns
+/// resolution; stat's utime/stime tick at 10 ms, too coarse for idle CPU).
 fn cpu_seconds(pid: u32) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    let after = stat.rsplit_once(')').map_or("", |(_, r)| r);
-    let f: Vec<&str> = after.split_whitespace().collect();
-    // Fields 14 and 15 of stat are the 12th and 13th after the ")".
-    let ticks: f64 = f.get(11).and_then(|v| v.parse().ok()).unwrap_or(0.0)
-        + f.get(12).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
-    ticks / 100.0 // USER_HZ is 100 on Linux
+    let ns: u64 = std::fs::read_dir(format!("/proc/{pid}/task"))
+        .into_iter()
+        .flatten()
+        .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("schedstat")).ok())
+        .filter_map(|s| s.split_whitespace().next()?.parse::<u64>().ok())
+        .sum();
+    ns as f64 / 1e9
 }
 
 async fn one(client: &RuntimeClient, n: usize, idle: Duration) -> Result<Row> {

@@ -46,8 +46,7 @@ fn main() -> std::process::ExitCode {
     for w in &config.warnings {
         tracing::warn!("{w}");
     }
-    let rt = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
+    let rt = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
     {
@@ -94,11 +93,12 @@ fn init_tracing(config: &KubeletConfig) {
         2..=4 => "debug",
         _ => "trace",
     };
-    let mut filter = format!("warn,kubelet={level},berth={level},static_pods={level}");
+    let mut filter = std::env::var("RUST_LOG")
+        .unwrap_or_else(|_| format!("warn,kubelet={level},berth={level},static_pods={level}"));
+    // --trace-cri wins over RUST_LOG for the one target it is about.
     if config.trace_cri {
         filter.push_str(",berth::cri=debug");
     }
-    let filter = std::env::var("RUST_LOG").unwrap_or(filter);
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))

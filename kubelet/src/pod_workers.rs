@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Pod;
-use tokio::sync::{Notify, watch};
+use tokio::sync::{Notify, Semaphore, watch};
 
 use crate::kuberuntime::{KubeRuntimeManager, SyncResult};
 use crate::status::{self, StatusInputs, StatusManager};
@@ -26,8 +26,16 @@ struct Worker {
     wake: Arc<Notify>,
 }
 
+/// How many pods sync at once. The Go kubelet sets no limit; Berth bounds
+/// it because containerd does the real work and, on a small node, can't run
+/// more than a few RunPodSandbox/CreateContainer calls in parallel anyway:
+/// more concurrent syncs would only hold more memory (a sync in flight is
+/// ~50 KB) without starting pods sooner.
+pub const MAX_CONCURRENT_SYNCS: usize = 16;
+
 pub struct PodWorkers {
     manager: Arc<KubeRuntimeManager>,
+    sync_slots: Semaphore,
     status: Arc<StatusManager>,
     workers: Mutex<HashMap<String, Worker>>,
     resync: Duration,
@@ -43,6 +51,7 @@ impl PodWorkers {
     ) -> Arc<Self> {
         Arc::new(PodWorkers {
             manager,
+            sync_slots: Semaphore::new(MAX_CONCURRENT_SYNCS),
             status,
             workers: Mutex::new(HashMap::new()),
             resync,
@@ -129,12 +138,18 @@ impl PodWorkers {
             let desired = rx.borrow_and_update().clone();
             let next = match desired {
                 Desired::Run(pod) => {
-                    let (result, status) = self.sync(&pod, previous.as_ref()).await;
+                    let _slot = self.sync_slots.acquire().await;
+                    // Boxed: a sync's future is ~50 KB, and each worker would
+                    // otherwise keep that much for as long as its pod lives.
+                    let (result, status) = Box::pin(self.sync(&pod, previous.as_ref())).await;
                     previous = status;
                     result
                 }
                 Desired::Terminate(pod) => {
-                    if self.terminate(&uid, pod.as_deref()).await {
+                    let slot = self.sync_slots.acquire().await;
+                    let gone = Box::pin(self.terminate(&uid, pod.as_deref())).await;
+                    drop(slot);
+                    if gone {
                         let mut workers = self.lock();
                         // Only leave if nothing asked us to run meanwhile.
                         if matches!(&*rx.borrow(), Desired::Terminate(_)) {

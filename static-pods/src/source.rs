@@ -28,7 +28,7 @@ use crate::validation::dns1123_subdomain;
 /// The Go kubelet's default `fileCheckFrequency`.
 pub const DEFAULT_FILE_CHECK_FREQUENCY: Duration = Duration::from_secs(20);
 /// Quiet time that ends a burst of events.
-const DEBOUNCE: Duration = Duration::from_millis(100);
+const DEBOUNCE: Duration = Duration::from_millis(10);
 /// A continuous stream of events still gets a rescan this often.
 const MAX_DEBOUNCE: Duration = Duration::from_secs(1);
 /// How often a missing directory is looked for (Go retries its watch every second).

@@ -356,6 +356,81 @@ async fn errors_name_what_went_wrong() {
     let e = fails(&["events"]);
     assert!(e.contains("does not implement GetContainerEvents"), "{e}");
     assert_eq!(e.lines().count(), 1, "one clear line: {e}");
+
+    // Nothing configured and no runtime on the default sockets: one error
+    // that lists what was tried (crictl's fallback is slow and noisy).
+    let dir = tempfile::tempdir().unwrap();
+    let start = std::time::Instant::now();
+    let out = Command::new(berthctl_bin())
+        .args(["-c"])
+        .arg(dir.path().join("none.yaml"))
+        .arg("pods")
+        .env_remove("CONTAINER_RUNTIME_ENDPOINT")
+        .env_remove("IMAGE_SERVICE_ENDPOINT")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let e = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        e.contains("none of the default runtime endpoints answered"),
+        "{e}"
+    );
+    for sock in [
+        "containerd/containerd.sock",
+        "crio/crio.sock",
+        "cri-dockerd.sock",
+    ] {
+        assert!(e.contains(sock), "{sock} listed: {e}");
+    }
+    assert!(
+        start.elapsed() < Duration::from_secs(2),
+        "no slow fallback: {:?}",
+        start.elapsed()
+    );
+}
+
+#[tokio::test]
+async fn config_file_and_completion() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("crictl.yaml");
+    let run = |args: &[&str]| {
+        Command::new(berthctl_bin())
+            .arg("-c")
+            .arg(&cfg)
+            .args(args)
+            .env_remove("CONTAINER_RUNTIME_ENDPOINT")
+            .output()
+            .unwrap()
+    };
+    let out = run(&[
+        "config",
+        "--set",
+        &format!("runtime-endpoint={}", endpoint()),
+        "--set",
+        "timeout=5",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = std::fs::read_to_string(&cfg).unwrap();
+    assert!(
+        text.contains(&format!("runtime-endpoint: {}", endpoint())),
+        "{text}"
+    );
+    let out = run(&["config", "--get", "timeout"]);
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "5");
+    // The file now points berthctl at the runtime: no -r needed.
+    let out = run(&["version"]);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("RuntimeName:  containerd"));
+    let out = run(&["config", "--set", "colour=blue"]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("unknown config key \"colour\""));
+    let out = run(&["completion", "bash"]);
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("berthctl"),
+        "a bash completion script"
+    );
 }
 
 #[tokio::test]

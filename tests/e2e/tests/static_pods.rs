@@ -378,3 +378,79 @@ async fn sigkill_and_restart_adopts_running_containers() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn sigkill_in_the_middle_of_syncs_converges_without_duplicates() {
+    let _one = exclusive();
+    let c = client().await;
+    ensure_image(&c, &busybox()).await;
+    // --trace-cri, not RUST_LOG, turns the per-call log on here.
+    let mut b = Berth::with_args(&["--trace-cri"]);
+    b.rust_log = "info".into();
+    b.start();
+    for i in 0..5 {
+        b.write_manifest(
+            &format!("p{i}.yaml"),
+            &two_containers(&format!("p{i}")).replace("name: web", &format!("name: p{i}")),
+        );
+    }
+    // Kill while sandboxes and containers are being created.
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    b.kill9();
+    let log = b.log();
+    assert!(
+        log.contains("CRI call") && log.contains("method=\"RunPodSandbox\""),
+        "--trace-cri logs each call:\n{log}"
+    );
+    b.start();
+    for i in 0..5 {
+        b.wait_pod(
+            &format!("p{i}"),
+            "both containers running after the restart",
+            T,
+            |p| container_state(p, "a") == "running" && container_state(p, "b") == "running",
+        )
+        .await;
+    }
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let sandboxes = b.runtime_sandboxes(&c).await;
+    let containers = b.runtime_containers(&c).await;
+    for i in 0..5 {
+        let name = format!("p{i}-{}", b.node);
+        let ready: Vec<_> = sandboxes
+            .iter()
+            .filter(|s| {
+                s.metadata.as_ref().unwrap().name == name
+                    && s.state == pb::PodSandboxState::SandboxReady as i32
+            })
+            .collect();
+        assert_eq!(
+            ready.len(),
+            1,
+            "exactly one ready sandbox for {name}: {sandboxes:#?}"
+        );
+        for ctr in ["a", "b"] {
+            let running = containers
+                .iter()
+                .filter(|c| {
+                    c.labels["io.kubernetes.pod.name"] == name
+                        && c.labels["io.kubernetes.container.name"] == ctr
+                        && c.state == pb::ContainerState::ContainerRunning as i32
+                })
+                .count();
+            assert_eq!(running, 1, "one running {ctr} in {name}");
+        }
+    }
+    // Nothing berth didn't ask for: every running container is in a ready sandbox.
+    for ctr in containers
+        .iter()
+        .filter(|c| c.state == pb::ContainerState::ContainerRunning as i32)
+    {
+        assert!(
+            sandboxes
+                .iter()
+                .any(|s| s.id == ctr.pod_sandbox_id && s.state == 0),
+            "orphan {ctr:?}"
+        );
+    }
+}

@@ -240,35 +240,31 @@ where
     }
 }
 
-/// The berthctl binary built alongside the test (`target/<profile>/berthctl`).
-pub fn berthctl_bin() -> PathBuf {
-    if let Ok(p) = std::env::var("BERTHCTL") {
+/// A binary of the workspace built alongside the running test or benchmark:
+/// beside it (`target/<profile>/`, benchmarks) or one level up (test
+/// binaries live in `target/<profile>/deps/`). `$VAR` overrides.
+fn workspace_bin(name: &str, var: &str, package: &str) -> PathBuf {
+    if let Ok(p) = std::env::var(var) {
         return PathBuf::from(p);
     }
-    // Test binaries live in target/<profile>/deps/.
     let exe = std::env::current_exe().expect("current_exe");
-    let profile_dir = exe.parent().and_then(Path::parent).expect("target dir");
-    let bin = profile_dir.join("berthctl");
-    assert!(
-        bin.exists(),
-        "{} not found: build it first (cargo build -p berth-cri-client --bins), or set BERTHCTL",
-        bin.display()
-    );
-    bin
+    let here = exe.parent().expect("exe dir");
+    let candidates = [here.join(name), here.parent().unwrap_or(here).join(name)];
+    match candidates.iter().find(|p| p.exists()) {
+        Some(p) => p.clone(),
+        None => panic!(
+            "{name} not found next to {}: build it first (cargo build -p {package} --bins), or set {var}",
+            exe.display()
+        ),
+    }
+}
+
+/// The berthctl binary built alongside the test (`target/<profile>/berthctl`).
+pub fn berthctl_bin() -> PathBuf {
+    workspace_bin("berthctl", "BERTHCTL", "berth-cri-client")
 }
 
 /// The berth binary built alongside the test.
 pub fn berth_bin() -> PathBuf {
-    if let Ok(p) = std::env::var("BERTH") {
-        return PathBuf::from(p);
-    }
-    let exe = std::env::current_exe().expect("current_exe");
-    let profile_dir = exe.parent().and_then(Path::parent).expect("target dir");
-    let bin = profile_dir.join("berth");
-    assert!(
-        bin.exists(),
-        "{} not found: build it first (cargo build -p berth-kubelet --bins), or set BERTH",
-        bin.display()
-    );
-    bin
+    workspace_bin("berth", "BERTH", "berth-kubelet")
 }

@@ -55,6 +55,34 @@ pub async fn exec(ctx: &Ctx, a: ExecArgs) -> Result<ExitCode> {
 
 pub async fn attach(ctx: &Ctx, a: AttachArgs) -> Result<ExitCode> {
     let id = resolve::container_id(&ctx.client, &a.id).await?;
+    let code = attach_session(ctx, &a, &id).await?;
+    // The attach stream carries no exit code; if the container ended with
+    // the session, report its exit code (crictl always says 0). The runtime
+    // may record the exit a moment after the stream closes.
+    for _ in 0..10 {
+        let status = ctx
+            .client
+            .container_status(pb::ContainerStatusRequest {
+                container_id: id.clone(),
+                verbose: false,
+            })
+            .await?
+            .status;
+        match status {
+            Some(st) if st.state == pb::ContainerState::ContainerExited as i32 => {
+                return Ok(exit_code(st.exit_code));
+            }
+            Some(st) if st.state == pb::ContainerState::ContainerRunning as i32 => {
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await
+            }
+            _ => break,
+        }
+    }
+    Ok(code)
+}
+
+async fn attach_session(ctx: &Ctx, a: &AttachArgs, id: &str) -> Result<ExitCode> {
+    let id = id.to_string();
     let tty = a.tty && std::io::stdin().is_terminal();
     let resp = ctx
         .client
