@@ -376,24 +376,24 @@ impl ImageManager {
             }
         };
         if !pull {
-            tracing::debug!(pod = %pref, uid, image = requested, "container image already present on machine");
+            tracing::debug!(pod = %pref, uid = %uid, image = requested, "container image already present on machine");
             return Ok(present.unwrap_or(image));
         }
 
         if self.backing_off(&image) {
-            tracing::info!(pod = %pref, uid, image = requested, "back-off pulling image");
+            tracing::info!(pod = %pref, uid = %uid, image = requested, "back-off pulling image");
             return Err(ImageError::BackOff {
                 image: requested.to_string(),
             });
         }
 
-        tracing::info!(pod = %pref, uid, image = requested, "pulling image");
+        tracing::info!(pod = %pref, uid = %uid, image = requested, "pulling image");
         let started = Instant::now();
         let outcome = self.shared_pull(&image, spec, sandbox.clone()).await;
         match outcome {
             Ok((image_ref, pulled_in)) => {
                 tracing::info!(
-                    pod = %pref, uid, image = requested, image_ref = %image_ref,
+                    pod = %pref, uid = %uid, image = requested, image_ref = %image_ref,
                     duration = ?pulled_in, including_waiting = ?started.elapsed(),
                     "successfully pulled image"
                 );
@@ -404,7 +404,7 @@ impl ImageManager {
                 Ok(self.image_id(&image).await.unwrap_or(image))
             }
             Err(PullFailure::Cri(source)) => {
-                tracing::warn!(pod = %pref, uid, image = requested, duration = ?started.elapsed(), "failed to pull image: {source}");
+                tracing::warn!(pod = %pref, uid = %uid, image = requested, duration = ?started.elapsed(), "failed to pull image: {source}");
                 Err(ImageError::Pull {
                     image: requested.to_string(),
                     source,

@@ -105,7 +105,7 @@ impl PodWorkers {
     pub fn terminate_orphan(self: &Arc<Self>, uid: &str) {
         let mut workers = self.lock();
         if !workers.contains_key(uid) {
-            tracing::info!(uid, "removing pod that is no longer desired");
+            tracing::info!(uid = %uid, "removing pod that is no longer desired");
             let w = self.spawn(uid.to_string(), Desired::Terminate(None));
             workers.insert(uid.to_string(), w);
         }
@@ -184,7 +184,7 @@ impl PodWorkers {
         let rt = match self.manager.runtime_pod(uid).await {
             Ok(rt) => rt,
             Err(e) => {
-                tracing::warn!(pod = %pref, uid, "reading pod state from the runtime: {e}");
+                tracing::warn!(pod = %pref, uid = %uid, "reading pod state from the runtime: {e}");
                 return (Some(Duration::from_secs(2)), previous.cloned());
             }
         };
@@ -220,22 +220,22 @@ impl PodWorkers {
         let rt = match self.manager.runtime_pod(uid).await {
             Ok(rt) => rt,
             Err(e) => {
-                tracing::warn!(uid, "reading pod state from the runtime: {e}");
+                tracing::warn!(uid = %uid, "reading pod state from the runtime: {e}");
                 return false;
             }
         };
         let pref = format!("{}/{}", rt.namespace, rt.name);
         if let Err(e) = self.manager.kill_pod(pod, &rt).await {
-            tracing::warn!(pod = %pref, uid, "stopping pod: {e}");
+            tracing::warn!(pod = %pref, uid = %uid, "stopping pod: {e}");
             return false;
         }
         if let Err(e) = self.manager.remove_pod(&rt).await {
-            tracing::warn!(pod = %pref, uid, "removing pod: {e}");
+            tracing::warn!(pod = %pref, uid = %uid, "removing pod: {e}");
             return false;
         }
         self.status.remove(uid);
         if !rt.sandboxes.is_empty() || !rt.containers.is_empty() {
-            tracing::info!(pod = %pref, uid, "pod removed");
+            tracing::info!(pod = %pref, uid = %uid, "pod removed");
         }
         true
     }

@@ -446,7 +446,7 @@ fn log_transitions(pod: &Pod, old: Option<&PodStatus>, new: &PodStatus) {
     let uid = pod_uid(pod);
     let old_phase = old.and_then(|o| o.phase.clone());
     if old_phase != new.phase {
-        tracing::info!(pod = %pod_name, uid, from = ?old_phase, to = ?new.phase, "pod phase changed");
+        tracing::info!(pod = %pod_name, uid = %uid, from = ?old_phase, to = ?new.phase, "pod phase changed");
     }
     let before: HashMap<String, (String, i32)> = old
         .iter()
@@ -466,7 +466,7 @@ fn log_transitions(pod: &Pod, old: Option<&PodStatus>, new: &PodStatus) {
     {
         let now = (summary(s), s.restart_count);
         if before.get(&s.name) != Some(&now) {
-            tracing::info!(pod = %pod_name, uid, container = %s.name, state = %now.0, restart_count = now.1, "container state changed");
+            tracing::info!(pod = %pod_name, uid = %uid, container = %s.name, state = %now.0, restart_count = now.1, "container state changed");
         }
     }
 }

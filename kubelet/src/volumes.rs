@@ -387,7 +387,7 @@ impl VolumeManager {
         if medium == "Memory" {
             if !mounted {
                 mount_tmpfs(&dir, size).map_err(|e| fail(format!("mounting tmpfs: {e}")))?;
-                tracing::debug!(uid, volume = name, ?size, "mounted tmpfs for emptyDir");
+                tracing::debug!(uid = %uid, volume = name, ?size, "mounted tmpfs for emptyDir");
             }
             // The tmpfs root keeps its own mode (1777), as in the Go kubelet.
             return Ok(());
@@ -612,8 +612,10 @@ impl VolumeManager {
         under.sort_by_key(|p| std::cmp::Reverse(p.components().count()));
         for m in &under {
             match nix::mount::umount2(m, nix::mount::MntFlags::empty()) {
-                Ok(()) => tracing::debug!(uid, path = %m.display(), "unmounted pod volume"),
-                Err(e) => tracing::warn!(uid, path = %m.display(), "unmounting pod volume: {e}"),
+                Ok(()) => tracing::debug!(uid = %uid, path = %m.display(), "unmounted pod volume"),
+                Err(e) => {
+                    tracing::warn!(uid = %uid, path = %m.display(), "unmounting pod volume: {e}")
+                }
             }
         }
         if let Some(left) = mounts_under(&real)

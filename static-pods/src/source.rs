@@ -350,13 +350,13 @@ fn log_changes(old: &Snapshot, new: &Snapshot) {
     for p in &new.pods {
         match before.get(p.path.as_path()) {
             None => {
-                info!(path = %p.path.display(), pod = %p.full_name(), uid = p.uid(), "static pod added")
+                info!(path = %p.path.display(), pod = %p.full_name(), uid = %p.uid(), "static pod added")
             }
             Some(o) if o.pod != p.pod => info!(
                 path = %p.path.display(),
                 pod = %p.full_name(),
-                uid = p.uid(),
-                old_uid = o.uid(),
+                uid = %p.uid(),
+                old_uid = %o.uid(),
                 "static pod changed"
             ),
             Some(_) => {}

@@ -184,23 +184,23 @@ impl KubeRuntimeManager {
         let actions = compute_pod_actions(pod, rt);
         let pref = pod_ref(pod);
         let uid = pod_uid(pod);
-        tracing::debug!(pod = %pref, uid, ?actions, "computed pod actions");
+        tracing::debug!(pod = %pref, uid = %uid, ?actions, "computed pod actions");
         result.completed = actions.completed;
 
         if actions.kill_pod
             && let Err(e) = self.kill_pod(Some(pod), rt).await
         {
-            tracing::warn!(pod = %pref, uid, "killing pod: {e}");
+            tracing::warn!(pod = %pref, uid = %uid, "killing pod: {e}");
             result.requeue(Duration::from_secs(1));
             return result;
         }
         for k in &actions.kill {
-            tracing::info!(pod = %pref, uid, container = %k.name, reason = %k.reason, "killing container");
+            tracing::info!(pod = %pref, uid = %uid, container = %k.name, reason = %k.reason, "killing container");
             if let Err(e) = self
                 .stop_container(&k.id, grace_period(Some(pod), None))
                 .await
             {
-                tracing::warn!(pod = %pref, uid, container = %k.name, "stopping container: {e}");
+                tracing::warn!(pod = %pref, uid = %uid, container = %k.name, "stopping container: {e}");
                 result.requeue(Duration::from_secs(1));
             }
         }
@@ -213,7 +213,7 @@ impl KubeRuntimeManager {
             match self.create_sandbox(pod, actions.sandbox_attempt).await {
                 Ok(v) => v,
                 Err(msg) => {
-                    tracing::warn!(pod = %pref, uid, "creating pod sandbox: {msg}");
+                    tracing::warn!(pod = %pref, uid = %uid, "creating pod sandbox: {msg}");
                     result.sandbox_error = Some(msg);
                     result.requeue(Duration::from_secs(2));
                     return result;
@@ -274,10 +274,10 @@ impl KubeRuntimeManager {
                 .await
             {
                 Ok(id) => {
-                    tracing::info!(pod = %pref, uid, container = %c.name, id = %short(&id), restart_count = s.restart_count, "started container");
+                    tracing::info!(pod = %pref, uid = %uid, container = %c.name, id = %short(&id), restart_count = s.restart_count, "started container");
                 }
                 Err(w) => {
-                    tracing::warn!(pod = %pref, uid, container = %c.name, reason = %w.reason, "{}", w.message);
+                    tracing::warn!(pod = %pref, uid = %uid, container = %c.name, reason = %w.reason, "{}", w.message);
                     result.requeue(Duration::from_secs(if w.reason == "ImagePullBackOff" {
                         5
                     } else {
@@ -339,10 +339,10 @@ impl KubeRuntimeManager {
                     .and_then(|s| s.status)
                     .is_some_and(|s| s.state == pb::PodSandboxState::SandboxReady as i32);
                 if ready {
-                    tracing::info!(pod = %pref, uid = pod_uid(pod), id = %short(&old), "adopting sandbox left by an interrupted create");
+                    tracing::info!(pod = %pref, uid = %pod_uid(pod), id = %short(&old), "adopting sandbox left by an interrupted create");
                     old
                 } else {
-                    tracing::info!(pod = %pref, uid = pod_uid(pod), id = %short(&old), "removing sandbox left by an interrupted create");
+                    tracing::info!(pod = %pref, uid = %pod_uid(pod), id = %short(&old), "removing sandbox left by an interrupted create");
                     let _ = self
                         .client
                         .stop_pod_sandbox(pb::StopPodSandboxRequest {
@@ -364,7 +364,7 @@ impl KubeRuntimeManager {
             }
             Err(e) => return Err(e.to_string()),
         };
-        tracing::info!(pod = %pref, uid = pod_uid(pod), id = %short(&id), attempt, "created pod sandbox");
+        tracing::info!(pod = %pref, uid = %pod_uid(pod), id = %short(&id), attempt, "created pod sandbox");
         Ok((id, config))
     }
 
