@@ -622,3 +622,74 @@ async fn port_forward_reaches_the_pod() {
     let _ = child.wait();
     assert!(body.ends_with("forwarded-ok\n"), "{body}");
 }
+
+#[tokio::test]
+async fn run_update_and_the_remaining_commands() {
+    let c = client().await;
+    ensure_image(&c, &busybox_image()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let name = unique("run");
+    let (pod_file, ctr_file) = pod_and_container_files(dir.path(), &name, &["sleep", "3600"]);
+    // run = runp + create + start, printing the container ID.
+    let id = ok(&["run", &ctr_file, &pod_file]).trim().to_string();
+    let ps = json(&["ps", "--id", &id, "-o", "json"]);
+    assert_eq!(ps["containers"][0]["state"], "CONTAINER_RUNNING");
+    let pod_id = ps["containers"][0]["podSandboxId"]
+        .as_str()
+        .unwrap()
+        .to_string();
+
+    // update changes the container's cgroup limits in the runtime.
+    ok(&[
+        "update",
+        "--memory",
+        "67108864",
+        "--cpu-quota",
+        "50000",
+        "--cpu-period",
+        "100000",
+        &id,
+    ]);
+    let st = c
+        .container_status(pb::ContainerStatusRequest {
+            container_id: id.clone(),
+            verbose: false,
+        })
+        .await
+        .unwrap()
+        .status
+        .unwrap();
+    let res = st
+        .resources
+        .and_then(|r| r.linux)
+        .expect("linux resources reported");
+    assert_eq!(res.memory_limit_in_bytes, 67_108_864);
+    assert_eq!(res.cpu_quota, 50_000);
+
+    let fs = json(&["imagefsinfo"]);
+    assert!(
+        fs["status"]["imageFilesystems"][0]["fsId"]["mountpoint"].is_string(),
+        "{fs}"
+    );
+
+    // Calls containerd 1.6 doesn't implement (or, for ListPodSandboxStats,
+    // can't answer for sandboxes without a cgroup parent): one line each,
+    // naming the RPC.
+    for (args, rpc) in [
+        (&["statsp"][..], "ListPodSandboxStats"),
+        (&["metricsp"], "ListPodSandboxMetrics"),
+        (&["runtime-config"], "RuntimeConfig"),
+    ] {
+        let out = berthctl(args);
+        if !out.status.success() {
+            let e = String::from_utf8_lossy(&out.stderr);
+            assert!(e.contains(rpc), "{args:?}: {e}");
+            assert_eq!(e.trim().lines().count(), 1, "{args:?}: {e}");
+        }
+    }
+    let e = fails(&["checkpoint", "--export", "/tmp/x.tar", &id]);
+    assert!(e.contains("CheckpointContainer"), "{e}");
+
+    ok(&["rmp", "-f", &pod_id]);
+    assert!(ok(&["pods", "-q", "--id", &pod_id]).trim().is_empty());
+}

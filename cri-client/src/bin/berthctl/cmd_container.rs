@@ -101,49 +101,88 @@ pub async fn stop(ctx: &Ctx, a: StopArgs) -> Result<()> {
     Ok(())
 }
 
+/// What `rm` and `rmp` share: pick the targets (`--all` or resolved IDs),
+/// refuse running ones without `-f` (as crictl), stop then remove the rest,
+/// and fail at the end if any was refused.
+pub struct Removal<'a> {
+    pub kind: &'static str,
+    pub all: &'a [(String, bool)],
+    pub args: &'a RmArgs,
+}
+
+impl Removal<'_> {
+    pub async fn run<S, FS, R, FR>(self, resolved: Vec<String>, stop: S, remove: R) -> Result<()>
+    where
+        S: Fn(String) -> FS,
+        FS: std::future::Future<Output = Result<()>>,
+        R: Fn(String) -> FR,
+        FR: std::future::Future<Output = Result<()>>,
+    {
+        let ids = if self.args.all {
+            self.all.iter().map(|(id, _)| id.clone()).collect()
+        } else if self.args.ids.is_empty() {
+            bail!("give at least one {} ID, or --all", self.kind);
+        } else {
+            resolved
+        };
+        let mut refused = 0;
+        for id in ids {
+            let running = self.all.iter().any(|(i, r)| *i == id && *r);
+            if running && !self.args.force {
+                eprintln!("{} {id} is running, stop it first or use -f", self.kind);
+                refused += 1;
+                continue;
+            }
+            if running {
+                stop(id.clone()).await?;
+            }
+            remove(id).await?;
+        }
+        if refused > 0 {
+            bail!("{refused} {}(s) not removed", self.kind);
+        }
+        Ok(())
+    }
+}
+
 pub async fn rm(ctx: &Ctx, a: RmArgs) -> Result<()> {
-    let all = ctx
+    let all: Vec<(String, bool)> = ctx
         .client
         .list_containers(pb::ListContainersRequest::default())
         .await?
-        .containers;
-    let ids = if a.all {
-        all.iter().map(|c| c.id.clone()).collect()
-    } else if a.ids.is_empty() {
-        bail!("rm: give at least one container ID, or --all");
+        .containers
+        .into_iter()
+        .map(|c| (c.id, c.state == pb::ContainerState::ContainerRunning as i32))
+        .collect();
+    let resolved = if a.all || a.ids.is_empty() {
+        Vec::new()
     } else {
         resolve::container_ids(&ctx.client, &a.ids).await?
     };
-    let mut failed = 0;
-    for id in ids {
-        let running = all
-            .iter()
-            .any(|c| c.id == id && c.state == pb::ContainerState::ContainerRunning as i32);
-        if running && !a.force {
-            // As crictl: a running container is only removed with -f.
-            eprintln!("container {id} is running, stop it first or use -f");
-            failed += 1;
-            continue;
-        }
-        if running {
-            ctx.client
-                .stop_container(pb::StopContainerRequest {
-                    container_id: id.clone(),
-                    timeout: 0,
-                })
-                .await?;
-        }
+    let removal = Removal {
+        kind: "container",
+        all: &all,
+        args: &a,
+    };
+    let stop = |id: String| async move {
+        ctx.client
+            .stop_container(pb::StopContainerRequest {
+                container_id: id,
+                timeout: 0,
+            })
+            .await?;
+        Ok(())
+    };
+    let remove = |id: String| async move {
         ctx.client
             .remove_container(pb::RemoveContainerRequest {
                 container_id: id.clone(),
             })
             .await?;
         println!("{id}");
-    }
-    if failed > 0 {
-        bail!("{failed} container(s) not removed");
-    }
-    Ok(())
+        Ok(())
+    };
+    removal.run(resolved, stop, remove).await
 }
 
 fn container_state(s: &str) -> Result<pb::ContainerState> {

@@ -32,47 +32,40 @@ pub async fn stopp(ctx: &Ctx, a: IdsArgs) -> Result<()> {
 }
 
 pub async fn rmp(ctx: &Ctx, a: RmArgs) -> Result<()> {
-    let all = ctx
+    let all: Vec<(String, bool)> = ctx
         .client
         .list_pod_sandbox(pb::ListPodSandboxRequest::default())
         .await?
-        .items;
-    let ids = if a.all {
-        all.iter().map(|p| p.id.clone()).collect()
-    } else if a.ids.is_empty() {
-        bail!("rmp: give at least one pod sandbox ID, or --all");
+        .items
+        .into_iter()
+        .map(|p| (p.id, p.state == pb::PodSandboxState::SandboxReady as i32))
+        .collect();
+    let resolved = if a.all || a.ids.is_empty() {
+        Vec::new()
     } else {
         resolve::pod_ids(&ctx.client, &a.ids).await?
     };
-    let mut failed = 0;
-    for id in ids {
-        let ready = all
-            .iter()
-            .any(|p| p.id == id && p.state == pb::PodSandboxState::SandboxReady as i32);
-        if ready && !a.force {
-            // As crictl: refuse to remove a running sandbox without -f.
-            eprintln!("pod sandbox {id} is running, stop it first or use -f");
-            failed += 1;
-            continue;
-        }
-        if ready {
-            ctx.client
-                .stop_pod_sandbox(pb::StopPodSandboxRequest {
-                    pod_sandbox_id: id.clone(),
-                })
-                .await?;
-        }
+    let removal = crate::cmd_container::Removal {
+        kind: "pod sandbox",
+        all: &all,
+        args: &a,
+    };
+    let stop = |id: String| async move {
+        ctx.client
+            .stop_pod_sandbox(pb::StopPodSandboxRequest { pod_sandbox_id: id })
+            .await?;
+        Ok(())
+    };
+    let remove = |id: String| async move {
         ctx.client
             .remove_pod_sandbox(pb::RemovePodSandboxRequest {
                 pod_sandbox_id: id.clone(),
             })
             .await?;
         println!("Removed sandbox {id}");
-    }
-    if failed > 0 {
-        bail!("{failed} pod sandbox(es) not removed");
-    }
-    Ok(())
+        Ok(())
+    };
+    removal.run(resolved, stop, remove).await
 }
 
 pub async fn inspectp(ctx: &Ctx, a: InspectArgs) -> Result<()> {
