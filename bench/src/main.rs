@@ -33,7 +33,7 @@ fn main() -> Result<()> {
         Some("cli") => rt.block_on(cli_bench(&args[1..])),
         Some("static-pods") => rt.block_on(static_pods_bench(&args[1..])),
         _ => bail!(
-            "usage: berth-bench cli [--runs N] [--pods N] [--berthctl PATH]\n       berth-bench static-pods [--pods 1,30,110] [--idle SECONDS]"
+            "usage: berth-bench cli [--runs N] [--pods N] [--berthctl PATH]\n       berth-bench static-pods [--pods 1,30,110] [--idle SECONDS] [--repeat 3]"
         ),
     }
 }
@@ -214,6 +214,7 @@ async fn static_pods_bench(args: &[String]) -> Result<()> {
         })
         .collect::<Result<_>>()?;
     let idle = Duration::from_secs(flag(args, "--idle", 20)?);
+    let repeat: usize = flag(args, "--repeat", 3)?;
     let client = RuntimeClient::connect(Some(&endpoint()), Default::default()).await?;
     ensure_image(&client, &busybox_image()).await;
     ensure_image(&client, &pause_image()).await;
@@ -225,7 +226,10 @@ async fn static_pods_bench(args: &[String]) -> Result<()> {
         version.runtime_version,
         endpoint()
     );
-    static_pods::run(&client, &sizes, idle).await
+    println!(
+        "(median of {repeat} runs by start-up ratio; each run measures the floor and berth back to back)"
+    );
+    static_pods::run(&client, &sizes, idle, repeat).await
 }
 
 /// Starts `n` pods at once, as a kubelet's pod workers would.
