@@ -58,12 +58,19 @@ pub async fn tree(ctx: &Ctx, a: TreeArgs) -> Result<()> {
 }
 
 async fn collect(ctx: &Ctx, namespace: &Option<regex::Regex>) -> Result<Vec<PodNode>> {
-    let (pods, containers) = tokio::try_join!(
+    let (pods, containers, images) = tokio::try_join!(
         ctx.client
             .list_pod_sandbox(pb::ListPodSandboxRequest::default()),
         ctx.client
             .list_containers(pb::ListContainersRequest::default()),
+        ctx.client.list_images(pb::ListImagesRequest::default()),
     )?;
+    // Kubelets create containers from image IDs; show a name people know.
+    let image_names: std::collections::HashMap<&str, &str> = images
+        .images
+        .iter()
+        .filter_map(|i| Some((i.id.as_str(), i.repo_tags.first()?.as_str())))
+        .collect();
     let mut pods = pods.items;
     pods.retain(|p| filter::matches(namespace, &p.metadata.clone().unwrap_or_default().namespace));
     // Status calls run concurrently: one round trip's worth of latency.
@@ -103,7 +110,12 @@ async fn collect(ctx: &Ctx, namespace: &Option<regex::Regex>) -> Result<Vec<PodN
                     .filter(|s| s.state == pb::ContainerState::ContainerExited as i32)
                     .map(|s| s.exit_code),
                 reason: st.as_ref().map(|s| s.reason.clone()).unwrap_or_default(),
-                image: c.image.clone().unwrap_or_default().image,
+                image: {
+                    let image = c.image.clone().unwrap_or_default().image;
+                    image_names
+                        .get(image.as_str())
+                        .map_or(image, |n| n.to_string())
+                },
                 log_path: st.map(|s| s.log_path).unwrap_or_default(),
             });
     }
@@ -205,7 +217,10 @@ pub fn render(out: &mut impl Write, nodes: &[PodNode]) -> std::io::Result<()> {
         writeln!(out, "│ netns:   {}", or_dash(&p.netns))?;
         writeln!(out, "│ cgroup:  {}", or_dash(&p.cgroup_parent))?;
         writeln!(out, "│ logs:    {}", or_dash(&p.log_directory))?;
-        let pid = p.pause_pid.map_or("-".to_string(), |p| p.to_string());
+        let pid = p
+            .pause_pid
+            .filter(|p| *p > 0)
+            .map_or("-".to_string(), |p| p.to_string());
         let last = p.containers.is_empty();
         writeln!(
             out,
