@@ -454,3 +454,48 @@ async fn sigkill_in_the_middle_of_syncs_converges_without_duplicates() {
         );
     }
 }
+
+#[tokio::test]
+async fn missing_image_backs_off_and_other_pods_run() {
+    let _one = exclusive();
+    let c = client().await;
+    ensure_image(&c, &busybox()).await;
+    let mut b = Berth::new();
+    b.start();
+    let registry = std::env::var("BERTH_TEST_REGISTRY").unwrap_or_else(|_| "localhost:5000".into());
+    b.write_manifest(
+        "missing.yaml",
+        &format!("apiVersion: v1\nkind: Pod\nmetadata: {{name: missing}}\nspec:\n  containers:\n  - {{name: c, image: {registry}/berth-does-not-exist:1}}\n"),
+    );
+    b.write_manifest(
+        "fine.yaml",
+        &format!(
+            "apiVersion: v1\nkind: Pod\nmetadata: {{name: fine}}\nspec:\n  containers:\n  - {{name: c, image: {}, command: [sleep, '3600']}}\n",
+            busybox()
+        ),
+    );
+    let reason = |p: &Value| {
+        p["status"]["containerStatuses"][0]["state"]["waiting"]["reason"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
+    };
+    let p = b
+        .wait_pod("missing", "ErrImagePull or ImagePullBackOff", T, |p| {
+            matches!(reason(p).as_str(), "ErrImagePull" | "ImagePullBackOff")
+        })
+        .await;
+    assert_eq!(phase(&p), "Pending");
+    b.wait_pod("missing", "ImagePullBackOff", T, |p| {
+        reason(p) == "ImagePullBackOff"
+    })
+    .await;
+    b.wait_pod("fine", "running next to it", T, |p| {
+        container_state(p, "c") == "running"
+    })
+    .await;
+    assert!(
+        b.log().contains("berth-does-not-exist"),
+        "the pull failure is logged"
+    );
+}
