@@ -10,7 +10,9 @@
 //!
 //! Benchmarks report figures; they assert nothing (tests do that).
 
+mod probes;
 mod static_pods;
+mod stats;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -32,8 +34,10 @@ fn main() -> Result<()> {
     match args.first().map(String::as_str) {
         Some("cli") => rt.block_on(cli_bench(&args[1..])),
         Some("static-pods") => rt.block_on(static_pods_bench(&args[1..])),
+        Some("probes") => rt.block_on(probes::run(&args[1..])),
+        Some("stats") => rt.block_on(stats::run(&args[1..])),
         _ => bail!(
-            "usage: berth-bench cli [--runs N] [--pods N] [--berthctl PATH]\n       berth-bench static-pods [--pods 1,30,110] [--idle SECONDS] [--repeat 3]"
+            "usage: berth-bench cli [--runs N] [--pods N] [--berthctl PATH]\n       berth-bench static-pods [--pods 1,30,110] [--idle SECONDS] [--repeat 3]\n       berth-bench probes [see bench/src/probes.rs]\n       berth-bench stats [see bench/src/stats.rs]"
         ),
     }
 }

@@ -14,6 +14,7 @@
 //! the kubelet finds each concept where they expect it.
 
 pub mod backoff;
+pub mod cm;
 pub mod config;
 pub mod dns;
 pub mod envvars;
@@ -23,7 +24,9 @@ pub mod managed_runtime;
 pub mod pleg;
 pub mod pod_workers;
 pub mod podconfig;
+pub mod prober;
 pub mod server;
+pub mod stats;
 pub mod status;
 pub mod sync_loop;
 pub mod volumes;

@@ -175,6 +175,19 @@ async fn run_with(
 ) -> Result<()> {
     std::fs::create_dir_all(&config.pod_logs_dir)
         .with_context(|| format!("creating podLogsDir {}", config.pod_logs_dir.display()))?;
+    let host_ip = host_ip();
+    let cm = kubelet::cm::ContainerManager::new(kubelet::cm::CmConfig {
+        driver: config.cgroup_driver,
+        cgroup_root: config.cgroup_root.clone(),
+        cgroups_per_qos: config.cgroups_per_qos,
+        kube_reserved: config.kube_reserved.clone(),
+        system_reserved: config.system_reserved.clone(),
+        enforce_node_allocatable: config.enforce_node_allocatable.clone(),
+        pod_pids_limit: config.pod_pids_limit,
+    })
+    .context("setting up the container manager (cgroups)")?;
+    let (probes, probe_updates) =
+        kubelet::prober::ProbeManager::new(client.clone(), host_ip.clone());
     let manager = Arc::new(KubeRuntimeManager::new(
         client.clone(),
         ImageManager::new(client.clone(), config.serialize_image_pulls),
@@ -188,8 +201,10 @@ async fn run_with(
         RuntimeSettings {
             pod_logs_dir: config.pod_logs_dir.clone(),
             node_name: config.node_name.clone(),
-            host_ip: host_ip(),
+            host_ip,
         },
+        Arc::new(cm),
+        probes,
     ));
     let status = StatusManager::new();
     let workers = PodWorkers::new(manager, status.clone(), config.sync_frequency, runtime_name);
@@ -245,7 +260,7 @@ async fn run_with(
     let (pleg_tx, pleg_rx) = mpsc::unbounded_channel();
     tokio::spawn(Pleg::new(client).run(pleg_tx));
     let config_merge = PodConfig::new(&expected);
-    let main_loop = sync_loop::run(config_merge, workers, src_rx, pleg_rx);
+    let main_loop = sync_loop::run(config_merge, workers, src_rx, pleg_rx, probe_updates);
 
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     tokio::select! {

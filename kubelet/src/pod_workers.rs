@@ -173,7 +173,7 @@ impl PodWorkers {
     /// One sync; returns when to sync again and the status it published.
     async fn sync(
         &self,
-        pod: &Pod,
+        pod: &Arc<Pod>,
         previous: Option<&k8s_openapi::api::core::v1::PodStatus>,
     ) -> (
         Option<Duration>,
@@ -211,6 +211,7 @@ impl PodWorkers {
             },
         );
         self.status.set(pod, st.clone());
+        self.manager.probes.update_pod(pod, &rt, &pod_ip);
         self.manager.gc_pod(&rt).await;
         (result.requeue_after, Some(st))
     }

@@ -333,7 +333,7 @@ pub fn compute(pod: &Pod, rt: &RuntimePod, inputs: &StatusInputs<'_>) -> PodStat
         start_time: prev.and_then(|p| p.start_time.clone()).or(Some(Time(now))),
         container_statuses: Some(apps),
         init_container_statuses: (!init.is_empty()).then_some(init),
-        qos_class: Some(crate::status::qos_class(pod).into()),
+        qos_class: Some(crate::cm::qos::qos_class(pod).as_str().into()),
         message: inputs.sync.sandbox_error.clone(),
         reason: inputs
             .sync
@@ -341,40 +341,6 @@ pub fn compute(pod: &Pod, rt: &RuntimePod, inputs: &StatusInputs<'_>) -> PodStat
             .as_ref()
             .map(|_| "SandboxError".to_string()),
         ..Default::default()
-    }
-}
-
-/// The pod's QoS class, as the Go kubelet computes it.
-pub fn qos_class(pod: &Pod) -> &'static str {
-    let Some(spec) = pod.spec.as_ref() else {
-        return "BestEffort";
-    };
-    let all: Vec<&Container> = spec
-        .containers
-        .iter()
-        .chain(spec.init_containers.iter().flatten())
-        .collect();
-    let mut any = false;
-    let mut guaranteed = true;
-    for c in &all {
-        let r = c.resources.clone().unwrap_or_default();
-        let requests = r.requests.unwrap_or_default();
-        let limits = r.limits.unwrap_or_default();
-        if !requests.is_empty() || !limits.is_empty() {
-            any = true;
-        }
-        for res in ["cpu", "memory"] {
-            let l = limits.get(res);
-            let q = requests.get(res).or(l);
-            if l.is_none() || q != l {
-                guaranteed = false;
-            }
-        }
-    }
-    match (any, guaranteed) {
-        (false, _) => "BestEffort",
-        (true, true) => "Guaranteed",
-        (true, false) => "Burstable",
     }
 }
 
@@ -699,19 +665,5 @@ mod tests {
         let second = compute(&p, &r, &later);
         assert_eq!(first.conditions, second.conditions);
         assert_eq!(first.start_time, second.start_time);
-    }
-
-    #[test]
-    fn qos_classes() {
-        let g = pod(
-            serde_json::json!({"containers": [{"name": "a", "image": "i",
-            "resources": {"limits": {"cpu": "1", "memory": "1Gi"}}}]}),
-        );
-        let b = pod(
-            serde_json::json!({"containers": [{"name": "a", "image": "i",
-            "resources": {"requests": {"cpu": "100m"}}}]}),
-        );
-        assert_eq!(qos_class(&g), "Guaranteed");
-        assert_eq!(qos_class(&b), "Burstable");
     }
 }

@@ -9,6 +9,7 @@ use tokio::sync::mpsc;
 use crate::pleg::PlegEvent;
 use crate::pod_workers::PodWorkers;
 use crate::podconfig::PodConfig;
+use crate::prober::ProbeUpdate;
 
 /// A full snapshot from one source.
 #[derive(Debug)]
@@ -24,6 +25,7 @@ pub async fn run(
     workers: Arc<PodWorkers>,
     mut sources: mpsc::Receiver<SourceUpdate>,
     mut pleg: mpsc::UnboundedReceiver<PlegEvent>,
+    mut probes: mpsc::UnboundedReceiver<ProbeUpdate>,
 ) {
     let mut sources_open = true;
     loop {
@@ -36,6 +38,7 @@ pub async fn run(
                 }
                 None => sources_open = false,
             },
+            Some(u) = probes.recv() => workers.notify(&u.uid),
             ev = pleg.recv() => match ev {
                 Some(PlegEvent::PodChanged(uid)) => workers.notify(&uid),
                 Some(PlegEvent::Relisted(uids)) => {

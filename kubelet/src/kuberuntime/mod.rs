@@ -11,7 +11,7 @@ pub mod sandbox;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use cri_client::RuntimeClient;
@@ -20,9 +20,11 @@ use futures_util::future::join_all;
 use k8s_openapi::api::core::v1::{Container, Pod};
 
 use crate::backoff::{Backoff, now_nanos};
+use crate::cm::ContainerManager;
 use crate::dns::DnsConfigurer;
 use crate::envvars::{self, PodFacts};
 use crate::images::ImageManager;
+use crate::prober::ProbeManager;
 use crate::volumes::VolumeManager;
 use crate::{pod_ref, pod_uid};
 use actions::{ContainerKind, StartAction, compute_pod_actions};
@@ -83,6 +85,8 @@ pub struct KubeRuntimeManager {
     pub volumes: VolumeManager,
     pub dns: DnsConfigurer,
     pub settings: RuntimeSettings,
+    pub cm: Arc<ContainerManager>,
+    pub probes: Arc<ProbeManager>,
     crash_backoff: Mutex<Backoff>,
 }
 
@@ -108,6 +112,8 @@ impl KubeRuntimeManager {
         volumes: VolumeManager,
         dns: DnsConfigurer,
         settings: RuntimeSettings,
+        cm: Arc<ContainerManager>,
+        probes: Arc<ProbeManager>,
     ) -> Self {
         KubeRuntimeManager {
             client,
@@ -115,6 +121,8 @@ impl KubeRuntimeManager {
             volumes,
             dns,
             settings,
+            cm,
+            probes,
             crash_backoff: Mutex::new(Backoff::default()),
         }
     }
@@ -298,7 +306,7 @@ impl KubeRuntimeManager {
                 attempt,
                 pod_logs_dir: &self.settings.pod_logs_dir,
                 dns,
-                cgroup_parent: String::new(),
+                cgroup_parent: self.cm.pod_cgroup_parent(pod),
             },
         ))
     }
@@ -310,6 +318,7 @@ impl KubeRuntimeManager {
     ) -> Result<(String, pb::PodSandboxConfig), String> {
         let pref = pod_ref(pod);
         self.volumes.prepare(pod).map_err(|e| e.to_string())?;
+        self.cm.ensure_pod_cgroup(pod).map_err(|e| e.to_string())?;
         let config = self.sandbox_config(pod, attempt)?;
         std::fs::create_dir_all(&config.log_directory)
             .map_err(|e| format!("creating log directory {}: {e}", config.log_directory))?;
@@ -424,7 +433,7 @@ impl KubeRuntimeManager {
                 image_ref,
                 env,
                 mounts,
-                resources: None,
+                resources: self.cm.container_resources(pod, c),
             },
         );
         let create = pb::CreateContainerRequest {
@@ -543,6 +552,10 @@ impl KubeRuntimeManager {
         if !rt.uid.is_empty() && !rt.name.is_empty() {
             let _ = std::fs::remove_dir_all(&dir);
         }
+        if let Err(e) = self.cm.remove_pod_cgroup(&rt.uid) {
+            tracing::warn!(uid = %rt.uid, "removing pod cgroup: {e}");
+        }
+        self.probes.remove_pod(&rt.uid);
         if let Err(e) = self.volumes.cleanup(&rt.uid) {
             tracing::warn!(uid = %rt.uid, "cleaning up pod volumes: {e}");
         }

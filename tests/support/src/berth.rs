@@ -16,10 +16,31 @@ use serde_json::Value;
 
 use crate::{berth_bin, endpoint, unique};
 
-/// Serialises berth instances within one test binary.
-pub fn exclusive() -> std::sync::MutexGuard<'static, ()> {
+/// Held while a berth runs: serialises berth instances within one test
+/// binary (a mutex) and across test binaries and processes (a `flock` on a
+/// file under /run/berth-test), since test runners may run binaries at once.
+pub struct Exclusive {
+    _file: Option<nix::fcntl::Flock<std::fs::File>>,
+    _guard: std::sync::MutexGuard<'static, ()>,
+}
+
+/// Serialises berth instances; see [`Exclusive`].
+pub fn exclusive() -> Exclusive {
     static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
-    LOCK.lock().unwrap_or_else(|e| e.into_inner())
+    let guard = LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = Path::new("/run/berth-test");
+    let _ = std::fs::create_dir_all(dir);
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(dir.join("berth-e2e.lock"))
+        .ok()
+        .and_then(|f| nix::fcntl::Flock::lock(f, nix::fcntl::FlockArg::LockExclusive).ok());
+    Exclusive {
+        _file: file,
+        _guard: guard,
+    }
 }
 
 pub struct Berth {
