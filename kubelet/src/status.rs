@@ -112,9 +112,11 @@ fn container_status(
     status.container_id = Some(format!("{}://{}", inputs.runtime_name, latest.id));
     status.image_id = latest.image_ref.clone();
     status.restart_count = i32::try_from(latest.info.restart_count).unwrap_or(i32::MAX);
-    status.started = Some(latest.is_running());
-    // No readiness probes yet: a running container is ready.
-    status.ready = latest.is_running();
+    // Without probes a running container is started and ready; a startup
+    // probe holds both back, a readiness probe holds back ready.
+    let started = latest.is_running() && latest.probe.started.unwrap_or(true);
+    status.started = Some(started);
+    status.ready = started && latest.probe.ready.unwrap_or(true);
     let will_restart =
         latest.state == ContainerStateKind::Exited && should_restart(Some(latest), policy);
     if let (true, Some(w)) = (
@@ -475,6 +477,7 @@ mod tests {
             },
             reason: String::new(),
             message: String::new(),
+            probe: Default::default(),
         }
     }
 

@@ -68,6 +68,20 @@ pub struct KillAction {
     pub id: String,
     pub name: String,
     pub reason: String,
+    /// Killed because a liveness or startup probe failed (the reason is
+    /// then the probe's message, kept for the container's status).
+    pub probe_failure: bool,
+}
+
+impl KillAction {
+    fn new(c: &ContainerState, reason: impl Into<String>) -> Self {
+        KillAction {
+            id: c.id.clone(),
+            name: c.name().to_string(),
+            reason: reason.into(),
+            probe_failure: false,
+        }
+    }
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -194,15 +208,14 @@ pub fn compute_pod_actions(pod: &Pod, rt: &RuntimePod) -> PodActions {
         let known = init.iter().chain(apps.iter()).any(|s| s.name == c.name());
         let newest = rt.latest(c.name()).is_some_and(|l| l.id == c.id);
         if !known || !newest {
-            actions.kill.push(KillAction {
-                id: c.id.clone(),
-                name: c.name().to_string(),
-                reason: if known {
-                    "Duplicate instance".into()
+            actions.kill.push(KillAction::new(
+                c,
+                if known {
+                    "Duplicate instance"
                 } else {
-                    "Container is not in the pod spec".into()
+                    "Container is not in the pod spec"
                 },
-            });
+            ));
         }
     }
 
@@ -217,15 +230,28 @@ pub fn compute_pod_actions(pod: &Pod, rt: &RuntimePod) -> PodActions {
         };
         if let Some(l) = last.filter(|l| l.is_running()) {
             if l.info.hash != container_hash(c) && !l.info.hash.is_empty() {
-                actions.kill.push(KillAction {
-                    id: l.id.clone(),
-                    name: c.name.clone(),
-                    reason: "Container spec hash changed".into(),
-                });
+                actions
+                    .kill
+                    .push(KillAction::new(l, "Container spec hash changed"));
                 actions.start.push(start(&c.name, kind, i, last));
                 return actions;
             }
             if sidecar {
+                // A sidecar that failed its liveness or startup probe is
+                // restarted (sidecars always restart).
+                if let Some(reason) = &l.probe.kill_reason {
+                    actions.kill.push(KillAction {
+                        probe_failure: true,
+                        ..KillAction::new(l, reason.clone())
+                    });
+                    actions.start.push(start(&c.name, kind, i, last));
+                    return actions;
+                }
+                // The next init container waits for the sidecar's startup
+                // probe, as in the Go kubelet.
+                if l.probe.started == Some(false) {
+                    return actions;
+                }
                 continue;
             }
             // A plain init container is still running: wait for it.
@@ -257,14 +283,24 @@ pub fn compute_pod_actions(pod: &Pod, rt: &RuntimePod) -> PodActions {
         match last {
             Some(l) if l.is_running() => {
                 if !l.info.hash.is_empty() && l.info.hash != container_hash(c) {
-                    actions.kill.push(KillAction {
-                        id: l.id.clone(),
-                        name: c.name.clone(),
-                        reason: "Container spec hash changed".into(),
-                    });
+                    actions
+                        .kill
+                        .push(KillAction::new(l, "Container spec hash changed"));
                     actions
                         .start
                         .push(start(&c.name, ContainerKind::App, i, last));
+                } else if let Some(reason) = &l.probe.kill_reason {
+                    // Go kubelet: kill on a failed liveness/startup probe,
+                    // and start again unless restartPolicy is Never.
+                    actions.kill.push(KillAction {
+                        probe_failure: true,
+                        ..KillAction::new(l, reason.clone())
+                    });
+                    if policy != RestartPolicy::Never {
+                        actions
+                            .start
+                            .push(start(&c.name, ContainerKind::App, i, last));
+                    }
                 } else {
                     keep += 1;
                 }
@@ -340,6 +376,7 @@ mod tests {
             finished_at: 0,
             reason: String::new(),
             message: String::new(),
+            probe: Default::default(),
         }
     }
 
@@ -383,6 +420,47 @@ mod tests {
                 ..Default::default()
             }
         );
+    }
+
+    #[test]
+    fn failed_liveness_probe_kills_and_restarts_unless_never() {
+        for (policy, restarts) in [("Always", true), ("OnFailure", true), ("Never", false)] {
+            let p = pod(serde_json::json!({"restartPolicy": policy,
+                "containers": [{"name": "a", "image": "i"}, {"name": "b", "image": "i"}]}));
+            let mut a_ctr = ctr(&p, "a", 0, Running, None);
+            a_ctr.probe.kill_reason =
+                Some("Liveness probe failed: HTTP probe failed with statuscode: 500".into());
+            let r = rt(
+                vec![sandbox(&p, "s", 0, true)],
+                vec![a_ctr, ctr(&p, "b", 0, Running, None)],
+            );
+            let a = compute_pod_actions(&p, &r);
+            assert_eq!(a.kill.len(), 1, "{policy}");
+            assert!(a.kill[0].probe_failure);
+            assert_eq!(
+                a.kill[0].reason,
+                "Liveness probe failed: HTTP probe failed with statuscode: 500"
+            );
+            assert_eq!(a.start.len(), usize::from(restarts), "{policy}");
+            assert!(!a.kill_pod, "{policy}: b keeps running");
+        }
+    }
+
+    #[test]
+    fn init_waits_for_sidecar_startup_probe() {
+        let p = pod(serde_json::json!({
+            "initContainers": [{"name": "side", "image": "i", "restartPolicy": "Always"},
+                               {"name": "init", "image": "i"}],
+            "containers": [{"name": "a", "image": "i"}]}));
+        let mut side = ctr(&p, "side", 0, Running, None);
+        side.probe.started = Some(false);
+        let r = rt(vec![sandbox(&p, "s", 0, true)], vec![side.clone()]);
+        assert!(compute_pod_actions(&p, &r).start.is_empty());
+        side.probe.started = Some(true);
+        let r = rt(vec![sandbox(&p, "s", 0, true)], vec![side]);
+        let a = compute_pod_actions(&p, &r);
+        assert_eq!(a.start.len(), 1);
+        assert_eq!(a.start[0].name, "init");
     }
 
     #[test]

@@ -107,6 +107,7 @@ mod tests {
             finished_at: 0,
             reason: String::new(),
             message: String::new(),
+            probe: Default::default(),
         }
     }
 

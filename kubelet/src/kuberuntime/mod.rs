@@ -87,6 +87,8 @@ pub struct KubeRuntimeManager {
     pub settings: RuntimeSettings,
     pub cm: Arc<ContainerManager>,
     pub probes: Arc<ProbeManager>,
+    /// Why Berth killed a container, by container ID (probe failures).
+    kill_messages: Mutex<HashMap<String, String>>,
     crash_backoff: Mutex<Backoff>,
 }
 
@@ -123,6 +125,7 @@ impl KubeRuntimeManager {
             settings,
             cm,
             probes,
+            kill_messages: Mutex::default(),
             crash_backoff: Mutex::new(Backoff::default()),
         }
     }
@@ -152,6 +155,7 @@ impl KubeRuntimeManager {
             ..Default::default()
         });
         self.fill_statuses(&mut pod).await;
+        self.fill_probes(&mut pod);
         Ok(pod)
     }
 
@@ -181,6 +185,26 @@ impl KubeRuntimeManager {
         }
     }
 
+    /// Probe results for running instances; the kill message of instances
+    /// Berth killed for a failed probe (kept in memory: the Go kubelet only
+    /// emits it as an event, Berth shows it in lastState.terminated.message).
+    fn fill_probes(&self, pod: &mut RuntimePod) {
+        let killed = self.kill_messages.lock().unwrap_or_else(|e| e.into_inner());
+        for c in &mut pod.containers {
+            if c.is_running() {
+                c.probe = runtime_pod::ProbeState {
+                    ready: self.probes.readiness(&pod.uid, &c.id),
+                    started: self.probes.started(&pod.uid, &c.id),
+                    kill_reason: self.probes.kill_reason(&pod.uid, &c.id),
+                };
+            } else if c.message.is_empty()
+                && let Some(m) = killed.get(&c.id)
+            {
+                c.message = m.clone();
+            }
+        }
+    }
+
     fn backoff_key(pod: &Pod, c: &Container) -> String {
         format!("{}/{}/{}", pod_uid(pod), c.name, hash::container_hash(c))
     }
@@ -204,6 +228,12 @@ impl KubeRuntimeManager {
         }
         for k in &actions.kill {
             tracing::info!(pod = %pref, uid = %uid, container = %k.name, reason = %k.reason, "killing container");
+            if k.probe_failure {
+                self.kill_messages
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .insert(k.id.clone(), k.reason.clone());
+            }
             if let Err(e) = self
                 .stop_container(&k.id, grace_period(Some(pod), None))
                 .await
@@ -563,6 +593,12 @@ impl KubeRuntimeManager {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .retain(|k| !k.starts_with(&format!("{}/", rt.uid)));
+        let ids: std::collections::HashSet<&str> =
+            rt.containers.iter().map(|c| c.id.as_str()).collect();
+        self.kill_messages
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .retain(|id, _| !ids.contains(id.as_str()));
         Ok(())
     }
 

@@ -53,6 +53,20 @@ pub struct ContainerState {
     pub finished_at: i64,
     pub reason: String,
     pub message: String,
+    /// What the prober says of this instance (running containers only).
+    pub probe: ProbeState,
+}
+
+/// Probe results of one container instance, from the prober.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ProbeState {
+    /// Readiness; None when the container has no readiness probe.
+    pub ready: Option<bool>,
+    /// Whether the startup probe succeeded; None when there is none.
+    pub started: Option<bool>,
+    /// Set once a liveness or startup probe has failed failureThreshold
+    /// times: the container must be killed, with this message.
+    pub kill_reason: Option<String>,
 }
 
 impl ContainerState {
@@ -154,6 +168,7 @@ pub fn group(
             finished_at: 0,
             reason: String::new(),
             message: String::new(),
+            probe: Default::default(),
         });
     }
     for pod in pods.values_mut() {

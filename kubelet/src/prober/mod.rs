@@ -63,10 +63,10 @@ impl ProbeManager {
         None
     }
 
-    /// Some(message) once the liveness probe of this instance has failed
-    /// failureThreshold times, e.g. "Liveness probe failed: HTTP probe
-    /// failed with statuscode: 500".
-    pub fn liveness_failure(&self, _uid: &str, _container_id: &str) -> Option<String> {
+    /// Some(message) once the liveness or startup probe of this instance
+    /// has failed failureThreshold times, e.g. "Liveness probe failed: HTTP
+    /// probe failed with statuscode: 500": the container must be killed.
+    pub fn kill_reason(&self, _uid: &str, _container_id: &str) -> Option<String> {
         None
     }
 
