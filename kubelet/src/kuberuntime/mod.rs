@@ -8,27 +8,39 @@ pub mod hash;
 pub mod labels;
 pub mod runtime_pod;
 pub mod sandbox;
+pub mod termination;
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use cri_client::RuntimeClient;
 use cri_client::proto as pb;
 use futures_util::future::join_all;
-use k8s_openapi::api::core::v1::{Container, Pod};
+use k8s_openapi::api::core::v1::{Container, Lifecycle, LifecycleHandler, Pod};
+use tokio::sync::watch;
 
 use crate::backoff::{Backoff, now_nanos};
 use crate::cm::ContainerManager;
 use crate::dns::DnsConfigurer;
 use crate::envvars::{self, PodFacts};
 use crate::images::ImageManager;
+use crate::lifecycle::{self, HookTarget};
 use crate::prober::ProbeManager;
 use crate::volumes::VolumeManager;
 use crate::{pod_ref, pod_uid};
-use actions::{ContainerKind, StartAction, compute_pod_actions};
-use runtime_pod::{RuntimePod, apply_status};
+use actions::{ContainerKind, StartAction, compute_pod_actions, grace_period, termination_order};
+use labels::ContainerInfo;
+use runtime_pod::{ContainerState as RtContainer, RuntimePod, apply_status};
+
+/// Containers always get at least this long between SIGTERM and SIGKILL,
+/// even when preStop used up the grace period (the Go kubelet's
+/// `minimumGracePeriodInSeconds`).
+pub const MIN_GRACE_PERIOD: i64 = 2;
+/// Bound on an httpGet hook (the Go kubelet's hook client has none).
+const HOOK_HTTP_LIMIT: Duration = Duration::from_secs(60);
 
 /// Why a container isn't running, for its status (`state.waiting`).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -99,12 +111,66 @@ pub fn reserved_for(message: &str) -> Option<String> {
     (!id.is_empty() && id.bytes().all(|b| b.is_ascii_hexdigit())).then(|| id.to_string())
 }
 
-fn grace_period(pod: Option<&Pod>, info_grace: Option<i64>) -> i64 {
-    pod.and_then(|p| p.spec.as_ref())
-        .and_then(|s| s.termination_grace_period_seconds)
-        .or(info_grace)
-        .unwrap_or(30)
-        .max(0)
+/// The seconds left of `grace` after `spent`, never below the minimum.
+pub fn remaining_grace(grace: i64, spent: Duration) -> i64 {
+    // Whole seconds, truncated, as the Go kubelet counts them.
+    let spent = i64::try_from(spent.as_secs()).unwrap_or(i64::MAX);
+    grace.saturating_sub(spent).max(MIN_GRACE_PERIOD)
+}
+
+/// Stop order for a pod whose spec is gone: app containers first, then the
+/// others one by one, newest first (sidecars declared later start later,
+/// so this is their reverse declaration order).
+fn orphan_order(running: &[&RtContainer]) -> Vec<(String, Vec<String>)> {
+    let is_app =
+        |c: &RtContainer| c.info.kind.is_empty() || c.info.kind == ContainerKind::App.as_str();
+    let apps: Vec<String> = running
+        .iter()
+        .filter(|c| is_app(c))
+        .map(|c| c.name().to_string())
+        .collect();
+    let mut rest: Vec<&&RtContainer> = running.iter().filter(|c| !is_app(c)).collect();
+    rest.sort_by_key(|c| std::cmp::Reverse(c.created_at));
+    let mut order = Vec::new();
+    let mut later: Option<String> = None;
+    for c in rest {
+        let mut prereqs = apps.clone();
+        prereqs.extend(later.clone());
+        order.push((c.name().to_string(), prereqs));
+        later = Some(c.name().to_string());
+    }
+    order
+}
+
+/// The spec parts a kill needs: from the pod when known, otherwise (or when
+/// the container left the spec) rebuilt from the container's labels and
+/// annotations, as the Go kubelet's `restoreSpecsFromContainerLabels`.
+fn kill_specs(pod: Option<&Pod>, info: &ContainerInfo) -> (Pod, Container) {
+    let from_spec = pod.and_then(|p| {
+        let spec = p.spec.as_ref()?;
+        spec.containers
+            .iter()
+            .chain(spec.init_containers.iter().flatten())
+            .find(|c| c.name == info.name)
+            .map(|c| (p.clone(), c.clone()))
+    });
+    if let Some(found) = from_spec {
+        return found;
+    }
+    let mut p = Pod::default();
+    p.metadata.name = Some(info.pod_name.clone());
+    p.metadata.namespace = Some(info.pod_namespace.clone());
+    p.metadata.uid = Some(info.pod_uid.clone());
+    let pre_stop: Option<LifecycleHandler> = serde_json::from_str(&info.pre_stop).ok();
+    let c = Container {
+        name: info.name.clone(),
+        lifecycle: pre_stop.map(|h| Lifecycle {
+            pre_stop: Some(h),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    (pod.cloned().unwrap_or(p), c)
 }
 
 impl KubeRuntimeManager {
@@ -181,6 +247,9 @@ impl KubeRuntimeManager {
         for (i, st) in wanted.into_iter().zip(statuses) {
             if let Ok(Some(st)) = st.map(|r| r.status) {
                 apply_status(&mut pod.containers[i], &st);
+                if pod.containers[i].state == runtime_pod::ContainerStateKind::Exited {
+                    pod.containers[i].message = termination::termination_message(&st);
+                }
             }
         }
     }
@@ -213,6 +282,7 @@ impl KubeRuntimeManager {
     /// in the result (as waiting reasons) rather than failing the sync.
     pub async fn sync_pod(&self, pod: &Pod, rt: &RuntimePod) -> SyncResult {
         let mut result = SyncResult::default();
+        self.cm.note_pod(pod);
         let actions = compute_pod_actions(pod, rt);
         let pref = pod_ref(pod);
         let uid = pod_uid(pod);
@@ -234,8 +304,12 @@ impl KubeRuntimeManager {
                     .unwrap_or_else(|e| e.into_inner())
                     .insert(k.id.clone(), k.reason.clone());
             }
+            let Some(c) = rt.containers.iter().find(|c| c.id == k.id) else {
+                continue;
+            };
+            let grace = grace_period(Some(pod), c.info.termination_grace_period, k.grace);
             if let Err(e) = self
-                .stop_container(&k.id, grace_period(Some(pod), None))
+                .kill_container(Some(pod), &c.id, &c.sandbox_id, &c.info, grace, async {})
                 .await
             {
                 tracing::warn!(pod = %pref, uid = %uid, container = %k.name, "stopping container: {e}");
@@ -504,7 +578,93 @@ impl KubeRuntimeManager {
                 message: e.to_string(),
             });
         }
+        if let Some(hook) = c.lifecycle.as_ref().and_then(|l| l.post_start.as_ref()) {
+            let target = HookTarget {
+                pod,
+                container: c,
+                container_id: &id,
+                pod_ip,
+            };
+            if let Err(message) = lifecycle::run(&self.probes, &target, hook, HOOK_HTTP_LIMIT).await
+            {
+                let (pref, uid) = (pod_ref(pod), pod_uid(pod));
+                tracing::warn!(pod = %pref, uid = %uid, container = %c.name, id = %short(&id), "postStart hook failed, killing the container: {message}");
+                // As the Go kubelet: kill (preStop included) with the pod's
+                // grace period; the start counts as failed.
+                let info = ContainerInfo {
+                    pod_uid: uid.to_string(),
+                    pod_name: pod.metadata.name.clone().unwrap_or_default(),
+                    pod_namespace: pod.metadata.namespace.clone().unwrap_or_default(),
+                    name: c.name.clone(),
+                    ..Default::default()
+                };
+                let grace = grace_period(Some(pod), None, None);
+                if let Err(e) = self
+                    .kill_container(Some(pod), &id, sandbox_id, &info, grace, async {})
+                    .await
+                {
+                    tracing::warn!(pod = %pref, uid = %uid, container = %c.name, "killing container after its postStart hook failed: {e}");
+                }
+                return Err(Waiting {
+                    reason: "PostStartHookError".into(),
+                    message,
+                });
+            }
+        }
         Ok(id)
+    }
+
+    /// Stops one container the Go kubelet's way (`killContainer`): runs its
+    /// preStop hook within the grace period, waits for `turn` (sidecars
+    /// wait for the containers that stop before them) while grace is left,
+    /// then StopContainer with what remains (at least 2 s) between SIGTERM
+    /// and SIGKILL.
+    pub async fn kill_container(
+        &self,
+        pod: Option<&Pod>,
+        id: &str,
+        sandbox_id: &str,
+        info: &ContainerInfo,
+        grace: i64,
+        turn: impl Future<Output = ()>,
+    ) -> Result<(), cri_client::Error> {
+        let began = Instant::now();
+        let (spec_pod, spec) = kill_specs(pod, info);
+        let pref = pod_ref(&spec_pod);
+        let uid = pod_uid(&spec_pod).to_string();
+        let budget = Duration::from_secs(u64::try_from(grace).unwrap_or(0));
+        if let Some(hook) = spec.lifecycle.as_ref().and_then(|l| l.pre_stop.as_ref())
+            && grace > 0
+        {
+            let pod_ip = if hook.http_get.is_some() {
+                self.sandbox_ip(sandbox_id).await
+            } else {
+                String::new()
+            };
+            let target = HookTarget {
+                pod: &spec_pod,
+                container: &spec,
+                container_id: id,
+                pod_ip: &pod_ip,
+            };
+            tracing::info!(pod = %pref, uid = %uid, container = %spec.name, id = %short(id), grace, "running preStop hook");
+            let run = lifecycle::run(&self.probes, &target, hook, budget.min(HOOK_HTTP_LIMIT));
+            match tokio::time::timeout(budget, run).await {
+                Ok(Ok(())) => {}
+                Ok(Err(msg)) => {
+                    tracing::warn!(pod = %pref, uid = %uid, container = %spec.name, "preStop hook failed: {msg}")
+                }
+                Err(_) => {
+                    tracing::info!(pod = %pref, uid = %uid, container = %spec.name, grace, "preStop hook did not finish within the grace period")
+                }
+            }
+        }
+        if let Some(left) = budget.checked_sub(began.elapsed()) {
+            let _ = tokio::time::timeout(left, turn).await;
+        }
+        let remaining = remaining_grace(grace, began.elapsed());
+        tracing::info!(pod = %pref, uid = %uid, container = %spec.name, id = %short(id), grace = remaining, "stopping container");
+        self.stop_container(id, remaining).await
     }
 
     pub async fn stop_container(&self, id: &str, grace: i64) -> Result<(), cri_client::Error> {
@@ -521,25 +681,51 @@ impl KubeRuntimeManager {
         }
     }
 
-    /// Stops every running container (apps, then sidecars and init
-    /// containers), then every sandbox of the pod.
+    /// Stops every running container, then every sandbox of the pod. All
+    /// containers' preStop hooks start at once; sidecars then wait for the
+    /// app containers and for the sidecars declared after them (Go kubelet
+    /// 1.29+), each within its grace period.
     pub async fn kill_pod(
         &self,
         pod: Option<&Pod>,
         rt: &RuntimePod,
     ) -> Result<(), cri_client::Error> {
-        let running: Vec<_> = rt.running_containers().collect();
-        let (apps, rest): (Vec<_>, Vec<_>) = running
-            .into_iter()
-            .partition(|c| c.info.kind.is_empty() || c.info.kind == ContainerKind::App.as_str());
-        for group in [apps, rest] {
-            let stops = group.iter().map(|c| {
-                tracing::info!(pod = %format!("{}/{}", rt.namespace, rt.name), uid = %rt.uid, container = %c.name(), "stopping container");
-                self.stop_container(&c.id, grace_period(pod, c.info.termination_grace_period))
-            });
-            for r in join_all(stops).await {
-                r?;
+        let running: Vec<&RtContainer> = rt.running_containers().collect();
+        let names: Vec<&str> = running.iter().map(|c| c.name()).collect();
+        let order: HashMap<String, Vec<String>> = match pod {
+            Some(p) if p.spec.is_some() => termination_order(p, &names).into_iter().collect(),
+            _ => orphan_order(&running).into_iter().collect(),
+        };
+        let stopped: HashMap<&str, watch::Sender<bool>> = names
+            .iter()
+            .map(|n| (*n, watch::channel(false).0))
+            .collect();
+        let kills = running.iter().map(|c| {
+            let waits: Vec<watch::Receiver<bool>> = order
+                .get(c.name())
+                .into_iter()
+                .flatten()
+                .filter_map(|n| stopped.get(n.as_str()).map(watch::Sender::subscribe))
+                .collect();
+            let turn = async move {
+                for mut rx in waits {
+                    let _ = rx.wait_for(|done| *done).await;
+                }
+            };
+            let grace = grace_period(pod, c.info.termination_grace_period, None);
+            let stopped = &stopped;
+            async move {
+                let r = self
+                    .kill_container(pod, &c.id, &c.sandbox_id, &c.info, grace, turn)
+                    .await;
+                if let Some(tx) = stopped.get(c.name()) {
+                    tx.send_replace(true);
+                }
+                r
             }
+        });
+        for r in join_all(kills).await {
+            r?;
         }
         for s in rt.sandboxes.iter().filter(|s| s.ready) {
             match self
@@ -648,5 +834,80 @@ mod tests {
         assert_eq!(humantime_secs(Duration::from_secs(10)), "10s");
         assert_eq!(humantime_secs(Duration::from_secs(160)), "2m40s");
         assert_eq!(humantime_secs(Duration::from_secs(300)), "5m0s");
+    }
+
+    #[test]
+    fn grace_left_after_pre_stop_never_drops_below_two_seconds() {
+        assert_eq!(remaining_grace(30, Duration::from_millis(4900)), 26);
+        assert_eq!(remaining_grace(3, Duration::from_secs(2)), 2);
+        assert_eq!(remaining_grace(0, Duration::ZERO), MIN_GRACE_PERIOD);
+    }
+
+    fn rt_ctr(name: &str, kind: &str, created: i64) -> RtContainer {
+        RtContainer {
+            id: name.into(),
+            sandbox_id: "s".into(),
+            info: ContainerInfo {
+                name: name.into(),
+                kind: kind.into(),
+                ..Default::default()
+            },
+            state: runtime_pod::ContainerStateKind::Running,
+            created_at: created,
+            image: String::new(),
+            image_ref: String::new(),
+            exit_code: None,
+            started_at: 0,
+            finished_at: 0,
+            reason: String::new(),
+            message: String::new(),
+            probe: Default::default(),
+        }
+    }
+
+    #[test]
+    fn orphans_stop_apps_first_then_the_rest_newest_first() {
+        let (s1, s2, a) = (
+            rt_ctr("s1", "sidecar", 1),
+            rt_ctr("s2", "sidecar", 2),
+            rt_ctr("a", "app", 3),
+        );
+        let order = orphan_order(&[&s1, &a, &s2]);
+        assert_eq!(
+            order,
+            vec![
+                ("s2".to_string(), vec!["a".to_string()]),
+                ("s1".into(), vec!["a".into(), "s2".into()]),
+            ]
+        );
+    }
+
+    #[test]
+    fn kill_specs_come_from_the_pod_or_the_annotations() {
+        let info = ContainerInfo {
+            pod_uid: "u".into(),
+            pod_name: "web".into(),
+            pod_namespace: "ns".into(),
+            name: "c".into(),
+            pre_stop: r#"{"exec":{"command":["sh","-c","echo bye"]}}"#.into(),
+            ..Default::default()
+        };
+        let (p, c) = kill_specs(None, &info);
+        assert_eq!(pod_ref(&p), "ns/web");
+        let hook = c.lifecycle.unwrap().pre_stop.unwrap();
+        assert_eq!(hook.exec.unwrap().command.unwrap()[2], "echo bye");
+        let pod: Pod = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "web", "namespace": "ns", "uid": "u"},
+            "spec": {"containers": [{"name": "c", "image": "i",
+                "lifecycle": {"preStop": {"sleep": {"seconds": 1}}}}]}}))
+        .unwrap();
+        let (_, c) = kill_specs(Some(&pod), &info);
+        assert!(c.lifecycle.unwrap().pre_stop.unwrap().sleep.is_some());
+        // Garbage in the annotation: no hook, no panic.
+        let bad = ContainerInfo {
+            pre_stop: "{not json".into(),
+            ..info
+        };
+        assert!(kill_specs(None, &bad).1.lifecycle.is_none());
     }
 }
