@@ -1,7 +1,277 @@
-//! SKELETON: stats collection for 110 pods (issue 5).
+//! `berth-bench stats [--pods 110] [--cycles 50] [--idle 60]`: the stats
+//! provider's collection cycle for N pods that berth started from static
+//! manifests (so they have berth's cgroup and log layout), timed in-process,
+//! beside the raw CRI floor (ListContainerStats + ListPodSandboxStats made
+//! directly), plus berth's own CPU and RSS while it collects every 10 s
+//! (the default --housekeeping-interval) with nothing else to do.
 
-use anyhow::{Result, bail};
+use std::time::{Duration, Instant};
 
-pub async fn run(_args: &[String]) -> Result<()> {
-    bail!("not written yet")
+use anyhow::{Context, Result, bail};
+use cri_client::RuntimeClient;
+use cri_client::proto as pb;
+use kubelet::stats::{StatsConfig, StatsProvider};
+use test_support::berth::{Berth, exclusive};
+use test_support::{busybox_image, endpoint, ensure_image, pause_image};
+
+use crate::{flag, ms};
+
+fn manifest(i: usize) -> String {
+    format!(
+        "apiVersion: v1\nkind: Pod\nmetadata: {{name: stats-{i}}}\nspec:\n  terminationGracePeriodSeconds: 0\n  containers:\n  - {{name: sleep, image: {}, imagePullPolicy: IfNotPresent, command: [sleep, '3600']}}\n",
+        busybox_image()
+    )
+}
+
+/// Running containers and sandboxes of berth's node.
+async fn counts(client: &RuntimeClient, b: &Berth) -> Result<(usize, usize)> {
+    let suffix = format!("-{}", b.node);
+    let running = client
+        .list_containers(pb::ListContainersRequest {
+            filter: Some(pb::ContainerFilter {
+                state: Some(pb::ContainerStateValue {
+                    state: pb::ContainerState::ContainerRunning as i32,
+                }),
+                ..Default::default()
+            }),
+        })
+        .await?
+        .containers
+        .iter()
+        .filter(|c| {
+            c.labels
+                .get("io.kubernetes.pod.name")
+                .is_some_and(|n| n.ends_with(&suffix))
+        })
+        .count();
+    Ok((running, b.runtime_sandboxes(client).await.len()))
+}
+
+/// utime + stime of a process in seconds, from /proc/<pid>/stat.
+fn cpu_seconds(pid: u32) -> f64 {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the command name, which is in parentheses and may hold spaces.
+    let rest = text.rsplit_once(')').map(|(_, r)| r).unwrap_or_default();
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    // state is field 3; utime and stime are fields 14 and 15.
+    let tick = |i: usize| {
+        f.get(i - 3)
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    (tick(14) + tick(15)) / 100.0
+}
+
+fn rss_mib(pid: u32) -> f64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("VmRSS:")?
+                .split_whitespace()
+                .next()?
+                .parse::<f64>()
+                .ok()
+        })
+        .unwrap_or(0.0)
+        / 1024.0
+}
+
+struct Dist {
+    median: Duration,
+    p95: Duration,
+    max: Duration,
+}
+
+fn dist(mut v: Vec<Duration>) -> Dist {
+    v.sort_unstable();
+    let at = |q: f64| v[((v.len() as f64 - 1.0) * q).round() as usize];
+    Dist {
+        median: at(0.5),
+        p95: at(0.95),
+        max: v[v.len() - 1],
+    }
+}
+
+fn row(what: &str, d: &Dist) {
+    println!(
+        "| {what} | {:.2} ms | {:.2} ms | {:.2} ms |",
+        ms(d.median),
+        ms(d.p95),
+        ms(d.max)
+    );
+}
+
+// The cross-process lock is held for the whole run on purpose.
+#[allow(clippy::await_holding_lock)]
+pub async fn run(args: &[String]) -> Result<()> {
+    let n: usize = flag(args, "--pods", 110)?;
+    let cycles: usize = flag(args, "--cycles", 50)?;
+    let idle = Duration::from_secs(flag(args, "--idle", 60)?);
+    if cycles == 0 {
+        bail!("--cycles must be at least 1");
+    }
+    let client = RuntimeClient::connect(Some(&endpoint()), Default::default()).await?;
+    ensure_image(&client, &busybox_image()).await;
+    ensure_image(&client, &pause_image()).await;
+    let version = client.version(Default::default()).await?;
+    println!(
+        "# berth-bench stats: {} {} at {}; {n} pods, {cycles} cycles",
+        version.runtime_name,
+        version.runtime_version,
+        endpoint()
+    );
+
+    // Other berths against the same runtime would remove these pods (and
+    // e2e tests take this lock too).
+    let _one = exclusive();
+    let mut b = Berth::new();
+    b.rust_log = "warn".into();
+    b.start();
+    let pid = b.pid().unwrap_or_default();
+    let result = measure(&client, &b, pid, n, cycles, idle).await;
+
+    eprintln!("stats: removing the pods ...");
+    for i in 0..n {
+        let _ = std::fs::remove_file(b.manifests().join(format!("stats-{i}.yaml")));
+    }
+    let t = Instant::now();
+    while counts(&client, &b).await?.1 > 0 && t.elapsed() < Duration::from_secs(300) {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    b.stop();
+    result
+}
+
+async fn measure(
+    client: &RuntimeClient,
+    b: &Berth,
+    pid: u32,
+    n: usize,
+    cycles: usize,
+    idle: Duration,
+) -> Result<()> {
+    eprintln!("stats: starting {n} pods through berth ...");
+    for i in 0..n {
+        b.write_manifest(&format!("stats-{i}.yaml"), &manifest(i));
+    }
+    let t = Instant::now();
+    while counts(client, b).await?.0 < n {
+        if t.elapsed() > Duration::from_secs(600) {
+            bail!("berth did not start {n} pods in 10 minutes:\n{}", b.log());
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    eprintln!(
+        "stats: {n} pods running after {:.1} s",
+        t.elapsed().as_secs_f64()
+    );
+
+    // berth's own cost while its provider collects every 10 s and nothing
+    // else changes. Measured before the in-process cycles below load the
+    // machine.
+    eprintln!("stats: berth idle for {} s ...", idle.as_secs());
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let cpu0 = cpu_seconds(pid);
+    tokio::time::sleep(idle).await;
+    let idle_cpu_pct = (cpu_seconds(pid) - cpu0) / idle.as_secs_f64() * 100.0;
+    let berth_rss = rss_mib(pid);
+    let summary_pods = b
+        .get("/stats/summary")
+        .and_then(|s| serde_json::from_str::<serde_json::Value>(&s).ok())
+        .and_then(|v| v["pods"].as_array().map(Vec::len))
+        .unwrap_or(0);
+
+    // The provider in-process, on berth's layout. Its first cycle finds
+    // every cgroup; the timed ones are steady state, as in berth.
+    let config = StatsConfig::new(&b.node, &b.logs_dir(), &b.root_dir(), "/");
+    let provider = StatsProvider::new(client.clone(), config);
+    provider.refresh_runtime_stats().await;
+    let first = provider.collect().await.context("first collection cycle")?;
+    let mut whole = Vec::with_capacity(cycles);
+    let mut cri = Vec::with_capacity(cycles);
+    let mut files = Vec::with_capacity(cycles);
+    let mut pods = 0;
+    for _ in 0..cycles {
+        let r = provider.collect().await?;
+        whole.push(r.took);
+        cri.push(r.cri);
+        files.push(r.reads);
+        pods = r.pods;
+    }
+    // berth runs this on its own task at the same interval.
+    let mut refresh = Vec::with_capacity(cycles.min(20));
+    for _ in 0..cycles.min(20) {
+        let t = Instant::now();
+        provider.refresh_runtime_stats().await;
+        refresh.push(t.elapsed());
+    }
+
+    println!();
+    println!(
+        "{pods} pods in each cycle (berth's /stats/summary had {summary_pods}); first cycle {:.2} ms (finds the cgroups)",
+        ms(first.took)
+    );
+    println!();
+    println!("| {cycles} cycles | median | p95 | max |");
+    println!("|---|---|---|---|");
+    row("stats provider cycle (all of it)", &dist(whole));
+    row(
+        "… of which CRI list calls (ListPodSandbox, ListContainers, ImageFsInfo)",
+        &dist(cri),
+    );
+    row("… of which cgroup, /proc and log reads", &dist(files));
+    row(
+        "runtime stats refresh, off the cycle's path (ListContainerStats)",
+        &dist(refresh),
+    );
+
+    // The raw floor: the runtime's stats calls alone, with a long deadline
+    // so a slow answer is measured rather than cut off.
+    let slow = RuntimeClient::connect(
+        Some(&endpoint()),
+        cri_client::client::Timeouts {
+            call: Duration::from_secs(60),
+            ..Default::default()
+        },
+    )
+    .await?;
+    let mut floor = Vec::with_capacity(cycles);
+    for _ in 0..cycles {
+        let t = Instant::now();
+        slow.list_container_stats(Default::default()).await?;
+        floor.push(t.elapsed());
+    }
+    row("raw CRI floor: ListContainerStats", &dist(floor));
+    let mut sandbox_floor = Vec::new();
+    let mut failures = Vec::new();
+    for _ in 0..cycles.min(10) {
+        let t = Instant::now();
+        match slow.list_pod_sandbox_stats(Default::default()).await {
+            Ok(_) => sandbox_floor.push(t.elapsed()),
+            Err(e) => failures.push(format!("{e} after {:.0} ms", ms(t.elapsed()))),
+        }
+    }
+    if !sandbox_floor.is_empty() {
+        row(
+            &format!(
+                "raw CRI floor: ListPodSandboxStats ({} calls)",
+                sandbox_floor.len()
+            ),
+            &dist(sandbox_floor),
+        );
+    }
+    if let Some(e) = failures.first() {
+        println!(
+            "\nListPodSandboxStats failed {} of {} times, e.g. {e}",
+            failures.len(),
+            cycles.min(10)
+        );
+    }
+    println!();
+    println!(
+        "berth with {n} pods, collecting every 10 s, idle {} s: CPU {idle_cpu_pct:.2} %, RSS {berth_rss:.1} MiB",
+        idle.as_secs()
+    );
+    Ok(())
 }

@@ -128,6 +128,11 @@ pub struct KubeletFlags {
     #[arg(long, value_name = "IP")]
     pub address: Option<IpAddr>,
 
+    /// How often resource usage stats are collected (cadvisor's flag; a
+    /// Go duration, default 10s). There is no config file field for it.
+    #[arg(long, value_name = "DURATION")]
+    pub housekeeping_interval: Option<String>,
+
     #[command(flatten)]
     pub unsupported: UnsupportedFlags,
 }
@@ -145,6 +150,7 @@ impl Default for KubeletFlags {
             trace_cri: false,
             read_only_port: None,
             address: None,
+            housekeeping_interval: None,
             unsupported: UnsupportedFlags::default(),
         }
     }
@@ -264,6 +270,8 @@ pub struct KubeletConfig {
     pub enforce_node_allocatable: Vec<String>,
     /// -1: no per-pod limit.
     pub pod_pids_limit: i64,
+    /// How often the stats provider collects (`--housekeeping-interval`).
+    pub housekeeping_interval: Duration,
     /// Fields of the file that Berth accepted but does not act on, as one
     /// line each; `berth` logs them once logging is up.
     pub warnings: Vec<String>,
@@ -303,6 +311,25 @@ impl KubeletConfig {
             cfg.address = Some(addr);
         }
         let root_dir = absolute(&flags.root_dir, "root-dir")?;
+        let housekeeping_interval = match &flags.housekeeping_interval {
+            Some(s) => match parse_go_duration(s) {
+                Some(d) if !d.is_zero() => d,
+                Some(_) => {
+                    return Err(ConfigError::InvalidFlag {
+                        flag: "housekeeping-interval",
+                        reason: "must be greater than 0".into(),
+                    });
+                }
+                None => {
+                    return Err(ConfigError::InvalidFlag {
+                        flag: "housekeeping-interval",
+                        reason: format!("{s:?} is not a duration (e.g. 10s, 1m)"),
+                    });
+                }
+            },
+            // cadvisor's default.
+            None => Duration::from_secs(10),
+        };
         let node_name = node_name(flags.hostname_override.as_deref())?;
 
         let cgroups_per_qos = cfg.cgroups_per_qos.unwrap_or(true);
@@ -358,6 +385,7 @@ impl KubeletConfig {
                 .enforce_node_allocatable
                 .unwrap_or_else(|| vec!["pods".to_string()]),
             pod_pids_limit: cfg.pod_pids_limit.unwrap_or(-1),
+            housekeeping_interval,
             warnings: cfg.warnings,
         };
         for w in &config.warnings {
@@ -1642,6 +1670,37 @@ containerRuntimeEndpoint: unix:///from/file.sock
             e.starts_with("reading config file /nonexistent/berth.yaml: "),
             "{e}"
         );
+    }
+
+    #[test]
+    fn housekeeping_interval_flag() {
+        let c = KubeletConfig::load(&flags(&["--hostname-override", "n"])).unwrap();
+        assert_eq!(c.housekeeping_interval, Duration::from_secs(10));
+        let c = KubeletConfig::load(&flags(&[
+            "--hostname-override",
+            "n",
+            "--housekeeping-interval",
+            "1s",
+        ]))
+        .unwrap();
+        assert_eq!(c.housekeeping_interval, Duration::from_secs(1));
+        let c = KubeletConfig::load(&flags(&[
+            "--hostname-override=n",
+            "--housekeeping-interval=1m30s",
+        ]))
+        .unwrap();
+        assert_eq!(c.housekeeping_interval, Duration::from_secs(90));
+        for (bad, want) in [
+            ("10", "--housekeeping-interval: \"10\" is not a duration"),
+            ("0s", "--housekeeping-interval: must be greater than 0"),
+            ("-1s", "is not a duration"),
+        ] {
+            let arg = format!("--housekeeping-interval={bad}");
+            let e = KubeletConfig::load(&flags(&["--hostname-override", "n", &arg]))
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains(want), "{bad}: {e}");
+        }
     }
 
     #[test]

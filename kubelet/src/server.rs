@@ -1,7 +1,7 @@
 //! The kubelet's read-only HTTP port (10255 by default, on 127.0.0.1):
-//! `/healthz` and `/pods`, a v1 PodList with full status, as the Go
-//! kubelet's read-only port serves them. The authenticated 10250 API comes
-//! with its own issue.
+//! `/healthz`, `/pods` (a v1 PodList with full status) and `/stats/summary`
+//! (the `stats/v1alpha1` Summary), as the Go kubelet's read-only port serves
+//! them. The authenticated 10250 API comes with its own issue.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -16,6 +16,7 @@ use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 
+use crate::stats::StatsProvider;
 use crate::status::StatusManager;
 
 #[derive(Debug, thiserror::Error)]
@@ -38,6 +39,16 @@ fn reply(code: StatusCode, content_type: &str, body: impl Into<Bytes>) -> Respon
 
 /// Answers one request. Pure, so tests call it without a socket.
 pub fn handle(method: &Method, path: &str, status: &StatusManager) -> Response<Full<Bytes>> {
+    handle_with_stats(method, path, status, None)
+}
+
+/// [`handle`], with `/stats/summary` served from `stats` when given.
+pub fn handle_with_stats(
+    method: &Method,
+    path: &str,
+    status: &StatusManager,
+    stats: Option<&StatsProvider>,
+) -> Response<Full<Bytes>> {
     if method != Method::GET && method != Method::HEAD {
         return reply(
             StatusCode::METHOD_NOT_ALLOWED,
@@ -63,10 +74,30 @@ pub fn handle(method: &Method, path: &str, status: &StatusManager) -> Response<F
                 ),
             }
         }
+        "/stats/summary" => match stats.map(StatsProvider::summary) {
+            None => reply(
+                StatusCode::NOT_FOUND,
+                "text/plain",
+                "/stats/summary: stats collection is off\n",
+            ),
+            Some(None) => reply(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "text/plain",
+                "/stats/summary: no stats collected yet; retry after the first housekeeping interval\n",
+            ),
+            Some(Some(summary)) => match crate::stats::to_json(&summary) {
+                Ok(body) => reply(StatusCode::OK, "application/json", body),
+                Err(e) => reply(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "text/plain",
+                    format!("encoding the stats summary: {e}\n"),
+                ),
+            },
+        },
         _ => reply(
             StatusCode::NOT_FOUND,
             "text/plain",
-            format!("{path} not found; try /healthz or /pods\n"),
+            format!("{path} not found; try /healthz, /pods or /stats/summary\n"),
         ),
     }
 }
@@ -79,6 +110,15 @@ pub async fn bind(addr: SocketAddr) -> Result<TcpListener, ServerError> {
 }
 
 pub async fn serve(listener: TcpListener, status: Arc<StatusManager>) {
+    serve_with_stats(listener, status, None).await
+}
+
+/// [`serve`], with `/stats/summary` from `stats`.
+pub async fn serve_with_stats(
+    listener: TcpListener,
+    status: Arc<StatusManager>,
+    stats: Option<Arc<StatsProvider>>,
+) {
     loop {
         let (stream, peer) = match listener.accept().await {
             Ok(c) => c,
@@ -89,9 +129,11 @@ pub async fn serve(listener: TcpListener, status: Arc<StatusManager>) {
             }
         };
         let status = status.clone();
+        let stats = stats.clone();
         tokio::spawn(async move {
             let svc = service_fn(move |req: Request<Incoming>| {
-                let resp = handle(req.method(), req.uri().path(), &status);
+                let resp =
+                    handle_with_stats(req.method(), req.uri().path(), &status, stats.as_deref());
                 async move { Ok::<_, Infallible>(resp) }
             });
             // A malformed request is hyper's to refuse (400); it never
@@ -140,6 +182,52 @@ mod tests {
         assert_eq!(
             handle(&Method::GET, "/nope", &status).status(),
             StatusCode::NOT_FOUND
+        );
+    }
+
+    #[tokio::test]
+    async fn stats_summary() {
+        let status = StatusManager::new();
+        // Off: not found.
+        let r = handle(&Method::GET, "/stats/summary", &status);
+        assert_eq!(r.status(), StatusCode::NOT_FOUND);
+        // On, before the first cycle: unavailable, not an empty summary.
+        let ch = tonic::transport::Endpoint::from_static("http://localhost").connect_lazy();
+        let client = cri_client::RuntimeClient::from_channels(
+            "unix:///nonexistent".into(),
+            ch.clone(),
+            ch,
+            Default::default(),
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let stats = StatsProvider::new(
+            client,
+            crate::stats::StatsConfig::new("n", dir.path(), dir.path(), "/"),
+        );
+        let r = handle_with_stats(&Method::GET, "/stats/summary", &status, Some(&stats));
+        assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
+        // A failed cycle (no runtime) keeps it that way.
+        assert!(stats.collect().await.is_err());
+        let r = handle_with_stats(&Method::GET, "/stats/summary/", &status, Some(&stats));
+        assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
+        // Once collected: the Summary as JSON.
+        stats.set_summary_for_test(crate::stats::summary::Summary {
+            node: crate::stats::summary::NodeStats {
+                node_name: "n".into(),
+                ..Default::default()
+            },
+            pods: vec![],
+        });
+        let r = handle_with_stats(&Method::GET, "/stats/summary", &status, Some(&stats));
+        assert_eq!(r.status(), StatusCode::OK);
+        assert_eq!(r.headers()[http::header::CONTENT_TYPE], "application/json");
+        let body = r.into_body().collect().await.unwrap().to_bytes();
+        let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(v["node"]["nodeName"], "n");
+        assert_eq!(v["pods"], serde_json::json!([]));
+        assert_eq!(
+            handle_with_stats(&Method::POST, "/stats/summary", &status, Some(&stats)).status(),
+            StatusCode::METHOD_NOT_ALLOWED
         );
     }
 
