@@ -20,6 +20,7 @@ pub mod dns;
 pub mod envvars;
 pub mod images;
 pub mod kuberuntime;
+pub mod lifecycle;
 pub mod managed_runtime;
 pub mod pleg;
 pub mod pod_workers;

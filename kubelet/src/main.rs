@@ -168,6 +168,33 @@ async fn run(config: KubeletConfig) -> Result<()> {
     result
 }
 
+/// Removes orphaned pod cgroups (pods gone while berth was down, or whose
+/// removal found processes still running): every 60 s, the first run
+/// shortly after start, as the Go kubelet's housekeeping.
+async fn cleanup_pod_cgroups(client: RuntimeClient, cm: Arc<kubelet::cm::ContainerManager>) {
+    let mut delay = Duration::from_secs(2);
+    loop {
+        tokio::time::sleep(delay).await;
+        delay = Duration::from_secs(60);
+        let sandboxes = match client.list_pod_sandbox(Default::default()).await {
+            Ok(r) => r.items,
+            Err(e) => {
+                tracing::warn!("listing sandboxes for the pod cgroup clean-up: {e}");
+                continue;
+            }
+        };
+        let active: std::collections::HashSet<String> = sandboxes
+            .into_iter()
+            .filter_map(|s| s.labels.get(kubelet::kuberuntime::labels::POD_UID).cloned())
+            .collect();
+        let cm = cm.clone();
+        // Walks the cgroup file system: keep it off the async threads.
+        if let Err(e) = tokio::task::spawn_blocking(move || cm.cleanup_orphans(&active)).await {
+            tracing::warn!("pod cgroup clean-up: {e}");
+        }
+    }
+}
+
 async fn run_with(
     config: KubeletConfig,
     client: RuntimeClient,
@@ -186,6 +213,8 @@ async fn run_with(
         pod_pids_limit: config.pod_pids_limit,
     })
     .context("setting up the container manager (cgroups)")?;
+    let cm = Arc::new(cm);
+    tokio::spawn(cleanup_pod_cgroups(client.clone(), cm.clone()));
     let (probes, probe_updates) =
         kubelet::prober::ProbeManager::new(client.clone(), host_ip.clone());
     let manager = Arc::new(KubeRuntimeManager::new(
@@ -203,17 +232,32 @@ async fn run_with(
             node_name: config.node_name.clone(),
             host_ip,
         },
-        Arc::new(cm),
+        cm,
         probes,
     ));
     let status = StatusManager::new();
     let workers = PodWorkers::new(manager, status.clone(), config.sync_frequency, runtime_name);
 
+    // Stats are collected from the start, as cadvisor housekeeping is.
+    let mut stats_config = kubelet::stats::StatsConfig::new(
+        &config.node_name,
+        &config.pod_logs_dir,
+        &config.root_dir,
+        &config.cgroup_root,
+    );
+    stats_config.interval = config.housekeeping_interval;
+    let stats = kubelet::stats::StatsProvider::new(client.clone(), stats_config);
+    tokio::spawn(stats.clone().run());
+
     if config.read_only_port != 0 {
         let addr = SocketAddr::new(config.address, config.read_only_port);
         let listener = kubelet::server::bind(addr).await?;
-        tracing::info!("serving /healthz and /pods on http://{addr}");
-        tokio::spawn(kubelet::server::serve(listener, status.clone()));
+        tracing::info!("serving /healthz, /pods and /stats/summary on http://{addr}");
+        tokio::spawn(kubelet::server::serve_with_stats(
+            listener,
+            status.clone(),
+            Some(stats),
+        ));
     }
 
     let (src_tx, src_rx) = mpsc::channel(16);

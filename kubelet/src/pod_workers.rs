@@ -226,6 +226,9 @@ impl PodWorkers {
             }
         };
         let pref = format!("{}/{}", rt.namespace, rt.name);
+        let grace = crate::kuberuntime::actions::grace_period(pod, None, None);
+        self.status
+            .mark_terminating(uid, grace, jiff::Timestamp::now());
         if let Err(e) = self.manager.kill_pod(pod, &rt).await {
             tracing::warn!(pod = %pref, uid = %uid, "stopping pod: {e}");
             return false;

@@ -85,8 +85,17 @@ fn waiting(reason: &str, message: &str) -> ContainerState {
     }
 }
 
+/// Where a container comes from, for its status rules.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Init,
+    Sidecar,
+    App,
+}
+
 fn container_status(
     c: &Container,
+    kind: Kind,
     rt: &RuntimePod,
     policy: RestartPolicy,
     sync_wait: Option<&Waiting>,
@@ -99,52 +108,68 @@ fn container_status(
     let mut status = ContainerStatus {
         name: c.name.clone(),
         image: c.image.clone().unwrap_or_default(),
+        started: Some(false),
         ..Default::default()
     };
     let Some(latest) = latest else {
+        // Never created: the default waiting state, or why the last start
+        // failed (the Go kubelet's reason cache).
         let (reason, msg) = sync_wait.map_or((default_wait, ""), |w| {
             (w.reason.as_str(), w.message.as_str())
         });
         status.state = Some(waiting(reason, msg));
-        status.started = Some(false);
         return status;
     };
     status.container_id = Some(format!("{}://{}", inputs.runtime_name, latest.id));
     status.image_id = latest.image_ref.clone();
     status.restart_count = i32::try_from(latest.info.restart_count).unwrap_or(i32::MAX);
-    // Without probes a running container is started and ready; a startup
-    // probe holds both back, a readiness probe holds back ready.
-    let started = latest.is_running() && latest.probe.started.unwrap_or(true);
-    status.started = Some(started);
-    status.ready = started && latest.probe.ready.unwrap_or(true);
-    let will_restart =
-        latest.state == ContainerStateKind::Exited && should_restart(Some(latest), policy);
-    if let (true, Some(w)) = (
-        will_restart || latest.state != ContainerStateKind::Running,
-        sync_wait,
-    ) {
-        // Backing off (CrashLoopBackOff) or failing to start again: the
-        // exited instance becomes lastState.
+    status.state = Some(runtime_state(latest, inputs.runtime_name));
+    status.last_state = previous
+        .filter(|p| p.state == ContainerStateKind::Exited)
+        .map(|p| runtime_state(p, inputs.runtime_name));
+    // A container that will be started again shows why it isn't yet
+    // (CrashLoopBackOff, PostStartHookError, ...); its exited instance
+    // becomes lastState. A plain init container that succeeded is done.
+    let done_init = kind == Kind::Init && latest.succeeded();
+    if !done_init
+        && should_restart(Some(latest), policy)
+        && let Some(w) = sync_wait
+    {
+        if latest.state == ContainerStateKind::Exited {
+            status.last_state = status.state.take();
+        }
         status.state = Some(waiting(&w.reason, &w.message));
-        status.last_state = Some(runtime_state(latest, inputs.runtime_name));
-    } else {
-        status.state = Some(runtime_state(latest, inputs.runtime_name));
-        status.last_state = previous
-            .filter(|p| p.state == ContainerStateKind::Exited)
-            .map(|p| runtime_state(p, inputs.runtime_name));
     }
+    let running = status.state.as_ref().is_some_and(|s| s.running.is_some());
+    // The prober's rules: started once running and the startup probe (if
+    // any) succeeded; ready once started and the readiness probe (if any)
+    // succeeded; a plain init container is ready once it succeeded.
+    // A probe with no result yet (its worker starts after this sync) counts
+    // as not passed, as in the Go prober.
+    let started = running && latest.probe.started.unwrap_or(c.startup_probe.is_none());
+    status.started = Some(started);
+    status.ready = match kind {
+        Kind::Init => status
+            .state
+            .as_ref()
+            .and_then(|s| s.terminated.as_ref())
+            .is_some_and(|t| t.exit_code == 0),
+        _ => started && latest.probe.ready.unwrap_or(c.readiness_probe.is_none()),
+    };
     status
 }
 
+/// A condition, keeping the previous transition time while its status
+/// holds (as the Go kubelet's status manager does).
 fn condition(
     kind: &str,
     ok: bool,
     reason: Option<&str>,
+    message: Option<String>,
     previous: Option<&PodStatus>,
     now: jiff::Timestamp,
 ) -> PodCondition {
     let status = if ok { "True" } else { "False" };
-    // Keep the transition time while the condition doesn't change.
     let last = previous
         .and_then(|p| p.conditions.as_ref())
         .and_then(|cs| cs.iter().find(|c| c.type_ == kind))
@@ -153,75 +178,258 @@ fn condition(
     PodCondition {
         type_: kind.into(),
         status: status.into(),
-        reason: if ok { None } else { reason.map(str::to_string) },
+        reason: reason.map(str::to_string),
+        message: message.filter(|m| !m.is_empty()),
         last_transition_time: last.or(Some(Time(now))),
         ..Default::default()
     }
 }
 
-/// The pod's phase, by the Go kubelet's rules.
-pub fn phase(
-    pod: &Pod,
-    init: &[ContainerStatus],
-    apps: &[ContainerStatus],
-    init_failed: bool,
-) -> &'static str {
-    let policy = RestartPolicy::of(pod);
-    if init_failed {
-        return "Failed";
-    }
-    let spec_init = pod.spec.as_ref().and_then(|s| s.init_containers.as_ref());
-    let pending_init = init
+fn terminated_of(st: &ContainerStatus) -> Option<&ContainerStateTerminated> {
+    st.state.as_ref().and_then(|s| s.terminated.as_ref())
+}
+
+fn is_waiting(st: &ContainerStatus) -> bool {
+    st.state.as_ref().is_some_and(|s| s.waiting.is_some())
+}
+
+fn is_running(st: &ContainerStatus) -> bool {
+    st.state.as_ref().is_some_and(|s| s.running.is_some())
+}
+
+fn last_terminated(st: &ContainerStatus) -> Option<&ContainerStateTerminated> {
+    st.last_state.as_ref().and_then(|s| s.terminated.as_ref())
+}
+
+fn find<'a>(statuses: &'a [ContainerStatus], name: &str) -> Option<&'a ContainerStatus> {
+    statuses.iter().find(|s| s.name == name)
+}
+
+/// The Go kubelet's `HasAnyRegularContainerStarted`.
+fn any_app_started(pod: &Pod, apps: &[ContainerStatus]) -> bool {
+    let spec = pod.spec.clone().unwrap_or_default();
+    spec.containers
         .iter()
-        .zip(spec_init.into_iter().flatten())
-        .any(|(st, c)| {
-            if is_sidecar(c) {
-                !st.started.unwrap_or(false)
-            } else {
-                st.state
-                    .as_ref()
-                    .and_then(|s| s.terminated.as_ref())
-                    .is_none_or(|t| t.exit_code != 0)
+        .any(|c| find(apps, &c.name).is_some_and(|s| is_running(s) || terminated_of(s).is_some()))
+}
+
+/// The pod's phase, by the Go kubelet's `getPhase` (static pods never take
+/// the "pod is terminal" shortcut there, so neither does berth).
+pub fn phase(pod: &Pod, init: &[ContainerStatus], apps: &[ContainerStatus]) -> &'static str {
+    let spec = pod.spec.clone().unwrap_or_default();
+    let policy = RestartPolicy::of(pod);
+    let init_specs = spec.init_containers.clone().unwrap_or_default();
+    let (mut pending_init, mut failed_init) = (0, 0);
+    for c in init_specs.iter().filter(|c| !is_sidecar(c)) {
+        let Some(st) = find(init, &c.name) else {
+            pending_init += 1;
+            continue;
+        };
+        if is_running(st) {
+            pending_init += 1;
+        } else if let Some(t) = terminated_of(st) {
+            if t.exit_code != 0 {
+                failed_init += 1;
             }
-        });
-    if pending_init {
-        return "Pending";
+        } else if is_waiting(st) {
+            match last_terminated(st) {
+                Some(t) if t.exit_code != 0 => failed_init += 1,
+                Some(_) => {}
+                None => pending_init += 1,
+            }
+        } else {
+            pending_init += 1;
+        }
     }
-    let (mut running, mut waiting, mut stopped, mut succeeded) = (0, 0, 0, 0);
-    for st in apps {
-        let state = st.state.clone().unwrap_or_default();
-        if state.running.is_some() {
+    let (mut unknown, mut running, mut waiting, mut stopped, mut succeeded) = (0, 0, 0, 0, 0);
+    for c in init_specs.iter().filter(|c| is_sidecar(c)) {
+        let Some(st) = find(init, &c.name) else {
+            unknown += 1;
+            continue;
+        };
+        if is_running(st) {
+            if st.started != Some(true) {
+                pending_init += 1;
+            }
             running += 1;
-        } else if let Some(t) = &state.terminated {
+        } else if terminated_of(st).is_some() {
+            // Exited sidecars don't count towards the phase.
+        } else if is_waiting(st) {
+            if last_terminated(st).is_none() {
+                pending_init += 1;
+                waiting += 1;
+            }
+        } else {
+            pending_init += 1;
+            unknown += 1;
+        }
+    }
+    for c in &spec.containers {
+        let Some(st) = find(apps, &c.name) else {
+            unknown += 1;
+            continue;
+        };
+        if is_running(st) {
+            running += 1;
+        } else if let Some(t) = terminated_of(st) {
             stopped += 1;
             if t.exit_code == 0 {
                 succeeded += 1;
             }
-        } else if st
-            .last_state
-            .as_ref()
-            .and_then(|l| l.terminated.as_ref())
-            .is_some()
-        {
-            stopped += 1;
+        } else if is_waiting(st) {
+            if last_terminated(st).is_some() {
+                stopped += 1;
+            } else {
+                waiting += 1;
+            }
         } else {
-            waiting += 1;
+            unknown += 1;
         }
     }
-    if waiting > 0 {
-        "Pending"
-    } else if running > 0 {
-        "Running"
-    } else if stopped > 0 {
-        match policy {
+    if failed_init > 0 && policy == RestartPolicy::Never {
+        return "Failed";
+    }
+    if (pending_init > 0 && !any_app_started(pod, apps)) || waiting > 0 {
+        return "Pending";
+    }
+    if running > 0 && unknown == 0 {
+        return "Running";
+    }
+    if running == 0 && stopped > 0 && unknown == 0 {
+        return match policy {
             RestartPolicy::Always => "Running",
             _ if stopped == succeeded => "Succeeded",
             RestartPolicy::Never => "Failed",
             RestartPolicy::OnFailure => "Running",
-        }
-    } else {
-        "Pending"
+        };
     }
+    "Pending"
+}
+
+/// A Go `%s` of a string slice: `[a b]`.
+fn go_list(names: &[String]) -> String {
+    format!("[{}]", names.join(" "))
+}
+
+/// The kubelet-owned conditions, in the Go kubelet's order:
+/// PodReadyToStartContainers, Initialized, Ready, ContainersReady,
+/// PodScheduled.
+fn conditions(
+    pod: &Pod,
+    sandbox_ready: bool,
+    init: &[ContainerStatus],
+    apps: &[ContainerStatus],
+    phase: &str,
+    prev: Option<&PodStatus>,
+    now: jiff::Timestamp,
+) -> Vec<PodCondition> {
+    let spec = pod.spec.clone().unwrap_or_default();
+    let init_specs = spec.init_containers.clone().unwrap_or_default();
+
+    // Initialized: sidecars started, plain init containers succeeded.
+    let incomplete: Vec<String> = init_specs
+        .iter()
+        .filter(|c| {
+            find(init, &c.name).is_none_or(|st| {
+                if is_sidecar(c) {
+                    st.started != Some(true)
+                } else {
+                    !st.ready
+                }
+            })
+        })
+        .map(|c| c.name.clone())
+        .collect();
+    let initialized = if phase == "Succeeded" {
+        condition("Initialized", true, Some("PodCompleted"), None, prev, now)
+    } else if any_app_started(pod, apps) || incomplete.is_empty() {
+        condition("Initialized", true, None, None, prev, now)
+    } else {
+        condition(
+            "Initialized",
+            false,
+            Some("ContainersNotInitialized"),
+            Some(format!(
+                "containers with incomplete status: {}",
+                go_list(&incomplete)
+            )),
+            prev,
+            now,
+        )
+    };
+
+    // ContainersReady: sidecars (in order) and app containers ready.
+    let unready: Vec<String> = init_specs
+        .iter()
+        .filter(|c| is_sidecar(c))
+        .map(|c| (c, find(init, &c.name)))
+        .chain(spec.containers.iter().map(|c| (c, find(apps, &c.name))))
+        .filter(|(_, st)| st.is_none_or(|s| !s.ready))
+        .map(|(c, _)| c.name.clone())
+        .collect();
+    let (ready_ok, ready_reason, ready_msg) = match phase {
+        "Succeeded" => (false, Some("PodCompleted"), None),
+        "Failed" => (false, Some("PodFailed"), None),
+        _ if !unready.is_empty() => (
+            false,
+            Some("ContainersNotReady"),
+            Some(format!(
+                "containers with unready status: {}",
+                go_list(&unready)
+            )),
+        ),
+        _ => (true, None, None),
+    };
+    let containers_ready = condition(
+        "ContainersReady",
+        ready_ok,
+        ready_reason,
+        ready_msg.clone(),
+        prev,
+        now,
+    );
+    // Ready: ContainersReady, then the readiness gates. Berth sets no
+    // custom conditions, so a gate is never satisfied.
+    let gates: Vec<String> = spec
+        .readiness_gates
+        .iter()
+        .flatten()
+        .map(|g| {
+            format!(
+                "corresponding condition of pod readiness gate {:?} does not exist.",
+                g.condition_type
+            )
+        })
+        .collect();
+    let ready = if !ready_ok {
+        condition("Ready", false, ready_reason, ready_msg, prev, now)
+    } else if !gates.is_empty() {
+        condition(
+            "Ready",
+            false,
+            Some("ReadinessGatesNotReady"),
+            Some(gates.join(", ")),
+            prev,
+            now,
+        )
+    } else {
+        condition("Ready", true, None, None, prev, now)
+    };
+    vec![
+        condition(
+            "PodReadyToStartContainers",
+            sandbox_ready,
+            None,
+            None,
+            prev,
+            now,
+        ),
+        initialized,
+        ready,
+        containers_ready,
+        // The Go kubelet reports its pods as scheduled: they are on its node.
+        condition("PodScheduled", true, None, None, prev, now),
+    ]
 }
 
 pub fn compute(pod: &Pod, rt: &RuntimePod, inputs: &StatusInputs<'_>) -> PodStatus {
@@ -229,99 +437,60 @@ pub fn compute(pod: &Pod, rt: &RuntimePod, inputs: &StatusInputs<'_>) -> PodStat
     let policy = RestartPolicy::of(pod);
     let sandbox_ready = rt.latest_sandbox().is_some_and(|s| s.ready);
     let init_specs = spec.init_containers.clone().unwrap_or_default();
-    let init: Vec<ContainerStatus> = init_specs
-        .iter()
-        .map(|c| {
-            let p = if is_sidecar(c) {
-                RestartPolicy::Always
-            } else {
-                policy
-            };
-            container_status(
-                c,
-                rt,
-                p,
-                inputs.sync.waiting.get(&c.name),
-                "PodInitializing",
-                inputs,
-            )
-        })
-        .collect();
-    let initialized = init.iter().zip(&init_specs).all(|(st, c)| {
-        if is_sidecar(c) {
-            st.started.unwrap_or(false)
-        } else {
-            st.state
-                .as_ref()
-                .and_then(|s| s.terminated.as_ref())
-                .is_some_and(|t| t.exit_code == 0)
-        }
-    });
-    let app_default = if initialized {
+    // The Go kubelet's default waiting reason for every container of a pod
+    // with init containers is PodInitializing, otherwise ContainerCreating.
+    let default_wait = if init_specs.is_empty() {
         "ContainerCreating"
     } else {
         "PodInitializing"
     };
+    let init: Vec<ContainerStatus> = init_specs
+        .iter()
+        .map(|c| {
+            let (kind, p) = if is_sidecar(c) {
+                (Kind::Sidecar, RestartPolicy::Always)
+            } else {
+                (Kind::Init, policy)
+            };
+            container_status(
+                c,
+                kind,
+                rt,
+                p,
+                inputs.sync.waiting.get(&c.name),
+                default_wait,
+                inputs,
+            )
+        })
+        .collect();
     let apps: Vec<ContainerStatus> = spec
         .containers
         .iter()
         .map(|c| {
             container_status(
                 c,
+                Kind::App,
                 rt,
                 policy,
                 inputs.sync.waiting.get(&c.name),
-                app_default,
+                default_wait,
                 inputs,
             )
         })
         .collect();
-    let init_failed = policy == RestartPolicy::Never
-        && init.iter().zip(&init_specs).any(|(st, c)| {
-            !is_sidecar(c)
-                && st
-                    .state
-                    .as_ref()
-                    .and_then(|s| s.terminated.as_ref())
-                    .is_some_and(|t| t.exit_code != 0)
-        });
-    let phase = phase(pod, &init, &apps, init_failed);
-    let containers_ready = apps.iter().all(|s| s.ready) && !apps.is_empty();
     let prev = inputs.previous;
-    let now = inputs.now;
-    let terminal = matches!(phase, "Succeeded" | "Failed");
-    let conditions = vec![
-        condition("PodReadyToStartContainers", sandbox_ready, None, prev, now),
-        condition(
-            "Initialized",
-            initialized,
-            Some("ContainersNotInitialized"),
-            prev,
-            now,
-        ),
-        condition(
-            "Ready",
-            containers_ready && !terminal,
-            Some(if terminal {
-                "PodCompleted"
-            } else {
-                "ContainersNotReady"
-            }),
-            prev,
-            now,
-        ),
-        condition(
-            "ContainersReady",
-            containers_ready && !terminal,
-            Some(if terminal {
-                "PodCompleted"
-            } else {
-                "ContainersNotReady"
-            }),
-            prev,
-            now,
-        ),
-    ];
+    let mut phase = phase(pod, &init, &apps);
+    // A terminal phase is never left (the Go kubelet's three-way merge).
+    if let Some(old @ ("Succeeded" | "Failed")) = prev.and_then(|p| p.phase.as_deref())
+        && !matches!(phase, "Succeeded" | "Failed")
+    {
+        phase = if old == "Succeeded" {
+            "Succeeded"
+        } else {
+            "Failed"
+        };
+    }
+    let conditions = conditions(pod, sandbox_ready, &init, &apps, phase, prev, inputs.now);
     let ip = (!inputs.pod_ip.is_empty()).then(|| inputs.pod_ip.to_string());
     PodStatus {
         phase: Some(phase.into()),
@@ -332,7 +501,9 @@ pub fn compute(pod: &Pod, rt: &RuntimePod, inputs: &StatusInputs<'_>) -> PodStat
         }]),
         pod_ip: ip.clone(),
         pod_ips: ip.map(|ip| vec![PodIP { ip }]),
-        start_time: prev.and_then(|p| p.start_time.clone()).or(Some(Time(now))),
+        start_time: prev
+            .and_then(|p| p.start_time.clone())
+            .or(Some(Time(inputs.now))),
         container_statuses: Some(apps),
         init_container_statuses: (!init.is_empty()).then_some(init),
         qos_class: Some(crate::cm::qos::qos_class(pod).as_str().into()),
@@ -344,6 +515,96 @@ pub fn compute(pod: &Pod, rt: &RuntimePod, inputs: &StatusInputs<'_>) -> PodStat
             .map(|_| "SandboxError".to_string()),
         ..Default::default()
     }
+}
+
+/// The STATUS column of `kubectl get pods` for this pod (kubectl's
+/// `printPod`): Init:N/M, Init:<reason>, PodInitializing, CrashLoopBackOff,
+/// Completed, NotReady, Terminating, ...
+pub fn display_status(pod: &Pod) -> String {
+    let status = pod.status.clone().unwrap_or_default();
+    let spec = pod.spec.clone().unwrap_or_default();
+    let phase = status.phase.clone().unwrap_or_default();
+    let mut reason = status
+        .reason
+        .clone()
+        .filter(|r| !r.is_empty())
+        .unwrap_or_else(|| phase.clone());
+    let init_specs = spec.init_containers.clone().unwrap_or_default();
+    let sidecar = |name: &str| init_specs.iter().any(|c| c.name == name && is_sidecar(c));
+
+    let mut initializing = false;
+    for (i, c) in status.init_container_statuses.iter().flatten().enumerate() {
+        let state = c.state.clone().unwrap_or_default();
+        if state.terminated.as_ref().is_some_and(|t| t.exit_code == 0) {
+            continue;
+        }
+        if sidecar(&c.name) && c.started == Some(true) {
+            continue;
+        }
+        initializing = true;
+        reason = if let Some(t) = &state.terminated {
+            match t.reason.as_deref().filter(|r| !r.is_empty()) {
+                Some(r) => format!("Init:{r}"),
+                None => match t.signal.filter(|s| *s != 0) {
+                    Some(sig) => format!("Init:Signal:{sig}"),
+                    None => format!("Init:ExitCode:{}", t.exit_code),
+                },
+            }
+        } else if let Some(r) = state
+            .waiting
+            .as_ref()
+            .and_then(|w| w.reason.as_deref())
+            .filter(|r| !r.is_empty() && *r != "PodInitializing")
+        {
+            format!("Init:{r}")
+        } else {
+            format!("Init:{i}/{}", init_specs.len())
+        };
+        break;
+    }
+    let initialized_true = status
+        .conditions
+        .iter()
+        .flatten()
+        .any(|c| c.type_ == "Initialized" && c.status == "True");
+    if !initializing || initialized_true {
+        let mut has_running = false;
+        for c in status.container_statuses.iter().flatten().rev() {
+            let state = c.state.clone().unwrap_or_default();
+            if let Some(r) = state
+                .waiting
+                .as_ref()
+                .and_then(|w| w.reason.clone())
+                .filter(|r| !r.is_empty())
+            {
+                reason = r;
+            } else if let Some(t) = &state.terminated {
+                reason = match t.reason.clone().filter(|r| !r.is_empty()) {
+                    Some(r) => r,
+                    None => match t.signal.filter(|s| *s != 0) {
+                        Some(sig) => format!("Signal:{sig}"),
+                        None => format!("ExitCode:{}", t.exit_code),
+                    },
+                };
+            } else if c.ready && state.running.is_some() {
+                has_running = true;
+            }
+        }
+        if reason == "Completed" && has_running {
+            let ready = status
+                .conditions
+                .iter()
+                .flatten()
+                .any(|c| c.type_ == "Ready" && c.status == "True");
+            reason = if ready { "Running" } else { "NotReady" }.into();
+        }
+    }
+    if pod.metadata.deletion_timestamp.is_some()
+        && !matches!(phase.as_str(), "Succeeded" | "Failed")
+    {
+        reason = "Terminating".into();
+    }
+    reason
 }
 
 /// The latest status of every pod, for the server.
@@ -372,8 +633,36 @@ impl StatusManager {
         log_transitions(pod, old.as_ref(), &status);
         let mut p = pod.clone();
         p.status = Some(status);
+        let before = old.map(|o| {
+            let mut op = pod.clone();
+            op.status = Some(o);
+            display_status(&op)
+        });
+        let after = display_status(&p);
+        if before.as_deref() != Some(after.as_str()) {
+            tracing::info!(pod = %pod_ref(pod), uid = %uid, from = before.as_deref().unwrap_or(""), to = %after, "pod status changed");
+        }
         if let Ok(mut pods) = self.pods.write() {
             pods.insert(uid, p);
+        }
+    }
+
+    /// The pod is being stopped: it gets a deletionTimestamp (as an API
+    /// pod being deleted would), so it shows as Terminating until removed.
+    pub fn mark_terminating(&self, uid: &str, grace: i64, now: jiff::Timestamp) {
+        let Ok(mut pods) = self.pods.write() else {
+            return;
+        };
+        let Some(p) = pods.get_mut(uid) else { return };
+        if p.metadata.deletion_timestamp.is_some() {
+            return;
+        }
+        let before = display_status(p);
+        p.metadata.deletion_timestamp = Some(Time(now));
+        p.metadata.deletion_grace_period_seconds = Some(grace);
+        let after = display_status(p);
+        if before != after {
+            tracing::info!(pod = %pod_ref(p), uid = %uid, from = %before, to = %after, "pod status changed");
         }
     }
 
@@ -607,7 +896,9 @@ mod tests {
             .into_iter()
             .find(|c| c.type_ == "Ready")
             .unwrap();
-        assert_eq!(ready.reason.as_deref(), Some("PodCompleted"));
+        // The Go kubelet: PodFailed for a failed pod, PodCompleted for a
+        // succeeded one.
+        assert_eq!(ready.reason.as_deref(), Some("PodFailed"));
     }
 
     #[test]
@@ -668,5 +959,308 @@ mod tests {
         let second = compute(&p, &r, &later);
         assert_eq!(first.conditions, second.conditions);
         assert_eq!(first.start_time, second.start_time);
+    }
+
+    fn cond<'a>(st: &'a PodStatus, kind: &str) -> &'a PodCondition {
+        st.conditions
+            .as_ref()
+            .unwrap()
+            .iter()
+            .find(|c| c.type_ == kind)
+            .unwrap()
+    }
+
+    fn with_status(p: &Pod, st: PodStatus) -> Pod {
+        let mut p = p.clone();
+        p.status = Some(st);
+        p
+    }
+
+    fn waiting_on(sync: &mut SyncResult, name: &str, reason: &str) {
+        sync.waiting.insert(
+            name.into(),
+            Waiting {
+                reason: reason.into(),
+                message: "m".into(),
+            },
+        );
+    }
+
+    #[test]
+    fn conditions_in_the_go_kubelets_order_with_its_messages() {
+        let p = pod(serde_json::json!({
+            "initContainers": [{"name": "side", "image": "x", "restartPolicy": "Always"}],
+            "containers": [{"name": "a", "image": "x"}, {"name": "b", "image": "x"}]}));
+        let sync = SyncResult::default();
+        let mut b = rt_container("b", 0, ContainerStateKind::Running, None, 7);
+        b.probe.ready = Some(false);
+        let st = compute(
+            &p,
+            &rt(vec![
+                b,
+                rt_container("a", 0, ContainerStateKind::Running, None, 6),
+                rt_container("side", 0, ContainerStateKind::Running, None, 5),
+            ]),
+            &inputs(&sync),
+        );
+        let kinds: Vec<_> = st
+            .conditions
+            .as_ref()
+            .unwrap()
+            .iter()
+            .map(|c| c.type_.as_str())
+            .collect();
+        assert_eq!(
+            kinds,
+            [
+                "PodReadyToStartContainers",
+                "Initialized",
+                "Ready",
+                "ContainersReady",
+                "PodScheduled"
+            ]
+        );
+        for kind in ["Ready", "ContainersReady"] {
+            let c = cond(&st, kind);
+            assert_eq!(c.status, "False");
+            assert_eq!(c.reason.as_deref(), Some("ContainersNotReady"));
+            assert_eq!(
+                c.message.as_deref(),
+                Some("containers with unready status: [b]")
+            );
+        }
+        assert_eq!(cond(&st, "Initialized").status, "True");
+        assert_eq!(cond(&st, "Initialized").reason, None);
+        assert_eq!(cond(&st, "PodScheduled").status, "True");
+        assert_eq!(st.phase.as_deref(), Some("Running"));
+        assert_eq!(display_status(&with_status(&p, st)), "Running");
+    }
+
+    #[test]
+    fn init_and_sidecar_statuses_follow_the_prober_rules() {
+        let p = pod(serde_json::json!({
+            "initContainers": [{"name": "i", "image": "x"},
+                               {"name": "side", "image": "x", "restartPolicy": "Always"}],
+            "containers": [{"name": "a", "image": "x"}]}));
+        let sync = SyncResult::default();
+        let mut side = rt_container("side", 0, ContainerStateKind::Running, None, 6);
+        side.probe.started = Some(false);
+        let st = compute(
+            &p,
+            &rt(vec![
+                side,
+                rt_container("i", 0, ContainerStateKind::Exited, Some(0), 5),
+            ]),
+            &inputs(&sync),
+        );
+        let init = st.init_container_statuses.as_ref().unwrap();
+        assert!(init[0].ready, "a succeeded init container is ready");
+        assert_eq!(init[0].started, Some(false));
+        assert_eq!(
+            init[0]
+                .state
+                .as_ref()
+                .unwrap()
+                .terminated
+                .as_ref()
+                .unwrap()
+                .reason
+                .as_deref(),
+            Some("Completed")
+        );
+        assert_eq!((init[1].started, init[1].ready), (Some(false), false));
+        let app = &st.container_statuses.as_ref().unwrap()[0];
+        assert_eq!(
+            app.state
+                .as_ref()
+                .unwrap()
+                .waiting
+                .as_ref()
+                .unwrap()
+                .reason
+                .as_deref(),
+            Some("PodInitializing")
+        );
+        assert_eq!(st.phase.as_deref(), Some("Pending"));
+        let c = cond(&st, "Initialized");
+        assert_eq!(c.reason.as_deref(), Some("ContainersNotInitialized"));
+        assert_eq!(
+            c.message.as_deref(),
+            Some("containers with incomplete status: [side]")
+        );
+        assert_eq!(display_status(&with_status(&p, st)), "Init:1/2");
+    }
+
+    #[test]
+    fn failing_init_container_crash_loops_and_the_pod_stays_pending() {
+        let p = pod(serde_json::json!({
+            "initContainers": [{"name": "i", "image": "x"}],
+            "containers": [{"name": "a", "image": "x"}]}));
+        let mut sync = SyncResult::default();
+        waiting_on(&mut sync, "i", "CrashLoopBackOff");
+        let r = rt(vec![rt_container(
+            "i",
+            1,
+            ContainerStateKind::Exited,
+            Some(3),
+            5,
+        )]);
+        let st = compute(&p, &r, &inputs(&sync));
+        let i = &st.init_container_statuses.as_ref().unwrap()[0];
+        assert_eq!(i.restart_count, 1);
+        assert!(!i.ready);
+        assert_eq!(
+            i.last_state
+                .as_ref()
+                .unwrap()
+                .terminated
+                .as_ref()
+                .unwrap()
+                .exit_code,
+            3
+        );
+        assert_eq!(st.phase.as_deref(), Some("Pending"));
+        assert_eq!(
+            display_status(&with_status(&p, st)),
+            "Init:CrashLoopBackOff"
+        );
+        // Between retries (no waiting reason): Init:Error.
+        let st = compute(&p, &r, &inputs(&SyncResult::default()));
+        assert_eq!(display_status(&with_status(&p, st)), "Init:Error");
+        // restartPolicy Never: the pod fails.
+        let never = pod(serde_json::json!({"restartPolicy": "Never",
+            "initContainers": [{"name": "i", "image": "x"}],
+            "containers": [{"name": "a", "image": "x"}]}));
+        let st = compute(&never, &r, &inputs(&SyncResult::default()));
+        assert_eq!(st.phase.as_deref(), Some("Failed"));
+        assert_eq!(cond(&st, "Ready").reason.as_deref(), Some("PodFailed"));
+    }
+
+    #[test]
+    fn terminal_phase_is_kept() {
+        let p = pod(
+            serde_json::json!({"restartPolicy": "Never", "containers": [{"name": "a", "image": "i"}]}),
+        );
+        let sync = SyncResult::default();
+        let done = rt(vec![rt_container(
+            "a",
+            0,
+            ContainerStateKind::Exited,
+            Some(0),
+            5,
+        )]);
+        let first = compute(&p, &done, &inputs(&sync));
+        assert_eq!(first.phase.as_deref(), Some("Succeeded"));
+        assert_eq!(
+            cond(&first, "Initialized").reason.as_deref(),
+            Some("PodCompleted")
+        );
+        assert_eq!(display_status(&with_status(&p, first.clone())), "Completed");
+        let mut later = inputs(&sync);
+        later.previous = Some(&first);
+        let st = compute(&p, &rt(vec![]), &later);
+        assert_eq!(st.phase.as_deref(), Some("Succeeded"));
+    }
+
+    #[test]
+    fn display_status_follows_kubectl() {
+        let p = pod(serde_json::json!({
+            "initContainers": [{"name": "i1", "image": "x"}, {"name": "i2", "image": "x"}],
+            "containers": [{"name": "a", "image": "x"}, {"name": "b", "image": "x"}]}));
+        let sync = SyncResult::default();
+        let show = |containers: Vec<RtContainer>, sync: &SyncResult| {
+            display_status(&with_status(
+                &p,
+                compute(&p, &rt(containers), &inputs(sync)),
+            ))
+        };
+        use ContainerStateKind::*;
+        assert_eq!(show(vec![], &sync), "Init:0/2");
+        assert_eq!(
+            show(vec![rt_container("i1", 0, Running, None, 1)], &sync),
+            "Init:0/2"
+        );
+        assert_eq!(
+            show(
+                vec![
+                    rt_container("i2", 0, Running, None, 2),
+                    rt_container("i1", 0, Exited, Some(0), 1)
+                ],
+                &sync
+            ),
+            "Init:1/2"
+        );
+        let mut pulling = SyncResult::default();
+        waiting_on(&mut pulling, "i1", "ImagePullBackOff");
+        assert_eq!(show(vec![], &pulling), "Init:ImagePullBackOff");
+        let done = vec![
+            rt_container("i2", 0, Exited, Some(0), 2),
+            rt_container("i1", 0, Exited, Some(0), 1),
+        ];
+        // Initialized, apps not created yet: the default waiting reason.
+        assert_eq!(show(done.clone(), &sync), "PodInitializing");
+        let mut crash = SyncResult::default();
+        waiting_on(&mut crash, "a", "CrashLoopBackOff");
+        let mut all = done.clone();
+        all.push(rt_container("a", 3, Exited, Some(1), 3));
+        all.push(rt_container("b", 0, Running, None, 4));
+        all.sort_by_key(|c| std::cmp::Reverse(c.created_at));
+        assert_eq!(show(all.clone(), &crash), "CrashLoopBackOff");
+        // One app completed, the other still running and ready: Running
+        // when the pod is Ready, NotReady otherwise.
+        let p2 = pod(serde_json::json!({"restartPolicy": "OnFailure",
+            "containers": [{"name": "a", "image": "x"}, {"name": "b", "image": "x"}]}));
+        let mixed = rt(vec![
+            rt_container("b", 0, Running, None, 4),
+            rt_container("a", 0, Exited, Some(0), 3),
+        ]);
+        let st = compute(&p2, &mixed, &inputs(&sync));
+        assert_eq!(display_status(&with_status(&p2, st)), "NotReady");
+        // A pod being stopped shows Terminating.
+        let mut term = with_status(&p2, compute(&p2, &mixed, &inputs(&sync)));
+        term.metadata.deletion_timestamp = Some(Time("2026-11-22T10:00:00Z".parse().unwrap()));
+        assert_eq!(display_status(&term), "Terminating");
+        // Failed init without a reason: the exit code.
+        let mut failed = with_status(&p, compute(&p, &rt(vec![]), &inputs(&sync)));
+        if let Some(st) = failed.status.as_mut() {
+            st.init_container_statuses.as_mut().unwrap()[0].state = Some(ContainerState {
+                terminated: Some(ContainerStateTerminated {
+                    exit_code: 2,
+                    ..Default::default()
+                }),
+                ..Default::default()
+            });
+        }
+        assert_eq!(display_status(&failed), "Init:ExitCode:2");
+    }
+
+    #[test]
+    fn post_start_failure_shows_waiting_with_the_killed_instance_as_last_state() {
+        let p = pod(serde_json::json!({"containers": [{"name": "a", "image": "x"}]}));
+        let mut sync = SyncResult::default();
+        sync.waiting.insert(
+            "a".into(),
+            Waiting {
+                reason: "PostStartHookError".into(),
+                message: "Exec lifecycle hook ([sh -c exit 3]) failed".into(),
+            },
+        );
+        let mut killed = rt_container("a", 0, ContainerStateKind::Exited, Some(137), 5);
+        killed.reason = "Error".into();
+        let st = compute(&p, &rt(vec![killed]), &inputs(&sync));
+        let a = &st.container_statuses.as_ref().unwrap()[0];
+        let w = a.state.as_ref().unwrap().waiting.as_ref().unwrap();
+        assert_eq!(w.reason.as_deref(), Some("PostStartHookError"));
+        assert_eq!(
+            a.last_state
+                .as_ref()
+                .unwrap()
+                .terminated
+                .as_ref()
+                .unwrap()
+                .exit_code,
+            137
+        );
+        assert_eq!(display_status(&with_status(&p, st)), "PostStartHookError");
     }
 }

@@ -20,5 +20,9 @@ fn example_manifests_are_valid() {
         assert!(pod.spec.is_some(), "{}", path.display());
         seen += 1;
     }
-    assert!(seen >= 6, "only {seen} example manifests found in {}", dir.display());
+    assert!(
+        seen >= 6,
+        "only {seen} example manifests found in {}",
+        dir.display()
+    );
 }

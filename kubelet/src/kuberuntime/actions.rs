@@ -71,6 +71,9 @@ pub struct KillAction {
     /// Killed because a liveness or startup probe failed (the reason is
     /// then the probe's message, kept for the container's status).
     pub probe_failure: bool,
+    /// The failed probe's own terminationGracePeriodSeconds, which replaces
+    /// the pod's for this kill (as in the Go kubelet).
+    pub grace: Option<i64>,
 }
 
 impl KillAction {
@@ -80,8 +83,72 @@ impl KillAction {
             name: c.name().to_string(),
             reason: reason.into(),
             probe_failure: false,
+            grace: None,
         }
     }
+
+    /// A kill for a failed liveness or startup probe; the prober's message
+    /// says which probe ("Startup probe failed: ..." or "Liveness ...").
+    fn probe(c: &ContainerState, spec: &Container, reason: &str) -> Self {
+        let probe = if reason.starts_with("Startup") {
+            spec.startup_probe.as_ref()
+        } else {
+            spec.liveness_probe.as_ref()
+        };
+        KillAction {
+            probe_failure: true,
+            grace: probe.and_then(|p| p.termination_grace_period_seconds),
+            ..KillAction::new(c, reason)
+        }
+    }
+}
+
+/// The grace period for stopping a container: the pod's
+/// terminationGracePeriodSeconds (the Go kubelet's default is 30), or the
+/// failed probe's own, as the Go kubelet's `setTerminationGracePeriod`.
+pub fn grace_period(pod: Option<&Pod>, annotated: Option<i64>, probe: Option<i64>) -> i64 {
+    let pod_grace = pod
+        .and_then(|p| p.spec.as_ref())
+        .and_then(|s| s.termination_grace_period_seconds)
+        .or(annotated)
+        .unwrap_or(30);
+    probe.unwrap_or(pod_grace).max(0)
+}
+
+/// What each running container must wait for before it is stopped, when a
+/// pod with sidecars stops: every sidecar waits for all app containers and
+/// for the sidecars declared after it (the Go kubelet's 1.29+
+/// `terminationOrdering`). Containers that aren't running are no one's
+/// prerequisite.
+pub fn termination_order(pod: &Pod, running: &[&str]) -> Vec<(String, Vec<String>)> {
+    let Some(spec) = pod.spec.as_ref() else {
+        return Vec::new();
+    };
+    let is_running = |n: &str| running.contains(&n);
+    let apps: Vec<String> = spec
+        .containers
+        .iter()
+        .map(|c| c.name.clone())
+        .filter(|n| is_running(n))
+        .collect();
+    let mut order = Vec::new();
+    let mut later_sidecar: Option<String> = None;
+    for c in spec.init_containers.iter().flatten().rev() {
+        if !is_sidecar(c) {
+            continue;
+        }
+        let mut prereqs = apps.clone();
+        if let Some(s) = &later_sidecar {
+            prereqs.push(s.clone());
+        }
+        // A sidecar that isn't running is skipped: the earlier one waits
+        // for the next running one (Go lets it skip that wait; no matter).
+        if is_running(&c.name) {
+            order.push((c.name.clone(), prereqs));
+            later_sidecar = Some(c.name.clone());
+        }
+    }
+    order
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -219,6 +286,13 @@ pub fn compute_pod_actions(pod: &Pod, rt: &RuntimePod) -> PodActions {
         }
     }
 
+    // Has the pod initialized before? Any app container created in this
+    // sandbox says so (the Go kubelet's `podHasInitialized`).
+    let initialized = apps.iter().any(|c| {
+        rt.instances(&c.name)
+            .any(|l| Some(l.sandbox_id.as_str()) == actions.sandbox_id.as_deref())
+    });
+
     // Init containers, in order; each plain one must succeed before the next.
     for (i, c) in init.iter().enumerate() {
         let last = rt.latest(&c.name);
@@ -240,16 +314,17 @@ pub fn compute_pod_actions(pod: &Pod, rt: &RuntimePod) -> PodActions {
                 // A sidecar that failed its liveness or startup probe is
                 // restarted (sidecars always restart).
                 if let Some(reason) = &l.probe.kill_reason {
-                    actions.kill.push(KillAction {
-                        probe_failure: true,
-                        ..KillAction::new(l, reason.clone())
-                    });
+                    actions.kill.push(KillAction::probe(l, c, reason));
                     actions.start.push(start(&c.name, kind, i, last));
+                    if initialized {
+                        continue;
+                    }
                     return actions;
                 }
                 // The next init container waits for the sidecar's startup
-                // probe, as in the Go kubelet.
-                if l.probe.started == Some(false) {
+                // probe, as in the Go kubelet (not once the pod has
+                // initialized: then a restarting sidecar gates nothing).
+                if !l.probe.started.unwrap_or(c.startup_probe.is_none()) && !initialized {
                     return actions;
                 }
                 continue;
@@ -259,7 +334,16 @@ pub fn compute_pod_actions(pod: &Pod, rt: &RuntimePod) -> PodActions {
         }
         if sidecar {
             actions.start.push(start(&c.name, kind, i, last));
+            if initialized {
+                continue;
+            }
             return actions;
+        }
+        // Once app containers have run, plain init containers are done
+        // (even if their instances were garbage-collected), as in the Go
+        // kubelet.
+        if initialized {
+            continue;
         }
         match last {
             Some(l) if l.succeeded() => continue,
@@ -277,6 +361,7 @@ pub fn compute_pod_actions(pod: &Pod, rt: &RuntimePod) -> PodActions {
     }
 
     // App containers.
+    let sidecar_starts = actions.start.len();
     let mut keep = 0;
     for (i, c) in apps.iter().enumerate() {
         let last = rt.latest(&c.name);
@@ -292,10 +377,7 @@ pub fn compute_pod_actions(pod: &Pod, rt: &RuntimePod) -> PodActions {
                 } else if let Some(reason) = &l.probe.kill_reason {
                     // Go kubelet: kill on a failed liveness/startup probe,
                     // and start again unless restartPolicy is Never.
-                    actions.kill.push(KillAction {
-                        probe_failure: true,
-                        ..KillAction::new(l, reason.clone())
-                    });
+                    actions.kill.push(KillAction::probe(l, c, reason));
                     if policy != RestartPolicy::Never {
                         actions
                             .start
@@ -313,10 +395,12 @@ pub fn compute_pod_actions(pod: &Pod, rt: &RuntimePod) -> PodActions {
             _ => {}
         }
     }
-    // Nothing runs and nothing will: the pod is done; stop its sandbox.
-    if keep == 0 && actions.start.is_empty() {
+    // No app container runs and none will: the pod is done; stop its
+    // sandbox, sidecars included (they never keep a pod alive).
+    if keep == 0 && actions.start.len() == sidecar_starts {
         actions.kill_pod = true;
         actions.completed = true;
+        actions.start.clear();
     }
     actions
 }
@@ -653,5 +737,124 @@ mod tests {
         assert_eq!(a.kill.len(), 1);
         assert_eq!(a.kill[0].name, "b");
         assert!(a.start.is_empty() && !a.kill_pod);
+    }
+
+    #[test]
+    fn sidecars_stop_after_apps_in_reverse_order() {
+        let p = pod(serde_json::json!({
+            "initContainers": [{"name": "s1", "image": "i", "restartPolicy": "Always"},
+                               {"name": "init", "image": "i"},
+                               {"name": "s2", "image": "i", "restartPolicy": "Always"},
+                               {"name": "s3", "image": "i", "restartPolicy": "Always"}],
+            "containers": [{"name": "a", "image": "i"}, {"name": "b", "image": "i"}]}));
+        let order = termination_order(&p, &["a", "b", "s1", "s2", "s3"]);
+        assert_eq!(
+            order,
+            vec![
+                ("s3".to_string(), vec!["a".to_string(), "b".to_string()]),
+                ("s2".into(), vec!["a".into(), "b".into(), "s3".into()]),
+                ("s1".into(), vec!["a".into(), "b".into(), "s2".into()]),
+            ]
+        );
+        // Containers that aren't running are nobody's prerequisite.
+        let order = termination_order(&p, &["b", "s1", "s3"]);
+        assert_eq!(
+            order,
+            vec![
+                ("s3".to_string(), vec!["b".to_string()]),
+                ("s1".into(), vec!["b".into(), "s3".into()]),
+            ]
+        );
+        let plain = pod(serde_json::json!({"containers": [{"name": "a", "image": "i"}]}));
+        assert!(termination_order(&plain, &["a"]).is_empty());
+    }
+
+    #[test]
+    fn grace_comes_from_the_probe_then_the_pod_then_the_annotation() {
+        let p = pod(serde_json::json!({"terminationGracePeriodSeconds": 10, "containers": []}));
+        assert_eq!(grace_period(Some(&p), Some(7), None), 10);
+        assert_eq!(grace_period(Some(&p), None, Some(3)), 3);
+        assert_eq!(grace_period(None, Some(7), None), 7);
+        assert_eq!(grace_period(None, None, None), 30);
+        assert_eq!(grace_period(None, Some(-5), None), 0);
+    }
+
+    #[test]
+    fn probe_kill_takes_the_probe_grace_period() {
+        let p = pod(
+            serde_json::json!({"terminationGracePeriodSeconds": 60, "containers": [{
+            "name": "a", "image": "i",
+            "livenessProbe": {"exec": {"command": ["true"]}, "terminationGracePeriodSeconds": 4},
+            "startupProbe": {"exec": {"command": ["true"]}, "terminationGracePeriodSeconds": 9}}]}),
+        );
+        for (msg, grace) in [
+            ("Liveness probe failed: x", 4),
+            ("Startup probe failed: y", 9),
+        ] {
+            let mut a = ctr(&p, "a", 0, Running, None);
+            a.probe.kill_reason = Some(msg.into());
+            let r = rt(vec![sandbox(&p, "s", 0, true)], vec![a]);
+            let act = compute_pod_actions(&p, &r);
+            assert_eq!(act.kill[0].grace, Some(grace), "{msg}");
+        }
+    }
+
+    #[test]
+    fn after_initialization_a_restarting_sidecar_gates_nothing() {
+        let p = pod(serde_json::json!({
+            "initContainers": [{"name": "side", "image": "i", "restartPolicy": "Always"},
+                               {"name": "i1", "image": "i"}],
+            "containers": [{"name": "a", "image": "i"}]}));
+        // The sidecar exited and i1's instance was garbage-collected, while
+        // the app crashed: the sidecar and the app restart, i1 doesn't.
+        let r = rt(
+            vec![sandbox(&p, "s", 0, true)],
+            vec![
+                ctr(&p, "side", 0, Exited, Some(1)),
+                ctr(&p, "a", 0, Exited, Some(1)),
+            ],
+        );
+        let a = compute_pod_actions(&p, &r);
+        assert_eq!(
+            a.start.iter().map(|s| s.name.as_str()).collect::<Vec<_>>(),
+            ["side", "a"]
+        );
+        // A sidecar whose startup probe hasn't passed doesn't hold the app.
+        let mut side = ctr(&p, "side", 1, Running, None);
+        side.probe.started = Some(false);
+        let r = rt(
+            vec![sandbox(&p, "s", 0, true)],
+            vec![side, ctr(&p, "a", 0, Exited, Some(1))],
+        );
+        let a = compute_pod_actions(&p, &r);
+        assert_eq!(a.start.len(), 1);
+        assert_eq!(a.start[0].name, "a");
+    }
+
+    #[test]
+    fn finished_pod_stops_its_sidecars_instead_of_restarting_them() {
+        let p = pod(serde_json::json!({"restartPolicy": "Never",
+            "initContainers": [{"name": "side", "image": "i", "restartPolicy": "Always"}],
+            "containers": [{"name": "a", "image": "i"}]}));
+        let r = rt(
+            vec![sandbox(&p, "s", 0, true)],
+            vec![
+                ctr(&p, "side", 0, Exited, Some(137)),
+                ctr(&p, "a", 0, Exited, Some(0)),
+            ],
+        );
+        let a = compute_pod_actions(&p, &r);
+        assert!(a.kill_pod && a.completed && a.start.is_empty());
+        // While the app runs, a dead sidecar is restarted.
+        let r = rt(
+            vec![sandbox(&p, "s", 0, true)],
+            vec![
+                ctr(&p, "side", 0, Exited, Some(137)),
+                ctr(&p, "a", 0, Running, None),
+            ],
+        );
+        let a = compute_pod_actions(&p, &r);
+        assert!(!a.kill_pod);
+        assert_eq!(a.start[0].name, "side");
     }
 }

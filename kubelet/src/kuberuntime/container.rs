@@ -86,6 +86,11 @@ pub fn container_annotations(
             inputs.kind.as_str().to_string(),
         ),
     ]);
+    if let Some(pre_stop) = c.lifecycle.as_ref().and_then(|l| l.pre_stop.as_ref())
+        && let Ok(json) = serde_json::to_string(pre_stop)
+    {
+        a.insert(labels::CONTAINER_PRE_STOP_HANDLER.to_string(), json);
+    }
     if let Some(ports) = c.ports.as_ref().filter(|p| !p.is_empty())
         && let Ok(json) = serde_json::to_string(ports)
     {

@@ -20,6 +20,10 @@ pub const CONTAINER_TERMINATION_MESSAGE_POLICY: &str =
     "io.kubernetes.container.terminationMessagePolicy";
 pub const POD_TERMINATION_GRACE_PERIOD: &str = "io.kubernetes.pod.terminationGracePeriod";
 pub const CONTAINER_PORTS: &str = "io.kubernetes.container.ports";
+/// The preStop handler as JSON, so a container can be stopped properly
+/// when its pod's spec is gone (e.g. the manifest was removed while berth
+/// was down), as the Go kubelet does.
+pub const CONTAINER_PRE_STOP_HANDLER: &str = "io.kubernetes.container.preStopHandler";
 
 /// Berth's own: the hash of the sandbox-level spec, so a change to
 /// hostNetwork, hostname, DNS or host ports recreates the sandbox. The Go
@@ -97,6 +101,8 @@ pub struct ContainerInfo {
     pub termination_message_policy: String,
     pub termination_grace_period: Option<i64>,
     pub kind: String,
+    /// The preStop handler's JSON ("" for none).
+    pub pre_stop: String,
 }
 
 impl ContainerInfo {
@@ -118,6 +124,7 @@ impl ContainerInfo {
                 .get(POD_TERMINATION_GRACE_PERIOD)
                 .and_then(|v| v.parse().ok()),
             kind: get(annotations, CONTAINER_TYPE),
+            pre_stop: get(annotations, CONTAINER_PRE_STOP_HANDLER),
         }
     }
 }
