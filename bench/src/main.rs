@@ -10,6 +10,7 @@
 //!
 //! Benchmarks report figures; they assert nothing (tests do that).
 
+mod common;
 mod probes;
 mod static_pods;
 mod stats;

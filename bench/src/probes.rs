@@ -22,10 +22,8 @@ use cri_client::proto as pb;
 use test_support::berth::{Berth, exclusive};
 use test_support::{busybox_image, client, ensure_image};
 
+use crate::common::{remove_pods, stat_cpu_seconds, status_mib};
 use crate::flag;
-
-/// Clock ticks per second of /proc/PID/stat times (USER_HZ, 100 on Linux).
-const HZ: f64 = 100.0;
 
 fn manifest(i: usize) -> String {
     format!(
@@ -48,39 +46,6 @@ spec:
 "#,
         img = busybox_image()
     )
-}
-
-/// utime+stime (and, with `children`, cutime+cstime) of a process, seconds.
-fn cpu_seconds(pid: u32, children: bool) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    // Fields after the command name, which may contain spaces.
-    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
-    let f: Vec<f64> = rest
-        .split_whitespace()
-        .map(|x| x.parse().unwrap_or(0.0))
-        .collect();
-    // rest[0] is field 3 (state): utime is field 14, stime 15, cutime 16, cstime 17.
-    let get = |field: usize| f.get(field - 3).copied().unwrap_or(0.0);
-    let mut t = get(14) + get(15);
-    if children {
-        t += get(16) + get(17);
-    }
-    t / HZ
-}
-
-fn rss_mib(pid: u32, key: &str) -> f64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .unwrap_or_default()
-        .lines()
-        .find_map(|l| {
-            l.strip_prefix(key)?
-                .split_whitespace()
-                .next()?
-                .parse::<f64>()
-                .ok()
-        })
-        .unwrap_or(0.0)
-        / 1024.0
 }
 
 /// containerd of the test runtime and the shims of `sandboxes`.
@@ -115,7 +80,7 @@ fn runtime_pids(sandboxes: &[String]) -> (Vec<u32>, Vec<u32>) {
 }
 
 fn total_cpu(pids: &[u32]) -> f64 {
-    pids.iter().map(|&p| cpu_seconds(p, true)).sum()
+    pids.iter().map(|&p| stat_cpu_seconds(p, true)).sum()
 }
 
 /// One cumulative histogram line of berth's log.
@@ -266,13 +231,7 @@ pub async fn run(args: &[String]) -> Result<()> {
     let result = measure(&c, &b, pid, pods, seconds).await;
 
     eprintln!("probes: cleaning up ...");
-    for i in 0..pods {
-        let _ = std::fs::remove_file(b.manifests().join(format!("probe-{i}.yaml")));
-    }
-    let t = Instant::now();
-    while !b.runtime_sandboxes(&c).await.is_empty() && t.elapsed() < Duration::from_secs(300) {
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    remove_pods(&c, &b, "probe", pods).await;
     b.stop();
     result
 }
@@ -311,7 +270,7 @@ async fn measure(c: &RuntimeClient, b: &Berth, pid: u32, pods: usize, seconds: u
     // The window runs from one histogram snapshot to the one at least
     // `seconds` later.
     let (_, h0, t0) = next_snapshot(b, histograms(&b.log()).0).await?;
-    let berth0 = cpu_seconds(pid, false);
+    let berth0 = stat_cpu_seconds(pid, false);
     let ctrd0 = total_cpu(&containerd);
     let shim0 = total_cpu(&shims);
     eprintln!("probes: measuring for about {seconds} s ...");
@@ -319,11 +278,11 @@ async fn measure(c: &RuntimeClient, b: &Berth, pid: u32, pods: usize, seconds: u
         .await;
     let (_, h1, t1) = next_snapshot(b, histograms(&b.log()).0).await?;
     let window = t1 - t0;
-    let berth_cpu = (cpu_seconds(pid, false) - berth0) / window.as_secs_f64() * 100.0;
+    let berth_cpu = (stat_cpu_seconds(pid, false) - berth0) / window.as_secs_f64() * 100.0;
     let ctrd_cpu = (total_cpu(&containerd) - ctrd0) / window.as_secs_f64() * 100.0;
     let shim_cpu = (total_cpu(&shims) - shim0) / window.as_secs_f64() * 100.0;
-    let rss = rss_mib(pid, "VmRSS:");
-    let hwm = rss_mib(pid, "VmHWM:");
+    let rss = status_mib(pid, "VmRSS:");
+    let hwm = status_mib(pid, "VmHWM:");
     let still_ready = ready_count(b).await;
     let restarts: i64 = b
         .pods()

@@ -7,10 +7,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Result, bail};
 use cri_client::RuntimeClient;
-use cri_client::proto as pb;
 use test_support::berth::Berth;
-use test_support::busybox_image;
 
+use crate::common::{counts, status_mib, wait_running, write_sleep_pods};
 use crate::{cleanup, ms, start_raw_pods};
 
 struct Row {
@@ -22,53 +21,6 @@ struct Row {
     rss_mib: f64,
     hwm_mib: f64,
     idle_cpu_pct: f64,
-}
-
-fn manifest(i: usize) -> String {
-    format!(
-        "apiVersion: v1\nkind: Pod\nmetadata: {{name: bench-{i}}}\nspec:\n  terminationGracePeriodSeconds: 0\n  containers:\n  - {{name: sleep, image: {}, imagePullPolicy: IfNotPresent, command: [sleep, '3600']}}\n",
-        busybox_image()
-    )
-}
-
-/// Running containers and sandboxes that belong to berth's node.
-async fn counts(client: &RuntimeClient, b: &Berth) -> Result<(usize, usize)> {
-    let suffix = format!("-{}", b.node);
-    let running = client
-        .list_containers(pb::ListContainersRequest {
-            filter: Some(pb::ContainerFilter {
-                state: Some(pb::ContainerStateValue {
-                    state: pb::ContainerState::ContainerRunning as i32,
-                }),
-                ..Default::default()
-            }),
-        })
-        .await?
-        .containers
-        .iter()
-        .filter(|c| {
-            c.labels
-                .get("io.kubernetes.pod.name")
-                .is_some_and(|n| n.ends_with(&suffix))
-        })
-        .count();
-    let sandboxes = b.runtime_sandboxes(client).await.len();
-    Ok((running, sandboxes))
-}
-
-fn proc_field(pid: u32, key: &str) -> f64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .unwrap_or_default()
-        .lines()
-        .find_map(|l| {
-            l.strip_prefix(key)?
-                .split_whitespace()
-                .next()?
-                .parse::<f64>()
-                .ok()
-        })
-        .unwrap_or(0.0)
-        / 1024.0
 }
 
 /// CPU time of a process, all threads, in seconds, from schedstat (ns
@@ -98,18 +50,8 @@ async fn one(client: &RuntimeClient, n: usize, idle: Duration) -> Result<Row> {
     b.start();
     let pid = b.pid().unwrap_or_default();
     let t = Instant::now();
-    for i in 0..n {
-        b.write_manifest(&format!("bench-{i}.yaml"), &manifest(i));
-    }
-    loop {
-        if counts(client, &b).await?.0 >= n {
-            break;
-        }
-        if t.elapsed() > Duration::from_secs(600) {
-            bail!("berth did not start {n} pods in 10 minutes:\n{}", b.log());
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    write_sleep_pods(&b, "bench", n);
+    wait_running(client, &b, n, Duration::from_millis(20)).await?;
     let berth_start = t.elapsed();
 
     // Idle: everything runs, nothing changes.
@@ -117,8 +59,8 @@ async fn one(client: &RuntimeClient, n: usize, idle: Duration) -> Result<Row> {
     let cpu0 = cpu_seconds(pid);
     tokio::time::sleep(idle).await;
     let idle_cpu_pct = (cpu_seconds(pid) - cpu0) / idle.as_secs_f64() * 100.0;
-    let rss_mib = proc_field(pid, "VmRSS:");
-    let hwm_mib = proc_field(pid, "VmHWM:");
+    let rss_mib = status_mib(pid, "VmRSS:");
+    let hwm_mib = status_mib(pid, "VmHWM:");
 
     let t = Instant::now();
     for i in 0..n {

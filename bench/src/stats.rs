@@ -9,73 +9,12 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use cri_client::RuntimeClient;
-use cri_client::proto as pb;
 use kubelet::stats::{StatsConfig, StatsProvider};
 use test_support::berth::{Berth, exclusive};
 use test_support::{busybox_image, endpoint, ensure_image, pause_image};
 
+use crate::common::{remove_pods, stat_cpu_seconds, status_mib, wait_running, write_sleep_pods};
 use crate::{flag, ms};
-
-fn manifest(i: usize) -> String {
-    format!(
-        "apiVersion: v1\nkind: Pod\nmetadata: {{name: stats-{i}}}\nspec:\n  terminationGracePeriodSeconds: 0\n  containers:\n  - {{name: sleep, image: {}, imagePullPolicy: IfNotPresent, command: [sleep, '3600']}}\n",
-        busybox_image()
-    )
-}
-
-/// Running containers and sandboxes of berth's node.
-async fn counts(client: &RuntimeClient, b: &Berth) -> Result<(usize, usize)> {
-    let suffix = format!("-{}", b.node);
-    let running = client
-        .list_containers(pb::ListContainersRequest {
-            filter: Some(pb::ContainerFilter {
-                state: Some(pb::ContainerStateValue {
-                    state: pb::ContainerState::ContainerRunning as i32,
-                }),
-                ..Default::default()
-            }),
-        })
-        .await?
-        .containers
-        .iter()
-        .filter(|c| {
-            c.labels
-                .get("io.kubernetes.pod.name")
-                .is_some_and(|n| n.ends_with(&suffix))
-        })
-        .count();
-    Ok((running, b.runtime_sandboxes(client).await.len()))
-}
-
-/// utime + stime of a process in seconds, from /proc/<pid>/stat.
-fn cpu_seconds(pid: u32) -> f64 {
-    let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    // Fields after the command name, which is in parentheses and may hold spaces.
-    let rest = text.rsplit_once(')').map(|(_, r)| r).unwrap_or_default();
-    let f: Vec<&str> = rest.split_whitespace().collect();
-    // state is field 3; utime and stime are fields 14 and 15.
-    let tick = |i: usize| {
-        f.get(i - 3)
-            .and_then(|v| v.parse::<f64>().ok())
-            .unwrap_or(0.0)
-    };
-    (tick(14) + tick(15)) / 100.0
-}
-
-fn rss_mib(pid: u32) -> f64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .unwrap_or_default()
-        .lines()
-        .find_map(|l| {
-            l.strip_prefix("VmRSS:")?
-                .split_whitespace()
-                .next()?
-                .parse::<f64>()
-                .ok()
-        })
-        .unwrap_or(0.0)
-        / 1024.0
-}
 
 struct Dist {
     median: Duration,
@@ -132,13 +71,7 @@ pub async fn run(args: &[String]) -> Result<()> {
     let result = measure(&client, &b, pid, n, cycles, idle).await;
 
     eprintln!("stats: removing the pods ...");
-    for i in 0..n {
-        let _ = std::fs::remove_file(b.manifests().join(format!("stats-{i}.yaml")));
-    }
-    let t = Instant::now();
-    while counts(&client, &b).await?.1 > 0 && t.elapsed() < Duration::from_secs(300) {
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    remove_pods(&client, &b, "stats", n).await;
     b.stop();
     result
 }
@@ -152,16 +85,9 @@ async fn measure(
     idle: Duration,
 ) -> Result<()> {
     eprintln!("stats: starting {n} pods through berth ...");
-    for i in 0..n {
-        b.write_manifest(&format!("stats-{i}.yaml"), &manifest(i));
-    }
+    write_sleep_pods(b, "stats", n);
     let t = Instant::now();
-    while counts(client, b).await?.0 < n {
-        if t.elapsed() > Duration::from_secs(600) {
-            bail!("berth did not start {n} pods in 10 minutes:\n{}", b.log());
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    wait_running(client, b, n, Duration::from_millis(100)).await?;
     eprintln!(
         "stats: {n} pods running after {:.1} s",
         t.elapsed().as_secs_f64()
@@ -172,10 +98,10 @@ async fn measure(
     // machine.
     eprintln!("stats: berth idle for {} s ...", idle.as_secs());
     tokio::time::sleep(Duration::from_secs(3)).await;
-    let cpu0 = cpu_seconds(pid);
+    let cpu0 = stat_cpu_seconds(pid, false);
     tokio::time::sleep(idle).await;
-    let idle_cpu_pct = (cpu_seconds(pid) - cpu0) / idle.as_secs_f64() * 100.0;
-    let berth_rss = rss_mib(pid);
+    let idle_cpu_pct = (stat_cpu_seconds(pid, false) - cpu0) / idle.as_secs_f64() * 100.0;
+    let berth_rss = status_mib(pid, "VmRSS:");
     let summary_pods = b
         .get("/stats/summary")
         .and_then(|s| serde_json::from_str::<serde_json::Value>(&s).ok())

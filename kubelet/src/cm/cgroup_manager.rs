@@ -614,6 +614,7 @@ fn host_hugepage_sizes() -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::cm::tests::read;
 
     /// A v1 tree like this machine's: one hierarchy per controller, the
     /// cpuset root with cpus and mems.
@@ -632,13 +633,6 @@ mod tests {
         std::fs::write(dir.join("cpuset/cpuset.cpus"), "0-1\n").unwrap();
         std::fs::write(dir.join("cpuset/cpuset.mems"), "0\n").unwrap();
         Layout::V1 { controllers, all }
-    }
-
-    fn read(p: PathBuf) -> String {
-        std::fs::read_to_string(&p)
-            .unwrap_or_else(|e| panic!("{}: {e}", p.display()))
-            .trim()
-            .to_string()
     }
 
     #[test]

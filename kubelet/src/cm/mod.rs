@@ -367,7 +367,8 @@ mod tests {
         .unwrap()
     }
 
-    fn read(p: PathBuf) -> String {
+    /// A cgroup file's value, trimmed; panics naming the file.
+    pub(super) fn read(p: PathBuf) -> String {
         std::fs::read_to_string(&p)
             .unwrap_or_else(|e| panic!("{}: {e}", p.display()))
             .trim()

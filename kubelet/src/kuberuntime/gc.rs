@@ -91,24 +91,11 @@ mod tests {
         state: ContainerStateKind,
         created: i64,
     ) -> ContainerState {
-        ContainerState {
-            id: id.into(),
-            sandbox_id: sandbox.into(),
-            info: ContainerInfo {
-                name: name.into(),
-                ..Default::default()
-            },
-            state,
-            created_at: created,
-            image: String::new(),
-            image_ref: String::new(),
-            exit_code: None,
-            started_at: 0,
-            finished_at: 0,
-            reason: String::new(),
-            message: String::new(),
-            probe: Default::default(),
-        }
+        let info = ContainerInfo {
+            name: name.into(),
+            ..Default::default()
+        };
+        ContainerState::new(id.into(), sandbox.into(), info, state, created)
     }
 
     fn s(id: &str, ready: bool, created: i64) -> SandboxState {

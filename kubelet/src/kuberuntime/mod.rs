@@ -844,25 +844,18 @@ mod tests {
     }
 
     fn rt_ctr(name: &str, kind: &str, created: i64) -> RtContainer {
-        RtContainer {
-            id: name.into(),
-            sandbox_id: "s".into(),
-            info: ContainerInfo {
-                name: name.into(),
-                kind: kind.into(),
-                ..Default::default()
-            },
-            state: runtime_pod::ContainerStateKind::Running,
-            created_at: created,
-            image: String::new(),
-            image_ref: String::new(),
-            exit_code: None,
-            started_at: 0,
-            finished_at: 0,
-            reason: String::new(),
-            message: String::new(),
-            probe: Default::default(),
-        }
+        let info = ContainerInfo {
+            name: name.into(),
+            kind: kind.into(),
+            ..Default::default()
+        };
+        RtContainer::new(
+            name.into(),
+            "s".into(),
+            info,
+            runtime_pod::ContainerStateKind::Running,
+            created,
+        )
     }
 
     #[test]

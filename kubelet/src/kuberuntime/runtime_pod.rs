@@ -70,6 +70,32 @@ pub struct ProbeState {
 }
 
 impl ContainerState {
+    /// A container as ListContainers shows it: no image, exit or probe
+    /// details yet.
+    pub fn new(
+        id: String,
+        sandbox_id: String,
+        info: ContainerInfo,
+        state: ContainerStateKind,
+        created_at: i64,
+    ) -> Self {
+        ContainerState {
+            id,
+            sandbox_id,
+            info,
+            state,
+            created_at,
+            image: String::new(),
+            image_ref: String::new(),
+            exit_code: None,
+            started_at: 0,
+            finished_at: 0,
+            reason: String::new(),
+            message: String::new(),
+            probe: ProbeState::default(),
+        }
+    }
+
     pub fn name(&self) -> &str {
         &self.info.name
     }
@@ -156,19 +182,15 @@ pub fn group(
             pod.namespace = info.pod_namespace.clone();
         }
         pod.containers.push(ContainerState {
-            id: c.id.clone(),
-            sandbox_id: c.pod_sandbox_id.clone(),
-            info,
-            state: ContainerStateKind::from_cri(c.state),
-            created_at: c.created_at,
             image: c.image.clone().unwrap_or_default().image,
             image_ref: c.image_ref.clone(),
-            exit_code: None,
-            started_at: 0,
-            finished_at: 0,
-            reason: String::new(),
-            message: String::new(),
-            probe: Default::default(),
+            ..ContainerState::new(
+                c.id.clone(),
+                c.pod_sandbox_id.clone(),
+                info,
+                ContainerStateKind::from_cri(c.state),
+                c.created_at,
+            )
         });
     }
     for pod in pods.values_mut() {

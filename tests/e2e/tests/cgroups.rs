@@ -12,9 +12,13 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use cri_client::RuntimeClient;
 use serde_json::Value;
-use test_support::berth::{Berth, container_state, exclusive};
-use test_support::{busybox_image, client, ensure_image, wait_for};
+use test_support::berth::{
+    Berth, busybox_client, container_id, container_state, container_status, exclusive,
+    pod_manifest, runtime_status,
+};
+use test_support::wait_for;
 
 const T: Duration = Duration::from_secs(40);
 const CG: &str = "/sys/fs/cgroup";
@@ -39,18 +43,6 @@ fn read(p: impl AsRef<Path>) -> String {
 
 fn uid(p: &Value) -> String {
     p["metadata"]["uid"].as_str().unwrap().to_string()
-}
-
-fn container_id(p: &Value, name: &str) -> String {
-    p["status"]["containerStatuses"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .find(|c| c["name"] == name)
-        .and_then(|c| c["containerID"].as_str())
-        .unwrap_or_default()
-        .trim_start_matches("containerd://")
-        .to_string()
 }
 
 /// `kubepods[/tier]/pod<uid>` in one hierarchy.
@@ -84,22 +76,34 @@ fn burstable_adj(request: i64) -> i64 {
 }
 
 fn pod_yaml(name: &str, resources: &str, command: &str, restart: &str) -> String {
-    format!(
-        r#"apiVersion: v1
-kind: Pod
-metadata:
-  name: {name}
-spec:
-  terminationGracePeriodSeconds: 1
+    pod_manifest(
+        name,
+        &format!(
+            r#"  terminationGracePeriodSeconds: 1
   restartPolicy: {restart}
   containers:
   - name: c
-    image: {img}
+    image: {{img}}
     command: ["sh", "-c", "{command}"]
     resources: {resources}
-"#,
-        img = busybox_image()
+"#
+        ),
     )
+}
+
+/// berth started on these pods (name, resources, command, restartPolicy),
+/// each in `<name>.yaml`, and a runtime client.
+async fn start_with(pods: &[(&str, &str, &str, &str)]) -> (RuntimeClient, Berth) {
+    let c = busybox_client().await;
+    let mut b = Berth::new();
+    for (name, resources, command, restart) in pods {
+        b.write_manifest(
+            &format!("{name}.yaml"),
+            &pod_yaml(name, resources, command, restart),
+        );
+    }
+    b.start();
+    (c, b)
 }
 
 async fn running(b: &Berth, name: &str) -> Value {
@@ -115,29 +119,22 @@ async fn qos_classes_land_in_their_cgroups_with_their_limits() {
         return;
     }
     let _one = exclusive();
-    let c = client().await;
-    ensure_image(&c, &busybox_image()).await;
-    let mut b = Berth::new();
-    b.write_manifest(
-        "g.yaml",
-        &pod_yaml(
+    let (c, b) = start_with(&[
+        (
             "g",
             "{limits: {cpu: 500m, memory: 64Mi}}",
             "exec sleep 3600",
             "Always",
         ),
-    );
-    b.write_manifest(
-        "b.yaml",
-        &pod_yaml(
+        (
             "b",
             "{requests: {cpu: 100m, memory: 32Mi}, limits: {cpu: 200m}}",
             "exec sleep 3600",
             "Always",
         ),
-    );
-    b.write_manifest("e.yaml", &pod_yaml("e", "{}", "exec sleep 3600", "Always"));
-    b.start();
+        ("e", "{}", "exec sleep 3600", "Always"),
+    ])
+    .await;
     let g = running(&b, "g").await;
     let bu = running(&b, "b").await;
     let e = running(&b, "e").await;
@@ -250,20 +247,14 @@ async fn a_container_over_its_memory_limit_is_oom_killed() {
         return;
     }
     let _one = exclusive();
-    let c = client().await;
-    ensure_image(&c, &busybox_image()).await;
-    let mut b = Berth::new();
     // dd's 100M buffer is filled from /dev/zero, so every page is touched.
-    b.write_manifest(
-        "oom.yaml",
-        &pod_yaml(
-            "oom",
-            "{limits: {cpu: 500m, memory: 64Mi}}",
-            "exec dd if=/dev/zero of=/dev/null bs=100M count=1",
-            "Never",
-        ),
-    );
-    b.start();
+    let (c, b) = start_with(&[(
+        "oom",
+        "{limits: {cpu: 500m, memory: 64Mi}}",
+        "exec dd if=/dev/zero of=/dev/null bs=100M count=1",
+        "Never",
+    )])
+    .await;
     let p = b
         .wait_pod("oom", "container c terminated", T, |p| {
             container_state(p, "c") == "terminated"
@@ -271,25 +262,11 @@ async fn a_container_over_its_memory_limit_is_oom_killed() {
         .await;
     let id = container_id(&p, "c");
     // What containerd says.
-    let st = c
-        .container_status(cri_client::proto::ContainerStatusRequest {
-            container_id: id.clone(),
-            verbose: false,
-        })
-        .await
-        .unwrap()
-        .status
-        .unwrap();
+    let st = runtime_status(&c, &id).await.unwrap();
     assert_eq!(st.reason, "OOMKilled", "containerd: {st:?}");
     assert_eq!(st.exit_code, 137);
     // What berth says.
-    let cs = p["status"]["containerStatuses"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["name"] == "c")
-        .unwrap()
-        .clone();
+    let cs = container_status(&p, "c");
     let term = &cs["state"]["terminated"];
     assert_eq!(term["reason"], "OOMKilled", "berth: {cs}");
     assert_eq!(term["exitCode"], 137, "berth: {cs}");
@@ -301,19 +278,13 @@ async fn a_half_core_limit_holds_a_busy_loop_to_half_a_core() {
         return;
     }
     let _one = exclusive();
-    let c = client().await;
-    ensure_image(&c, &busybox_image()).await;
-    let mut b = Berth::new();
-    b.write_manifest(
-        "busy.yaml",
-        &pod_yaml(
-            "busy",
-            "{limits: {cpu: 500m, memory: 32Mi}}",
-            "while :; do :; done",
-            "Always",
-        ),
-    );
-    b.start();
+    let (_c, b) = start_with(&[(
+        "busy",
+        "{limits: {cpu: 500m, memory: 32Mi}}",
+        "while :; do :; done",
+        "Always",
+    )])
+    .await;
     let p = running(&b, "busy").await;
     let usage = pod_dir("cpuacct", "", &uid(&p))
         .join(container_id(&p, "c"))
@@ -335,14 +306,7 @@ async fn deleting_a_pod_removes_its_cgroup_everywhere() {
         return;
     }
     let _one = exclusive();
-    let c = client().await;
-    ensure_image(&c, &busybox_image()).await;
-    let mut b = Berth::new();
-    b.write_manifest(
-        "gone.yaml",
-        &pod_yaml("gone", "{}", "exec sleep 3600", "Always"),
-    );
-    b.start();
+    let (_c, b) = start_with(&[("gone", "{}", "exec sleep 3600", "Always")]).await;
     let p = running(&b, "gone").await;
     let uid = uid(&p);
     let dirs: Vec<PathBuf> = hierarchies()

@@ -12,53 +12,19 @@ use std::time::{Duration, Instant};
 
 use cri_client::proto as pb;
 use serde_json::Value;
-use test_support::berth::{Berth, container_state, exclusive, read};
-use test_support::{busybox_image, client, ensure_image};
+use test_support::berth::{
+    Berth, busybox_client, container_id, container_state, container_status, exclusive, read,
+    runtime_status,
+};
+use test_support::busybox_image;
 
 const T: Duration = Duration::from_secs(30);
 
-fn statuses(p: &Value) -> impl Iterator<Item = &Value> {
-    p["status"]["containerStatuses"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .chain(
-            p["status"]["initContainerStatuses"]
-                .as_array()
-                .into_iter()
-                .flatten(),
-        )
-}
-
-fn cstatus<'a>(p: &'a Value, name: &str) -> &'a Value {
-    statuses(p)
-        .find(|c| c["name"] == name)
-        .unwrap_or(&Value::Null)
-}
-
-fn container_id(p: &Value, name: &str) -> String {
-    cstatus(p, name)["containerID"]
-        .as_str()
-        .unwrap_or_default()
-        .trim_start_matches("containerd://")
-        .to_string()
-}
-
 fn waiting_reason(p: &Value, name: &str) -> String {
-    cstatus(p, name)["state"]["waiting"]["reason"]
+    container_status(p, name)["state"]["waiting"]["reason"]
         .as_str()
         .unwrap_or_default()
         .to_string()
-}
-
-async fn runtime_status(c: &cri_client::RuntimeClient, id: &str) -> Option<pb::ContainerStatus> {
-    c.container_status(pb::ContainerStatusRequest {
-        container_id: id.to_string(),
-        verbose: false,
-    })
-    .await
-    .ok()?
-    .status
 }
 
 fn lines(path: &Path) -> Vec<String> {
@@ -66,19 +32,10 @@ fn lines(path: &Path) -> Vec<String> {
 }
 
 async fn setup() -> (cri_client::RuntimeClient, Berth) {
-    let c = client().await;
-    ensure_image(&c, &busybox_image()).await;
+    let c = busybox_client().await;
     let mut b = Berth::new();
     b.start();
     (c, b)
-}
-
-async fn wait_gone(b: &Berth, name: &str) {
-    let deadline = Instant::now() + T;
-    while b.pod(name).is_some() {
-        assert!(Instant::now() < deadline, "pod {name} was not removed");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
 }
 
 #[tokio::test]
@@ -114,7 +71,7 @@ spec:
             waiting_reason(p, "bad") == "PostStartHookError"
         })
         .await;
-    let msg = cstatus(&p, "bad")["state"]["waiting"]["message"]
+    let msg = container_status(&p, "bad")["state"]["waiting"]["message"]
         .as_str()
         .unwrap_or_default()
         .to_string();
@@ -127,7 +84,7 @@ spec:
     // 2 s minimum grace: sleep as PID 1 ignores SIGTERM), then restarted.
     let p = b
         .wait_pod("hooks", "bad restarted after the kill", T, |p| {
-            let s = cstatus(p, "bad");
+            let s = container_status(p, "bad");
             s["restartCount"].as_i64().unwrap_or(0) >= 1
                 && s["lastState"]["terminated"]["exitCode"].as_i64() == Some(137)
         })
@@ -187,7 +144,7 @@ spec:
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     b.remove_manifest("prestop.yaml");
-    wait_gone(&b, "prestop").await;
+    b.wait_pod_gone("prestop", T).await;
     assert_eq!(lines(&order), ["started", "prestop", "term"]);
     assert!(b.log().contains("running preStop hook"));
 }
@@ -260,7 +217,7 @@ spec:
     eprintln!(
         "last running at {last_running:?}, dead at {gone_after:?}, finished_at seen: {finished_at:?}"
     );
-    wait_gone(&b, "stubborn").await;
+    b.wait_pod_gone("stubborn", T).await;
 }
 
 #[tokio::test]
@@ -327,10 +284,10 @@ spec:
         st["b"].finished_at <= st["c"].started_at,
         "b done before c starts"
     );
-    assert_eq!(cstatus(&p, "s")["started"], true);
-    assert_eq!(cstatus(&p, "s")["ready"], true);
+    assert_eq!(container_status(&p, "s")["started"], true);
+    assert_eq!(container_status(&p, "s")["ready"], true);
     assert_eq!(
-        cstatus(&p, "a")["ready"],
+        container_status(&p, "a")["ready"],
         true,
         "a succeeded init container is ready"
     );
@@ -338,10 +295,10 @@ spec:
     tokio::time::sleep(Duration::from_secs(1)).await;
     let p = b.pod("sidecar").unwrap();
     assert_eq!(container_state(&p, "s"), "running");
-    assert_eq!(cstatus(&p, "s")["restartCount"], 0);
+    assert_eq!(container_status(&p, "s")["restartCount"], 0);
 
     b.remove_manifest("sidecar.yaml");
-    wait_gone(&b, "sidecar").await;
+    b.wait_pod_gone("sidecar", T).await;
     // c takes 1 s to exit after SIGTERM; s reacts at once. Only if s gets
     // its SIGTERM after c has exited is "c-exit" first.
     assert_eq!(lines(&order), ["c-exit", "s-term"]);
@@ -375,7 +332,7 @@ spec:
             waiting_reason(p, "i") == "CrashLoopBackOff"
         })
         .await;
-    let i = cstatus(&p, "i");
+    let i = container_status(&p, "i");
     assert!(i["restartCount"].as_i64().unwrap() >= 1, "{i}");
     assert_eq!(i["lastState"]["terminated"]["exitCode"], 3);
     assert_eq!(i["lastState"]["terminated"]["reason"], "Error");
@@ -431,7 +388,7 @@ spec:
         ),
     );
     let check = |p: &Value| {
-        let m = |n: &str| cstatus(p, n)["state"]["terminated"]["message"].clone();
+        let m = |n: &str| container_status(p, n)["state"]["terminated"]["message"].clone();
         m("file") == "all done" && m("custom") == "custom path" && m("logs") == "line-1\nline-2\n"
     };
     let p = b
@@ -442,14 +399,17 @@ spec:
         })
         .await;
     assert!(check(&p), "messages: {}", p["status"]["containerStatuses"]);
-    assert_eq!(cstatus(&p, "logs")["state"]["terminated"]["exitCode"], 4);
+    assert_eq!(
+        container_status(&p, "logs")["state"]["terminated"]["exitCode"],
+        4
+    );
     assert_eq!(p["status"]["phase"], "Failed");
     // After a restart berth reads them again from disk.
     b.kill9();
     b.start();
     let p = b.wait_pod("msg", "messages after restart", T, check).await;
     assert_eq!(
-        cstatus(&p, "file")["state"]["terminated"]["reason"],
+        container_status(&p, "file")["state"]["terminated"]["reason"],
         "Completed"
     );
 }

@@ -18,51 +18,24 @@ use std::time::{Duration, Instant};
 
 use cri_client::proto as pb;
 use serde_json::Value;
-use test_support::berth::{Berth, container_state, exclusive};
-use test_support::{busybox_image, client, ensure_image};
+use test_support::berth::{
+    Berth, busybox_client, condition, container_id, container_state, container_status, exclusive,
+    pod_manifest, restart_count,
+};
+use test_support::busybox_image;
 
 const T: Duration = Duration::from_secs(30);
 
-fn cstatus<'a>(p: &'a Value, name: &str) -> &'a Value {
-    p["status"]["containerStatuses"]
-        .as_array()
-        .and_then(|a| a.iter().find(|c| c["name"] == name))
-        .unwrap_or(&Value::Null)
-}
-
 fn ready(p: &Value, name: &str) -> bool {
-    cstatus(p, name)["ready"].as_bool() == Some(true)
+    container_status(p, name)["ready"].as_bool() == Some(true)
 }
 
 fn started(p: &Value, name: &str) -> Option<bool> {
-    cstatus(p, name)["started"].as_bool()
-}
-
-fn restarts(p: &Value, name: &str) -> i64 {
-    cstatus(p, name)["restartCount"].as_i64().unwrap_or(-1)
-}
-
-fn container_id(p: &Value, name: &str) -> String {
-    cstatus(p, name)["containerID"]
-        .as_str()
-        .unwrap_or_default()
-        .trim_start_matches("containerd://")
-        .to_string()
-}
-
-/// "True"/"False" of a pod condition, "" when absent.
-fn condition(p: &Value, kind: &str) -> String {
-    p["status"]["conditions"]
-        .as_array()
-        .and_then(|cs| cs.iter().find(|c| c["type"] == kind))
-        .and_then(|c| c["status"].as_str())
-        .unwrap_or_default()
-        .to_string()
+    container_status(p, name)["started"].as_bool()
 }
 
 async fn setup(rust_log: Option<&str>) -> (cri_client::RuntimeClient, Berth) {
-    let c = client().await;
-    ensure_image(&c, &busybox_image()).await;
+    let c = busybox_client().await;
     let mut b = Berth::new();
     if let Some(l) = rust_log {
         b.rust_log = l.into();
@@ -71,32 +44,32 @@ async fn setup(rust_log: Option<&str>) -> (cri_client::RuntimeClient, Berth) {
     (c, b)
 }
 
+/// Writes `<name>.yaml`: a pod with this grace period and `containers`
+/// (YAML list items, in which `{img}` stands for the busybox image).
+fn write_pod(b: &Berth, name: &str, grace: u32, containers: &str) {
+    let spec = format!("  terminationGracePeriodSeconds: {grace}\n  containers:\n{containers}");
+    b.write_manifest(&format!("{name}.yaml"), &pod_manifest(name, &spec));
+}
+
 /// Readiness over httpGet (named port): Ready once the file is served,
 /// NotReady once it is removed, without a restart.
 #[tokio::test]
 async fn http_readiness_follows_the_served_file() {
     let _one = exclusive();
     let (c, b) = setup(None).await;
-    b.write_manifest(
-        "web.yaml",
-        &format!(
-            r#"apiVersion: v1
-kind: Pod
-metadata: {{name: web}}
-spec:
-  terminationGracePeriodSeconds: 0
-  containers:
-  - name: httpd
+    write_pod(
+        &b,
+        "web",
+        0,
+        r#"  - name: httpd
     image: {img}
     command: ["sh", "-c", "mkdir -p /www && echo ok > /www/healthz && exec httpd -f -p 8080 -h /www"]
-    ports: [{{name: http, containerPort: 8080}}]
+    ports: [{name: http, containerPort: 8080}]
     readinessProbe:
-      httpGet: {{path: /healthz, port: http}}
+      httpGet: {path: /healthz, port: http}
       periodSeconds: 1
       failureThreshold: 1
 "#,
-            img = busybox_image()
-        ),
     );
     let p = b
         .wait_pod("web", "httpd ready", T, |p| {
@@ -122,7 +95,7 @@ spec:
         .await;
     assert_eq!(condition(&p, "ContainersReady"), "False");
     assert_eq!(container_state(&p, "httpd"), "running");
-    assert_eq!(restarts(&p, "httpd"), 0, "readiness never restarts");
+    assert_eq!(restart_count(&p, "httpd"), 0, "readiness never restarts");
 }
 
 /// A failing exec liveness probe restarts the container; the reason is
@@ -131,35 +104,28 @@ spec:
 async fn failing_exec_liveness_restarts_the_container() {
     let _one = exclusive();
     let (_c, b) = setup(None).await;
-    b.write_manifest(
-        "live.yaml",
-        &format!(
-            r#"apiVersion: v1
-kind: Pod
-metadata: {{name: live}}
-spec:
-  terminationGracePeriodSeconds: 1
-  containers:
-  - name: app
+    write_pod(
+        &b,
+        "live",
+        1,
+        r#"  - name: app
     image: {img}
     command: ["sleep", "3600"]
     livenessProbe:
-      exec: {{command: ["sh", "-c", "echo no-such-file; test -f /tmp/missing"]}}
+      exec: {command: ["sh", "-c", "echo no-such-file; test -f /tmp/missing"]}
       periodSeconds: 1
       failureThreshold: 2
 "#,
-            img = busybox_image()
-        ),
     );
     let p = b
         .wait_pod("live", "a restart after the liveness failure", T, |p| {
-            restarts(p, "app") >= 1
-                && cstatus(p, "app")["lastState"]["terminated"]["message"]
+            restart_count(p, "app") >= 1
+                && container_status(p, "app")["lastState"]["terminated"]["message"]
                     .as_str()
                     .is_some_and(|m| m.contains("Liveness probe failed"))
         })
         .await;
-    let msg = cstatus(&p, "app")["lastState"]["terminated"]["message"]
+    let msg = container_status(&p, "app")["lastState"]["terminated"]["message"]
         .as_str()
         .unwrap()
         .to_string();
@@ -180,29 +146,22 @@ spec:
 async fn startup_probe_holds_back_liveness() {
     let _one = exclusive();
     let (_c, b) = setup(None).await;
-    b.write_manifest(
-        "slow.yaml",
-        &format!(
-            r#"apiVersion: v1
-kind: Pod
-metadata: {{name: slow}}
-spec:
-  terminationGracePeriodSeconds: 0
-  containers:
-  - name: app
+    write_pod(
+        &b,
+        "slow",
+        0,
+        r#"  - name: app
     image: {img}
     command: ["sh", "-c", "(sleep 5; touch /tmp/started) & exec sleep 3600"]
     startupProbe:
-      exec: {{command: ["test", "-f", "/tmp/started"]}}
+      exec: {command: ["test", "-f", "/tmp/started"]}
       periodSeconds: 1
       failureThreshold: 30
     livenessProbe:
-      exec: {{command: ["test", "-f", "/tmp/started"]}}
+      exec: {command: ["test", "-f", "/tmp/started"]}
       periodSeconds: 1
       failureThreshold: 1
 "#,
-            img = busybox_image()
-        ),
     );
     let p = b
         .wait_pod("slow", "running, not started", T, |p| {
@@ -224,7 +183,7 @@ spec:
     // Liveness runs now and passes.
     tokio::time::sleep(Duration::from_secs(3)).await;
     let p = b.pod("slow").unwrap();
-    assert_eq!(restarts(&p, "app"), 0, "{}", p["status"]);
+    assert_eq!(restart_count(&p, "app"), 0, "{}", p["status"]);
     assert_eq!(container_state(&p, "app"), "running");
     assert!(!b.log().contains("probe failed"), "no kill decision");
 }
@@ -298,31 +257,24 @@ fn serve_health(l: tokio::net::TcpListener) -> tonic_health::server::HealthRepor
 async fn tcp_and_grpc_readiness() {
     let _one = exclusive();
     let (c, b) = setup(Some("info,kubelet::prober=debug")).await;
-    b.write_manifest(
-        "net.yaml",
-        &format!(
-            r#"apiVersion: v1
-kind: Pod
-metadata: {{name: net}}
-spec:
-  terminationGracePeriodSeconds: 0
-  containers:
-  - name: nc
+    write_pod(
+        &b,
+        "net",
+        0,
+        r#"  - name: nc
     image: {img}
     command: ["sh", "-c", "sleep 3; exec nc -ll -p 8081 -e true"]
     readinessProbe:
-      tcpSocket: {{port: 8081}}
+      tcpSocket: {port: 8081}
       periodSeconds: 1
   - name: grpc
     image: {img}
     command: ["sleep", "3600"]
     readinessProbe:
-      grpc: {{port: 50051, service: berth}}
+      grpc: {port: 50051, service: berth}
       periodSeconds: 1
       failureThreshold: 1
 "#,
-            img = busybox_image()
-        ),
     );
     let p = b
         .wait_pod("net", "both running", T, |p| {
@@ -479,7 +431,7 @@ spec:
         .await;
     assert_eq!(started(&p, "kube-apiserver"), Some(true));
     assert_eq!(condition(&p, "ContainersReady"), "True");
-    assert_eq!(restarts(&p, "kube-apiserver"), 0);
+    assert_eq!(restart_count(&p, "kube-apiserver"), 0);
     // The probes really reach the host port: /readyz going away makes the
     // pod NotReady.
     std::fs::remove_file(www.path().join("readyz")).unwrap();

@@ -11,45 +11,15 @@ use std::time::Duration;
 
 use cri_client::proto as pb;
 use serde_json::Value;
-use test_support::berth::{Berth, container_state, exclusive, pod_log_dir, read};
+use test_support::berth::{
+    Berth, container_id, container_state, exclusive, phase, pod_log_dir, read, restart_count,
+};
 use test_support::{busybox_image, client, ensure_image};
 
 const T: Duration = Duration::from_secs(60);
 
 fn busybox() -> String {
     busybox_image()
-}
-
-fn phase(p: &Value) -> &str {
-    p["status"]["phase"].as_str().unwrap_or_default()
-}
-
-fn restart_count(p: &Value, name: &str) -> i64 {
-    p["status"]["containerStatuses"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .find(|c| c["name"] == name)
-        .and_then(|c| c["restartCount"].as_i64())
-        .unwrap_or(-1)
-}
-
-fn container_id(p: &Value, name: &str) -> String {
-    p["status"]["containerStatuses"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .chain(
-            p["status"]["initContainerStatuses"]
-                .as_array()
-                .into_iter()
-                .flatten(),
-        )
-        .find(|c| c["name"] == name)
-        .and_then(|c| c["containerID"].as_str())
-        .unwrap_or_default()
-        .trim_start_matches("containerd://")
-        .to_string()
 }
 
 fn two_containers(b_args: &str) -> String {
@@ -394,8 +364,14 @@ async fn sigkill_in_the_middle_of_syncs_converges_without_duplicates() {
             &two_containers(&format!("p{i}")).replace("name: web", &format!("name: p{i}")),
         );
     }
-    // Kill while sandboxes and containers are being created.
-    tokio::time::sleep(Duration::from_millis(400)).await;
+    // Kill while sandboxes and containers are being created: right after
+    // the first RunPodSandbox returns (a fixed delay is too early or too
+    // late depending on how loaded the runtime is).
+    test_support::wait_for("the first RunPodSandbox call", T, || {
+        let done = b.log().contains("method=\"RunPodSandbox\"");
+        async move { done.then_some(()) }
+    })
+    .await;
     b.kill9();
     let log = b.log();
     assert!(

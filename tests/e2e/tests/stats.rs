@@ -9,27 +9,32 @@
 use std::time::Duration;
 
 use serde_json::Value;
-use test_support::berth::{Berth, container_state, exclusive};
-use test_support::{busybox_image, client, ensure_image};
+use test_support::berth::{Berth, busybox_client, container_state, exclusive, pod_manifest};
 
 const T: Duration = Duration::from_secs(40);
 
-fn pod_manifest(name: &str, container: &str, script: &str) -> String {
-    format!(
-        r#"apiVersion: v1
-kind: Pod
-metadata:
-  name: {name}
-spec:
-  terminationGracePeriodSeconds: 0
+/// A one-container pod running `script` under `sh -c`.
+fn sh_pod(name: &str, container: &str, script: &str) -> String {
+    pod_manifest(
+        name,
+        &format!(
+            r#"  terminationGracePeriodSeconds: 0
   containers:
   - name: {container}
-    image: {img}
+    image: {{img}}
     imagePullPolicy: IfNotPresent
     command: ["sh", "-c", "{script}"]
-"#,
-        img = busybox_image()
+"#
+        ),
     )
+}
+
+/// berth collecting stats every second, with busybox pulled.
+async fn start_berth() -> Berth {
+    busybox_client().await;
+    let mut b = Berth::with_args(&["--housekeeping-interval", "1s"]);
+    b.start();
+    b
 }
 
 fn summary(b: &Berth) -> Option<Value> {
@@ -84,15 +89,9 @@ fn nano_cores(v: &Value) -> Option<u64> {
 #[tokio::test]
 async fn busy_container_uses_a_core_and_idle_one_none() {
     let _one = exclusive();
-    let c = client().await;
-    ensure_image(&c, &busybox_image()).await;
-    let mut b = Berth::with_args(&["--housekeeping-interval", "1s"]);
-    b.start();
-    b.write_manifest(
-        "busy.yaml",
-        &pod_manifest("busy", "spin", "while :; do :; done"),
-    );
-    b.write_manifest("idle.yaml", &pod_manifest("idle", "nap", "exec sleep 3600"));
+    let mut b = start_berth().await;
+    b.write_manifest("busy.yaml", &sh_pod("busy", "spin", "while :; do :; done"));
+    b.write_manifest("idle.yaml", &sh_pod("idle", "nap", "exec sleep 3600"));
     wait_running(&b, "busy", "spin").await;
     wait_running(&b, "idle", "nap").await;
 
@@ -181,14 +180,11 @@ async fn busy_container_uses_a_core_and_idle_one_none() {
 #[tokio::test]
 async fn log_usage_grows_with_stdout() {
     let _one = exclusive();
-    let c = client().await;
-    ensure_image(&c, &busybox_image()).await;
-    let mut b = Berth::with_args(&["--housekeeping-interval", "1s"]);
-    b.start();
+    let mut b = start_berth().await;
     // About 20 KB a second on stdout.
     b.write_manifest(
         "chatty.yaml",
-        &pod_manifest(
+        &sh_pod(
             "chatty",
             "talk",
             "while :; do yes 0123456789012345678901234567890123456789 | head -n 500; sleep 1; done",

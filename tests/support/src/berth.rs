@@ -264,6 +264,18 @@ impl Berth {
         }
     }
 
+    /// Waits until the named pod is gone from `/pods`.
+    pub async fn wait_pod_gone(&self, name: &str, limit: Duration) {
+        let deadline = std::time::Instant::now() + limit;
+        while self.pod(name).is_some() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "pod {name} was not removed within {limit:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
     /// Sandboxes in the runtime that belong to this berth's node.
     pub async fn runtime_sandboxes(
         &self,
@@ -310,26 +322,100 @@ pub fn tail(text: &str, lines: usize) -> String {
     all[all.len().saturating_sub(lines)..].join("\n")
 }
 
-/// Container state of `name` in a pod's status: "running", "waiting",
-/// "terminated" or "".
-pub fn container_state(pod: &Value, name: &str) -> String {
-    pod["status"]["containerStatuses"]
+/// A pod's container statuses, init containers' after the others.
+pub fn container_statuses(pod: &Value) -> impl Iterator<Item = &Value> {
+    let status = &pod["status"];
+    status["containerStatuses"]
         .as_array()
         .into_iter()
         .flatten()
         .chain(
-            pod["status"]["initContainerStatuses"]
+            status["initContainerStatuses"]
                 .as_array()
                 .into_iter()
                 .flatten(),
         )
+}
+
+/// The status of container `name` (init containers included), `Null` when
+/// the pod has none.
+pub fn container_status<'a>(pod: &'a Value, name: &str) -> &'a Value {
+    container_statuses(pod)
         .find(|c| c["name"] == name)
-        .and_then(|c| {
-            c["state"]
-                .as_object()
-                .and_then(|s| s.keys().next().cloned())
-        })
+        .unwrap_or(&Value::Null)
+}
+
+/// Container state of `name` in a pod's status: "running", "waiting",
+/// "terminated" or "".
+pub fn container_state(pod: &Value, name: &str) -> String {
+    container_status(pod, name)["state"]
+        .as_object()
+        .and_then(|s| s.keys().next().cloned())
         .unwrap_or_default()
+}
+
+/// The runtime's ID of container `name`, without the `containerd://`
+/// prefix; "" when it has none yet.
+pub fn container_id(pod: &Value, name: &str) -> String {
+    container_status(pod, name)["containerID"]
+        .as_str()
+        .unwrap_or_default()
+        .trim_start_matches("containerd://")
+        .to_string()
+}
+
+/// `restartCount` of container `name`; -1 when the pod has no status for it.
+pub fn restart_count(pod: &Value, name: &str) -> i64 {
+    container_status(pod, name)["restartCount"]
+        .as_i64()
+        .unwrap_or(-1)
+}
+
+/// The pod's phase, "" when it has none.
+pub fn phase(pod: &Value) -> &str {
+    pod["status"]["phase"].as_str().unwrap_or_default()
+}
+
+/// "True"/"False" of a pod condition, "" when absent.
+pub fn condition(pod: &Value, kind: &str) -> String {
+    pod["status"]["conditions"]
+        .as_array()
+        .and_then(|cs| cs.iter().find(|c| c["type"] == kind))
+        .and_then(|c| c["status"].as_str())
+        .unwrap_or_default()
+        .to_string()
+}
+
+/// A static pod manifest for `name` whose `spec:` is `spec` (YAML indented
+/// by two spaces); `{img}` in it stands for the busybox image.
+pub fn pod_manifest(name: &str, spec: &str) -> String {
+    format!(
+        "apiVersion: v1\nkind: Pod\nmetadata:\n  name: {name}\nspec:\n{}",
+        spec.replace("{img}", &crate::busybox_image())
+    )
+}
+
+/// A runtime client with the busybox image pulled: what a berth test needs
+/// before it writes manifests.
+pub async fn busybox_client() -> cri_client::RuntimeClient {
+    let c = crate::client().await;
+    crate::ensure_image(&c, &crate::busybox_image()).await;
+    c
+}
+
+/// The runtime's status of one container; None when it is gone.
+pub async fn runtime_status(
+    client: &cri_client::RuntimeClient,
+    id: &str,
+) -> Option<pb::ContainerStatus> {
+    client
+        .container_status(pb::ContainerStatusRequest {
+            container_id: id.to_string(),
+            verbose: false,
+        })
+        .await
+        .ok()?
+        .status
 }
 
 /// PIDs of live containerd processes whose command line mentions `needle`.
