@@ -118,6 +118,11 @@ async fn measure(
     let mut cri = Vec::with_capacity(cycles);
     let mut files = Vec::with_capacity(cycles);
     let mut pods = 0;
+    // CPU the cycles cost (this process does nothing else meanwhile): user
+    // + system time, which includes the kernel's work behind the cgroup
+    // reads.
+    let me = std::process::id();
+    let cpu_before = stat_cpu_seconds(me, false);
     for _ in 0..cycles {
         let r = provider.collect().await?;
         whole.push(r.took);
@@ -125,6 +130,7 @@ async fn measure(
         files.push(r.reads);
         pods = r.pods;
     }
+    let cpu_per_cycle_ms = (stat_cpu_seconds(me, false) - cpu_before) * 1000.0 / cycles as f64;
     // berth runs this on its own task at the same interval.
     let mut refresh = Vec::with_capacity(cycles.min(20));
     for _ in 0..cycles.min(20) {
@@ -138,6 +144,8 @@ async fn measure(
         "{pods} pods in each cycle (berth's /stats/summary had {summary_pods}); first cycle {:.2} ms (finds the cgroups)",
         ms(first.took)
     );
+    println!();
+    println!("CPU per cycle (user + system, in-process): {cpu_per_cycle_ms:.2} ms");
     println!();
     println!("| {cycles} cycles | median | p95 | max |");
     println!("|---|---|---|---|");

@@ -382,7 +382,7 @@ spec:
   - name: logs
     image: {img}
     terminationMessagePolicy: FallbackToLogsOnError
-    command: ["sh", "-c", "echo line-1; echo line-2 >&2; exit 4"]
+    command: ["sh", "-c", "echo line-1; sleep 0.5; echo line-2 >&2; exit 4"]
 "#,
             img = busybox_image()
         ),
