@@ -745,17 +745,12 @@ mod tests {
         exit: Option<i32>,
         created: i64,
     ) -> RtContainer {
+        let info = ContainerInfo {
+            name: name.into(),
+            restart_count: restart,
+            ..Default::default()
+        };
         RtContainer {
-            id: format!("{name}{restart}"),
-            sandbox_id: "s".into(),
-            info: ContainerInfo {
-                name: name.into(),
-                restart_count: restart,
-                ..Default::default()
-            },
-            state,
-            created_at: created,
-            image: String::new(),
             image_ref: "sha256:img".into(),
             exit_code: exit,
             started_at: 1_700_000_000_000_000_000,
@@ -764,9 +759,7 @@ mod tests {
             } else {
                 0
             },
-            reason: String::new(),
-            message: String::new(),
-            probe: Default::default(),
+            ..RtContainer::new(format!("{name}{restart}"), "s".into(), info, state, created)
         }
     }
 

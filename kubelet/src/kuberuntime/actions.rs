@@ -442,25 +442,21 @@ mod tests {
             .chain(spec.init_containers.iter().flatten())
             .find(|c| c.name == name)
             .unwrap();
+        let info = ContainerInfo {
+            name: name.into(),
+            hash: container_hash(c),
+            restart_count: restart,
+            ..Default::default()
+        };
         ContainerState {
-            id: format!("{name}-{restart}"),
-            sandbox_id: "s".into(),
-            info: ContainerInfo {
-                name: name.into(),
-                hash: container_hash(c),
-                restart_count: restart,
-                ..Default::default()
-            },
-            state,
-            created_at: 100 + restart as i64,
-            image: String::new(),
-            image_ref: String::new(),
             exit_code: exit,
-            started_at: 0,
-            finished_at: 0,
-            reason: String::new(),
-            message: String::new(),
-            probe: Default::default(),
+            ..ContainerState::new(
+                format!("{name}-{restart}"),
+                "s".into(),
+                info,
+                state,
+                100 + restart as i64,
+            )
         }
     }
 
