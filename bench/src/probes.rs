@@ -405,7 +405,7 @@ fn thread_cpu() -> f64 {
 fn in_process_cost(cid: &str, ip: &str) -> Result<(f64, f64, f64)> {
     use k8s_openapi::api::core::v1::{Container, HTTPGetAction};
     use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
-    use kubelet::prober::http::{HttpProber, HttpRequest};
+    use kubelet::probe::http::{HttpProber, HttpRequest};
     const N: usize = 300;
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -413,7 +413,7 @@ fn in_process_cost(cid: &str, ip: &str) -> Result<(f64, f64, f64)> {
     rt.block_on(async {
         let c = client().await;
         let c2 = c.clone();
-        let (m, _rx) = kubelet::prober::ProbeManager::new(c, "127.0.0.1".into());
+        let m = kubelet::lifecycle::HandlerRunner::new(c, "127.0.0.1".into());
         let cmd: Vec<String> = ["test", "-f", "/www/healthz"].map(String::from).to_vec();
         // A CRI call that does nothing, for scale.
         let t = thread_cpu();
@@ -426,7 +426,7 @@ fn in_process_cost(cid: &str, ip: &str) -> Result<(f64, f64, f64)> {
         let t = thread_cpu();
         let (start, mut n) = (Instant::now(), 0);
         while n < N && start.elapsed() < Duration::from_secs(20) {
-            let _ = m.run_exec(cid, &cmd, Duration::from_secs(1)).await;
+            let _ = m.exec(cid, &cmd, Duration::from_secs(1)).await;
             n += 1;
         }
         let exec = (thread_cpu() - t) / n.max(1) as f64 * 1e6;
@@ -443,7 +443,7 @@ fn in_process_cost(cid: &str, ip: &str) -> Result<(f64, f64, f64)> {
             let o = prober
                 .probe(&req, req.url(ip), Duration::from_secs(1))
                 .await;
-            if !matches!(o, kubelet::prober::Outcome::Success(_)) {
+            if !matches!(o, kubelet::probe::Outcome::Success(_)) {
                 bail!("in-process httpGet: {o:?}");
             }
         }

@@ -4,11 +4,13 @@
 //!
 //! 1. sources ([`static_pods`], later the apiserver) produce desired pods;
 //! 2. [`podconfig`] merges them into one desired set keyed by UID;
-//! 3. [`pod_workers`] sync each pod through [`kuberuntime`], which talks to
-//!    the runtime only via `cri_client`;
-//! 4. [`pleg`] turns runtime changes into events for the pod workers;
-//! 5. [`status`] computes each pod's status from runtime state, and
-//!    [`server`] publishes it.
+//! 3. [`pod_workers`] run each pod's lifecycle (sync, terminating,
+//!    terminated) through [`kubelet`], which drives the
+//!    [`container::Runtime`] that [`kuberuntime`] implements over the CRI;
+//! 4. [`pleg`] relists the runtime into the [`container::PodCache`] and
+//!    wakes the pod workers of pods that changed;
+//! 5. [`status`] computes each pod's status from the cached runtime view and
+//!    hands it to its sinks (log lines, the [`server`]'s read-only port).
 //!
 //! Modules are named after the Go kubelet's packages, so a reader who knows
 //! the kubelet finds each concept where they expect it.
@@ -16,15 +18,18 @@
 pub mod backoff;
 pub mod cm;
 pub mod config;
+pub mod container;
 pub mod dns;
 pub mod envvars;
 pub mod images;
+pub mod kubelet;
 pub mod kuberuntime;
 pub mod lifecycle;
 pub mod managed_runtime;
 pub mod pleg;
 pub mod pod_workers;
 pub mod podconfig;
+pub mod probe;
 pub mod prober;
 pub mod server;
 pub mod stats;

@@ -1,12 +1,89 @@
-//! Container lifecycle hooks (the Go kubelet's `pkg/kubelet/lifecycle`,
-//! `handlers.go`): runs a postStart or preStop handler (exec, httpGet or
-//! sleep) against one container instance.
+//! The handler runner (the Go kubelet's `pkg/kubelet/lifecycle`,
+//! `handlers.go`): runs an exec or httpGet action against one container
+//! instance. Lifecycle hooks (postStart, preStop, also sleep) go through
+//! [`HandlerRunner::run_hook`]; the prober's exec and httpGet probes use the
+//! same runner, so both reach containers the same way.
 
 use std::time::Duration;
 
-use k8s_openapi::api::core::v1::{Container, LifecycleHandler, Pod};
+use cri_client::RuntimeClient;
+use cri_client::proto as pb;
+use k8s_openapi::api::core::v1::{Container, HTTPGetAction, LifecycleHandler, Pod};
 
-use crate::prober::ProbeManager;
+use crate::probe::{Outcome, http};
+
+/// Runs handlers against containers: ExecSync through the runtime, httpGet
+/// through the shared HTTP prober.
+pub struct HandlerRunner {
+    pub client: RuntimeClient,
+    pub http: http::HttpProber,
+    /// Where httpGet handlers of hostNetwork pods (or pods without an IP) go.
+    pub host_ip: String,
+}
+
+impl HandlerRunner {
+    pub fn new(client: RuntimeClient, host_ip: String) -> Self {
+        HandlerRunner {
+            client,
+            http: http::HttpProber::new(),
+            host_ip,
+        }
+    }
+
+    /// Runs a command in the container: Ok(output) on exit code 0,
+    /// Err(message) otherwise.
+    pub async fn exec(
+        &self,
+        container_id: &str,
+        cmd: &[String],
+        timeout: Duration,
+    ) -> Result<String, String> {
+        let r = self
+            .client
+            .exec_sync(pb::ExecSyncRequest {
+                container_id: container_id.to_string(),
+                cmd: cmd.to_vec(),
+                timeout: i64::try_from(timeout.as_secs()).unwrap_or(i64::MAX),
+            })
+            .await
+            .map_err(|e| e.to_string())?;
+        let mut out = String::from_utf8_lossy(&r.stdout).into_owned();
+        out.push_str(&String::from_utf8_lossy(&r.stderr));
+        if r.exit_code == 0 {
+            Ok(out)
+        } else {
+            Err(format!(
+                "command {cmd:?} exited with {}: {out}",
+                r.exit_code
+            ))
+        }
+    }
+
+    /// An httpGet action as a lifecycle hook sends it (User-Agent
+    /// kube-lifecycle/1.36): Ok(body) for a status of 200-399 (a redirect
+    /// to another host included), Err(message) otherwise.
+    pub async fn http_get(
+        &self,
+        pod: &Pod,
+        container: &Container,
+        pod_ip: &str,
+        action: &HTTPGetAction,
+        timeout: Duration,
+    ) -> Result<String, String> {
+        let req = http::HttpRequest::new(action, container, "lifecycle")?;
+        let host_network = pod.spec.as_ref().and_then(|s| s.host_network) == Some(true);
+        let default_host = if host_network || pod_ip.is_empty() {
+            self.host_ip.as_str()
+        } else {
+            pod_ip
+        };
+        let url = req.url(req.host.as_deref().unwrap_or(default_host));
+        match self.http.probe(&req, url, timeout).await {
+            Outcome::Success(b) | Outcome::Warning(b) => Ok(b),
+            Outcome::Failure(m) => Err(m),
+        }
+    }
+}
 
 /// What a hook runs against.
 pub struct HookTarget<'a> {
@@ -38,7 +115,7 @@ fn go_list(items: &[String]) -> String {
 /// (ExecSync timeout 0); preStop callers bound the whole hook by the grace
 /// period. Err is the message for the container's status.
 pub async fn run(
-    probes: &ProbeManager,
+    runner: &HandlerRunner,
     target: &HookTarget<'_>,
     handler: &LifecycleHandler,
     limit: Duration,
@@ -46,8 +123,8 @@ pub async fn run(
     let c = target.container;
     if let Some(exec) = &handler.exec {
         let cmd = exec.command.clone().unwrap_or_default();
-        return probes
-            .run_exec(target.container_id, &cmd, Duration::ZERO)
+        return runner
+            .exec(target.container_id, &cmd, Duration::ZERO)
             .await
             .map(|_| ())
             .map_err(|e| {
@@ -60,8 +137,8 @@ pub async fn run(
             });
     }
     if let Some(http) = &handler.http_get {
-        return probes
-            .run_http_get(target.pod, c, target.pod_ip, http, limit)
+        return runner
+            .http_get(target.pod, c, target.pod_ip, http, limit)
             .await
             .map(|_| ())
             .map_err(|e| {

@@ -10,9 +10,12 @@ use clap::Parser;
 use cri_client::RuntimeClient;
 use cri_client::client::Timeouts;
 use kubelet::config::{KubeletConfig, KubeletFlags};
+use kubelet::container::{PodCache, Runtime};
 use kubelet::dns::DnsConfigurer;
 use kubelet::images::ImageManager;
+use kubelet::kubelet::{Kubelet, PodRuntimeHelper};
 use kubelet::kuberuntime::{KubeRuntimeManager, RuntimeSettings};
+use kubelet::lifecycle::HandlerRunner;
 use kubelet::managed_runtime::{ManagedContainerd, ManagedOptions};
 use kubelet::pleg::Pleg;
 use kubelet::pod_workers::PodWorkers;
@@ -170,22 +173,21 @@ async fn run(config: KubeletConfig) -> Result<()> {
 
 /// Removes orphaned pod cgroups (pods gone while berth was down, or whose
 /// removal found processes still running): every 60 s, the first run
-/// shortly after start, as the Go kubelet's housekeeping.
-async fn cleanup_pod_cgroups(client: RuntimeClient, cm: Arc<kubelet::cm::ContainerManager>) {
+/// shortly after start, as the Go kubelet's housekeeping. The pods with
+/// sandboxes come from the pod cache, not from another runtime listing.
+async fn cleanup_pod_cgroups(cache: Arc<PodCache>, cm: Arc<kubelet::cm::ContainerManager>) {
     let mut delay = Duration::from_secs(2);
     loop {
         tokio::time::sleep(delay).await;
         delay = Duration::from_secs(60);
-        let sandboxes = match client.list_pod_sandbox(Default::default()).await {
-            Ok(r) => r.items,
-            Err(e) => {
-                tracing::warn!("listing sandboxes for the pod cgroup clean-up: {e}");
-                continue;
-            }
-        };
-        let active: std::collections::HashSet<String> = sandboxes
-            .into_iter()
-            .filter_map(|s| s.labels.get(kubelet::kuberuntime::labels::POD_UID).cloned())
+        if !cache.initialized() {
+            continue;
+        }
+        let active: std::collections::HashSet<String> = cache
+            .pods()
+            .iter()
+            .filter(|p| !p.sandboxes.is_empty())
+            .map(|p| p.uid.clone())
             .collect();
         let cm = cm.clone();
         // Walks the cgroup file system: keep it off the async threads.
@@ -214,29 +216,57 @@ async fn run_with(
     })
     .context("setting up the container manager (cgroups)")?;
     let cm = Arc::new(cm);
-    tokio::spawn(cleanup_pod_cgroups(client.clone(), cm.clone()));
-    let (probes, probe_updates) =
-        kubelet::prober::ProbeManager::new(client.clone(), host_ip.clone());
-    let manager = Arc::new(KubeRuntimeManager::new(
-        client.clone(),
-        ImageManager::new(client.clone(), config.serialize_image_pulls),
-        VolumeManager::new(config.root_dir.clone()),
-        DnsConfigurer {
+    let cache = PodCache::new();
+    tokio::spawn(cleanup_pod_cgroups(cache.clone(), cm.clone()));
+    let handlers = Arc::new(HandlerRunner::new(client.clone(), host_ip.clone()));
+    let (probes, probe_updates) = kubelet::prober::ProbeManager::new(handlers.clone());
+    let volumes = Arc::new(VolumeManager::new(config.root_dir.clone()));
+    let helper = Arc::new(PodRuntimeHelper {
+        dns: DnsConfigurer {
             resolv_conf: (!config.resolv_conf.as_os_str().is_empty())
                 .then(|| config.resolv_conf.clone()),
             cluster_dns: config.cluster_dns.clone(),
             cluster_domain: config.cluster_domain.clone(),
         },
+        cm: cm.clone(),
+        volumes: volumes.clone(),
+        node_name: config.node_name.clone(),
+        host_ip: host_ip.clone(),
+    });
+    let runtime: Arc<dyn Runtime> = Arc::new(KubeRuntimeManager::new(
+        client.clone(),
+        ImageManager::new(client.clone(), config.serialize_image_pulls),
+        helper,
+        handlers,
         RuntimeSettings {
             pod_logs_dir: config.pod_logs_dir.clone(),
-            node_name: config.node_name.clone(),
-            host_ip,
         },
-        cm,
-        probes,
     ));
     let status = StatusManager::new();
-    let workers = PodWorkers::new(manager, status.clone(), config.sync_frequency, runtime_name);
+    let pleg = Pleg::new(runtime.clone(), cache.clone());
+    let relist = pleg.trigger();
+    tokio::spawn(kubelet::pleg::watch_cri_events(
+        client.clone(),
+        relist.clone(),
+    ));
+    let kl = Arc::new(Kubelet {
+        runtime,
+        cm,
+        volumes,
+        probes,
+        status: status.clone(),
+        host_ip,
+        runtime_name,
+    });
+    let (workers, mut terminated) =
+        PodWorkers::new(kl, cache.clone(), relist, config.sync_frequency);
+    // Static pods need no finalizing; the apiserver source will delete the
+    // objects of API pods here.
+    tokio::spawn(async move {
+        while let Some(uid) = terminated.recv().await {
+            tracing::debug!(uid = %uid, "pod terminated");
+        }
+    });
 
     // Stats are collected from the start, as cadvisor housekeeping is.
     let mut stats_config = kubelet::stats::StatsConfig::new(
@@ -302,7 +332,7 @@ async fn run_with(
     }
 
     let (pleg_tx, pleg_rx) = mpsc::unbounded_channel();
-    tokio::spawn(Pleg::new(client).run(pleg_tx));
+    tokio::spawn(pleg.run(pleg_tx));
     let config_merge = PodConfig::new(&expected);
     let main_loop = sync_loop::run(config_merge, workers, src_rx, pleg_rx, probe_updates);
 

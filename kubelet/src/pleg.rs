@@ -1,21 +1,27 @@
-//! The pod lifecycle event generator: notices what changed in the runtime and
-//! tells the pod workers which pods to sync (the Go kubelet's
-//! `pkg/kubelet/pleg`).
+//! The pod lifecycle event generator (the Go kubelet's `pkg/kubelet/pleg`):
+//! the one place that reads the runtime's state. Each relist lists sandboxes
+//! and containers once, adds what only status calls know for instances that
+//! are new or changed state (exit codes, times, termination messages, pod
+//! IPs; kept for the others), writes every pod into the [`PodCache`], and
+//! tells the pod workers which pods changed.
 //!
-//! It relists sandboxes and containers every second and diffs them with the
-//! previous list. When the runtime implements CRI GetContainerEvents, events
-//! wake the affected pods at once and relisting slows to every 5 seconds, to
-//! catch anything an event stream missed.
+//! Relists are driven, fastest first, by runtime events (containerd's own
+//! event service, or CRI `GetContainerEvents`), by pod workers that just
+//! changed the runtime, and by a timer as the safety net: every second
+//! without a healthy event stream, every [`EVENTED_RELIST_PERIOD`] with one.
+//! Unlike the Go kubelet, an event does not patch the cache itself: it
+//! triggers a relist, so there is one code path that writes the cache.
 
 use std::collections::{HashMap, HashSet};
-use std::time::Duration;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
 
-use cri_client::RuntimeClient;
-use cri_client::proto as pb;
-use futures_util::StreamExt;
-use tokio::sync::mpsc;
+use futures_util::future::join_all;
+use tokio::sync::{Notify, mpsc};
 
-use crate::kuberuntime::labels;
+use crate::container::runtime_pod::{ContainerState, ContainerStateKind, RuntimePod};
+use crate::container::{PodCache, Runtime};
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum PlegEvent {
@@ -26,140 +32,253 @@ pub enum PlegEvent {
 }
 
 pub const RELIST_PERIOD: Duration = Duration::from_secs(1);
-const EVENTED_RELIST_PERIOD: Duration = Duration::from_secs(5);
+/// The safety-net relist while an event stream is healthy.
+pub const EVENTED_RELIST_PERIOD: Duration = Duration::from_secs(10);
 
-/// What one relist saw: object ID → (pod UID, state).
-pub type Snapshot = HashMap<String, (String, i32)>;
-
-pub fn snapshot(sandboxes: &[pb::PodSandbox], containers: &[pb::Container]) -> Snapshot {
-    let mut snap = Snapshot::new();
-    for s in sandboxes {
-        if let Some(uid) = s.labels.get(labels::POD_UID) {
-            snap.insert(s.id.clone(), (uid.clone(), s.state));
-        }
-    }
-    for c in containers {
-        if let Some(uid) = c.labels.get(labels::POD_UID) {
-            // Container and sandbox states are different enums; keep them
-            // apart so a sandbox and container with equal numbers don't mix.
-            snap.insert(c.id.clone(), (uid.clone(), 100 + c.state));
-        }
-    }
-    snap
+/// What makes PLEG relist early. Cheap to clone; every clone pokes the same
+/// PLEG.
+#[derive(Clone, Debug, Default)]
+pub struct RelistTrigger {
+    notify: Arc<Notify>,
+    /// Event streams currently healthy.
+    healthy_streams: Arc<AtomicUsize>,
 }
 
-/// The pods whose objects appeared, disappeared or changed state.
-pub fn diff(old: &Snapshot, new: &Snapshot) -> HashSet<String> {
-    let mut changed = HashSet::new();
-    for (id, (uid, state)) in new {
-        if old.get(id).is_none_or(|(_, s)| s != state) {
-            changed.insert(uid.clone());
+impl RelistTrigger {
+    /// Asks for a relist as soon as possible; requests made while one runs
+    /// collapse into one more.
+    pub fn relist_now(&self) {
+        self.notify.notify_one();
+    }
+
+    /// An event stream came up (true) or went down (false).
+    pub fn stream_health(&self, up: bool) {
+        if up {
+            self.healthy_streams.fetch_add(1, Ordering::SeqCst);
+        } else {
+            let _ = self
+                .healthy_streams
+                .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1));
         }
-    }
-    for (id, (uid, _)) in old {
-        if !new.contains_key(id) {
-            changed.insert(uid.clone());
-        }
-    }
-    changed
-}
-
-pub struct Pleg {
-    client: RuntimeClient,
-    last: Option<Snapshot>,
-}
-
-impl Pleg {
-    pub fn new(client: RuntimeClient) -> Self {
-        Pleg { client, last: None }
+        self.notify.notify_one();
     }
 
-    async fn relist(
-        &mut self,
-        tx: &mpsc::UnboundedSender<PlegEvent>,
-    ) -> Result<(), cri_client::Error> {
-        let (sandboxes, containers) = tokio::try_join!(
-            self.client
-                .list_pod_sandbox(pb::ListPodSandboxRequest::default()),
-            self.client
-                .list_containers(pb::ListContainersRequest::default()),
-        )?;
-        let snap = snapshot(&sandboxes.items, &containers.containers);
-        if let Some(last) = &self.last {
-            for uid in diff(last, &snap) {
-                let _ = tx.send(PlegEvent::PodChanged(uid));
-            }
-        }
-        let uids = snap.values().map(|(u, _)| u.clone()).collect();
-        let _ = tx.send(PlegEvent::Relisted(uids));
-        self.last = Some(snap);
-        Ok(())
-    }
-
-    /// Runs until the receiver is dropped.
-    pub async fn run(mut self, tx: mpsc::UnboundedSender<PlegEvent>) {
-        let mut events = match self
-            .client
-            .get_container_events(pb::GetEventsRequest::default())
-            .await
-        {
-            Ok(stream) => {
-                tracing::info!(
-                    "runtime streams container events; relisting every {EVENTED_RELIST_PERIOD:?} as a safety net"
-                );
-                Some(stream)
-            }
-            Err(e) => {
-                // containerd 1.6 answers Unimplemented: logged once, then relist.
-                tracing::info!("{e}; relisting every {RELIST_PERIOD:?}");
-                None
-            }
-        };
-        let period = if events.is_some() {
+    fn period(&self) -> Duration {
+        if self.healthy_streams.load(Ordering::SeqCst) > 0 {
             EVENTED_RELIST_PERIOD
         } else {
             RELIST_PERIOD
+        }
+    }
+}
+
+/// The objects of one pod and their states, to tell whether it changed.
+fn fingerprint(pod: &RuntimePod) -> Vec<(String, i32)> {
+    let mut f: Vec<(String, i32)> = pod
+        .sandboxes
+        .iter()
+        .map(|s| (s.id.clone(), i32::from(s.ready)))
+        .chain(pod.containers.iter().map(|c| {
+            let state = match c.state {
+                ContainerStateKind::Created => 10,
+                ContainerStateKind::Running => 11,
+                ContainerStateKind::Exited => 12,
+                ContainerStateKind::Unknown => 13,
+            };
+            (c.id.clone(), state)
+        }))
+        .collect();
+    f.sort();
+    f
+}
+
+/// Whether a status call has filled the instance's details.
+fn has_details(c: &ContainerState) -> bool {
+    c.started_at > 0 || c.finished_at > 0 || c.exit_code.is_some()
+}
+
+/// Relists early on every CRI container event (runtimes that implement
+/// `GetContainerEvents`). Ends at once, quietly, on a runtime that answers
+/// Unimplemented (containerd 1.6); otherwise reconnects after a lost stream.
+pub async fn watch_cri_events(client: cri_client::RuntimeClient, trigger: RelistTrigger) {
+    use futures_util::StreamExt;
+    let mut delay = Duration::from_secs(1);
+    loop {
+        let mut stream = match client
+            .get_container_events(cri_client::proto::GetEventsRequest::default())
+            .await
+        {
+            Ok(s) => s,
+            Err(e) if e.code() == Some(tonic::Code::Unimplemented) => {
+                tracing::debug!("the runtime has no CRI container events: {e}");
+                return;
+            }
+            Err(e) => {
+                tracing::warn!("subscribing to CRI container events: {e}; retrying in {delay:?}");
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(30));
+                continue;
+            }
         };
-        let mut tick = tokio::time::interval(period);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        tracing::info!(
+            "runtime streams CRI container events; relisting every {EVENTED_RELIST_PERIOD:?} as a safety net"
+        );
+        trigger.stream_health(true);
+        delay = Duration::from_secs(1);
+        while let Some(Ok(_)) = stream.next().await {
+            trigger.relist_now();
+        }
+        trigger.stream_health(false);
+        tracing::warn!(
+            "CRI container event stream ended; relisting every {RELIST_PERIOD:?} until it is back"
+        );
+    }
+}
+
+pub struct Pleg {
+    runtime: Arc<dyn Runtime>,
+    cache: Arc<PodCache>,
+    trigger: RelistTrigger,
+    /// The previous relist's pods, with their details.
+    last: HashMap<String, Arc<RuntimePod>>,
+}
+
+impl Pleg {
+    pub fn new(runtime: Arc<dyn Runtime>, cache: Arc<PodCache>) -> Self {
+        Pleg {
+            runtime,
+            cache,
+            trigger: RelistTrigger::default(),
+            last: HashMap::new(),
+        }
+    }
+
+    /// A handle that makes this PLEG relist early.
+    pub fn trigger(&self) -> RelistTrigger {
+        self.trigger.clone()
+    }
+
+    /// Copies details of instances the last relist saw in the same state,
+    /// and fetches them for the rest: the two newest instances of each
+    /// container name (status and lastState), and the IP of ready sandboxes.
+    async fn fill_details(&self, pods: &mut HashMap<String, RuntimePod>) {
+        let mut fetch: Vec<&mut ContainerState> = Vec::new();
+        let mut ips: Vec<(String, String)> = Vec::new();
+        for pod in pods.values_mut() {
+            let prev = self.last.get(&pod.uid);
+            for s in &mut pod.sandboxes {
+                if !s.ready {
+                    continue;
+                }
+                let known = prev
+                    .and_then(|p| p.sandboxes.iter().find(|o| o.id == s.id && o.ready))
+                    .map(|o| o.ip.clone());
+                match known {
+                    Some(ip) if !ip.is_empty() => s.ip = ip,
+                    _ => ips.push((pod.uid.clone(), s.id.clone())),
+                }
+            }
+            let mut per_name: HashMap<String, usize> = HashMap::new();
+            for c in &mut pod.containers {
+                let n = per_name.entry(c.name().to_string()).or_default();
+                *n += 1;
+                if *n > 2 {
+                    continue;
+                }
+                let known = prev.and_then(|p| {
+                    p.containers
+                        .iter()
+                        .find(|o| o.id == c.id && o.state == c.state && has_details(o))
+                });
+                match known {
+                    Some(o) => *c = o.clone(),
+                    None => fetch.push(c),
+                }
+            }
+        }
+        let runtime = &self.runtime;
+        join_all(
+            fetch
+                .into_iter()
+                .map(|c| async move { runtime.fill_container_status(c).await }),
+        )
+        .await;
+        let found = join_all(ips.iter().map(|(_, id)| runtime.sandbox_ip(id))).await;
+        for ((uid, id), ip) in ips.into_iter().zip(found) {
+            if let Some(s) = pods
+                .get_mut(&uid)
+                .and_then(|p| p.sandboxes.iter_mut().find(|s| s.id == id))
+            {
+                s.ip = ip;
+            }
+        }
+    }
+
+    /// One relist: the cache is written for every pod that changed, and the
+    /// global timestamp moves for the rest.
+    pub async fn relist(
+        &mut self,
+        tx: &mpsc::UnboundedSender<PlegEvent>,
+    ) -> Result<(), cri_client::Error> {
+        let started = Instant::now();
+        let mut pods = self.runtime.get_pods().await?;
+        self.fill_details(&mut pods).await;
+        let mut next: HashMap<String, Arc<RuntimePod>> = HashMap::with_capacity(pods.len());
+        let mut changed = Vec::new();
+        for (uid, pod) in pods {
+            let same = self
+                .last
+                .get(&uid)
+                .is_some_and(|old| fingerprint(old) == fingerprint(&pod));
+            let pod = Arc::new(pod);
+            if !same || !self.cache_has(&uid) {
+                self.cache.set(&uid, pod.clone(), started);
+                changed.push(uid.clone());
+            }
+            next.insert(uid, pod);
+        }
+        for uid in self.last.keys() {
+            if !next.contains_key(uid) {
+                self.cache.delete(uid);
+                changed.push(uid.clone());
+            }
+        }
+        self.cache.update_time(started);
+        for uid in changed {
+            let _ = tx.send(PlegEvent::PodChanged(uid));
+        }
+        let _ = tx.send(PlegEvent::Relisted(next.keys().cloned().collect()));
+        self.last = next;
+        Ok(())
+    }
+
+    fn cache_has(&self, uid: &str) -> bool {
+        self.cache.contains(uid)
+    }
+
+    /// Relists until the receiver is dropped.
+    pub async fn run(mut self, tx: mpsc::UnboundedSender<PlegEvent>) {
         let mut failing = false;
         loop {
             if tx.is_closed() {
                 return;
             }
-            tokio::select! {
-                _ = tick.tick() => {
-                    match self.relist(&tx).await {
-                        Ok(()) if failing => {
-                            tracing::info!("relist works again");
-                            failing = false;
-                        }
-                        Ok(()) => {}
-                        Err(e) if !failing => {
-                            tracing::warn!("relist failed: {e}");
-                            failing = true;
-                        }
-                        Err(_) => {}
-                    }
+            match self.relist(&tx).await {
+                Ok(()) if failing => {
+                    tracing::info!("relist works again");
+                    failing = false;
                 }
-                ev = async { events.as_mut()?.next().await }, if events.is_some() => match ev {
-                    Some(Ok(ev)) => {
-                        let uid = ev
-                            .pod_sandbox_status
-                            .as_ref()
-                            .and_then(|s| s.metadata.as_ref())
-                            .map(|m| m.uid.clone())
-                            .unwrap_or_default();
-                        if !uid.is_empty() {
-                            let _ = tx.send(PlegEvent::PodChanged(uid));
-                        }
-                    }
-                    _ => {
-                        tracing::warn!("container event stream ended; relisting every {RELIST_PERIOD:?}");
-                        events = None;
-                        tick = tokio::time::interval(RELIST_PERIOD);
-                    }
-                },
+                Ok(()) => {}
+                Err(e) if !failing => {
+                    tracing::warn!("relist failed: {e}");
+                    failing = true;
+                }
+                Err(_) => {}
+            }
+            let period = self.trigger.period();
+            tokio::select! {
+                _ = tokio::time::sleep(period) => {}
+                _ = self.trigger.notify.notified() => {}
             }
         }
     }
@@ -168,46 +287,55 @@ impl Pleg {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::container::runtime_pod::{ContainerInfo, SandboxState};
 
-    fn sandbox(id: &str, uid: &str, state: i32) -> pb::PodSandbox {
-        pb::PodSandbox {
-            id: id.into(),
-            state,
-            labels: [(labels::POD_UID.to_string(), uid.to_string())].into(),
-            ..Default::default()
-        }
-    }
-
-    fn container(id: &str, uid: &str, state: i32) -> pb::Container {
-        pb::Container {
-            id: id.into(),
-            state,
-            labels: [(labels::POD_UID.to_string(), uid.to_string())].into(),
+    fn pod(states: &[(&str, ContainerStateKind)]) -> RuntimePod {
+        RuntimePod {
+            uid: "u".into(),
+            sandboxes: vec![SandboxState {
+                id: "s".into(),
+                attempt: 0,
+                ready: true,
+                created_at: 1,
+                hash: String::new(),
+                ip: String::new(),
+            }],
+            containers: states
+                .iter()
+                .map(|(id, st)| {
+                    ContainerState::new(
+                        id.to_string(),
+                        "s".into(),
+                        ContainerInfo::default(),
+                        *st,
+                        1,
+                    )
+                })
+                .collect(),
             ..Default::default()
         }
     }
 
     #[test]
-    fn diff_reports_pods_whose_objects_changed() {
-        let before = snapshot(
-            &[sandbox("s1", "a", 0), sandbox("s2", "b", 0)],
-            &[container("c1", "a", 1), container("c2", "b", 1)],
+    fn fingerprints_differ_when_an_instance_changes_state_or_appears() {
+        use ContainerStateKind::*;
+        let a = pod(&[("c1", Running)]);
+        assert_eq!(fingerprint(&a), fingerprint(&pod(&[("c1", Running)])));
+        assert_ne!(fingerprint(&a), fingerprint(&pod(&[("c1", Exited)])));
+        assert_ne!(
+            fingerprint(&a),
+            fingerprint(&pod(&[("c1", Running), ("c2", Created)]))
         );
-        // a's container exited, b's sandbox went away, c appeared.
-        let after = snapshot(
-            &[sandbox("s1", "a", 0), sandbox("s3", "c", 0)],
-            &[container("c1", "a", 2), container("c2", "b", 1)],
-        );
-        let mut changed: Vec<_> = diff(&before, &after).into_iter().collect();
-        changed.sort();
-        assert_eq!(changed, ["a", "b", "c"]);
-        assert!(diff(&after, &after).is_empty());
     }
 
     #[test]
-    fn foreign_objects_are_ignored() {
-        let mut s = sandbox("x", "", 0);
-        s.labels.clear();
-        assert!(snapshot(&[s], &[]).is_empty());
+    fn trigger_period_follows_stream_health() {
+        let t = RelistTrigger::default();
+        assert_eq!(t.period(), RELIST_PERIOD);
+        t.stream_health(true);
+        assert_eq!(t.period(), EVENTED_RELIST_PERIOD);
+        t.stream_health(false);
+        t.stream_health(false);
+        assert_eq!(t.period(), RELIST_PERIOD);
     }
 }

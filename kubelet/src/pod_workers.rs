@@ -1,24 +1,43 @@
-//! One worker task per pod (the Go kubelet's `pod_workers.go`): updates to a
-//! pod are serialised, and a burst of them (spec changes, runtime events,
-//! resyncs) collapses into one sync.
+//! One worker task per pod (the Go kubelet's `pod_workers.go`). Updates to a
+//! pod are serialised, and a burst of them collapses into one sync. Each pod
+//! goes through Go's lifecycle:
+//!
+//! 1. **SyncPod** while it is desired: bring it to its spec, again on every
+//!    runtime change, probe change, back-off expiry or resync;
+//! 2. **SyncTerminatingPod** once it is no longer desired, or is still
+//!    present with a deletion timestamp: stop its containers within the
+//!    grace period;
+//! 3. **SyncTerminatedPod**: remove what is left (containers, sandbox,
+//!    cgroup, volumes), then report the UID on the terminated channel so a
+//!    source can finalize (the apiserver source deletes the object).
+//!
+//! A newer spec or a termination cancels a SyncPod in flight (a pull, a
+//! back-off wait, a start). A worker that changed the runtime waits for a
+//! cache entry newer than its sync before it syncs again, so it never acts
+//! on state from before its own changes.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use k8s_openapi::api::core::v1::Pod;
-use tokio::sync::{Notify, Semaphore, watch};
+use k8s_openapi::api::core::v1::{Pod, PodStatus};
+use tokio::sync::{Notify, mpsc, watch};
 
-use crate::kuberuntime::{KubeRuntimeManager, SyncResult};
-use crate::status::{self, StatusInputs, StatusManager};
+use crate::container::{PodCache, RuntimePod};
+use crate::kubelet::Kubelet;
+use crate::pleg::RelistTrigger;
 use crate::{pod_ref, pod_uid};
 
 /// What a worker should do with its pod.
 #[derive(Clone, Debug)]
 enum Desired {
     Run(Arc<Pod>),
-    /// Stop and remove the pod. The spec, when known, gives the grace period.
-    Terminate(Option<Arc<Pod>>),
+    /// Stop and remove the pod. The spec, when known, gives hooks and grace
+    /// periods; `grace` overrides them (a deletion's grace period).
+    Terminate {
+        pod: Option<Arc<Pod>>,
+        grace: Option<i64>,
+    },
 }
 
 struct Worker {
@@ -26,94 +45,135 @@ struct Worker {
     wake: Arc<Notify>,
 }
 
-/// How many pods sync at once. The Go kubelet sets no limit; Berth bounds
-/// it because containerd does the real work and, on a small node, can't run
-/// more than a few RunPodSandbox/CreateContainer calls in parallel anyway:
-/// more concurrent syncs would only hold more memory (a sync in flight is
-/// ~50 KB) without starting pods sooner.
-pub const MAX_CONCURRENT_SYNCS: usize = 16;
+#[derive(Default)]
+struct State {
+    workers: HashMap<String, Worker>,
+    /// Pods that terminated while their source still lists them (deleted
+    /// API pods awaiting removal): no worker starts for them again.
+    finished: HashSet<String>,
+}
 
 pub struct PodWorkers {
-    manager: Arc<KubeRuntimeManager>,
-    sync_slots: Semaphore,
-    status: Arc<StatusManager>,
-    workers: Mutex<HashMap<String, Worker>>,
+    kubelet: Arc<Kubelet>,
+    cache: Arc<PodCache>,
+    relist: RelistTrigger,
+    state: Mutex<State>,
     resync: Duration,
-    runtime_name: String,
+    terminated: mpsc::UnboundedSender<String>,
+}
+
+/// How long a failed stop or removal waits before it is tried again.
+const RETRY: Duration = Duration::from_secs(2);
+
+/// What the pod's deletion asks for: terminate with this grace, if the pod
+/// carries a deletion timestamp.
+fn deletion(pod: &Pod) -> Option<Option<i64>> {
+    pod.metadata
+        .deletion_timestamp
+        .as_ref()
+        .map(|_| pod.metadata.deletion_grace_period_seconds)
 }
 
 impl PodWorkers {
+    /// The workers, and the receiver of UIDs of pods that have terminated.
     pub fn new(
-        manager: Arc<KubeRuntimeManager>,
-        status: Arc<StatusManager>,
+        kubelet: Arc<Kubelet>,
+        cache: Arc<PodCache>,
+        relist: RelistTrigger,
         resync: Duration,
-        runtime_name: String,
-    ) -> Arc<Self> {
-        Arc::new(PodWorkers {
-            manager,
-            sync_slots: Semaphore::new(MAX_CONCURRENT_SYNCS),
-            status,
-            workers: Mutex::new(HashMap::new()),
-            resync,
-            runtime_name,
-        })
+    ) -> (Arc<Self>, mpsc::UnboundedReceiver<String>) {
+        let (terminated, rx) = mpsc::unbounded_channel();
+        (
+            Arc::new(PodWorkers {
+                kubelet,
+                cache,
+                relist,
+                state: Mutex::default(),
+                resync,
+                terminated,
+            }),
+            rx,
+        )
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Worker>> {
-        self.workers.lock().unwrap_or_else(|e| e.into_inner())
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     pub fn has_worker(&self, uid: &str) -> bool {
-        self.lock().contains_key(uid)
+        self.lock().workers.contains_key(uid)
     }
 
     /// Makes the desired set true: new pods get a worker, changed pods an
-    /// update, pods no longer desired are terminated.
+    /// update, pods no longer desired or being deleted are terminated.
     pub fn update(self: &Arc<Self>, desired: &HashMap<String, Arc<Pod>>) {
-        let mut workers = self.lock();
+        let mut state = self.lock();
+        state.finished.retain(|uid| desired.contains_key(uid));
         for (uid, pod) in desired {
-            match workers.get(uid) {
+            let next = match deletion(pod) {
+                Some(grace) => Desired::Terminate {
+                    pod: Some(pod.clone()),
+                    grace,
+                },
+                None => Desired::Run(pod.clone()),
+            };
+            if state.finished.contains(uid) {
+                continue;
+            }
+            match state.workers.get(uid) {
                 Some(w) => {
-                    let changed = match &*w.desired.borrow() {
-                        Desired::Run(old) => old.as_ref() != pod.as_ref(),
-                        Desired::Terminate(_) => true,
+                    let changed = match (&*w.desired.borrow(), &next) {
+                        (Desired::Run(old), Desired::Run(new)) => old.as_ref() != new.as_ref(),
+                        // Once terminating, a pod stays so (as in Go); a
+                        // manifest put back starts it again once removed.
+                        (Desired::Terminate { .. }, Desired::Terminate { .. }) => false,
+                        _ => true,
                     };
                     if changed {
-                        let _ = w.desired.send(Desired::Run(pod.clone()));
+                        let _ = w.desired.send(next);
                     }
                 }
                 None => {
-                    let w = self.spawn(uid.clone(), Desired::Run(pod.clone()));
-                    workers.insert(uid.clone(), w);
+                    let w = self.spawn(uid.clone(), next);
+                    state.workers.insert(uid.clone(), w);
                 }
             }
         }
-        for (uid, w) in workers.iter() {
+        for (uid, w) in state.workers.iter() {
             if desired.contains_key(uid) {
                 continue;
             }
             // Clone out first: the watch's read guard must be gone before send.
             let current = w.desired.borrow().clone();
             if let Desired::Run(pod) = current {
-                let _ = w.desired.send(Desired::Terminate(Some(pod)));
+                let _ = w.desired.send(Desired::Terminate {
+                    pod: Some(pod),
+                    grace: None,
+                });
             }
         }
     }
 
-    /// Removes a pod Berth finds in the runtime but nobody wants (e.g. its
+    /// Removes a pod found in the runtime that nobody wants (e.g. its
     /// manifest was deleted while Berth was down).
     pub fn terminate_orphan(self: &Arc<Self>, uid: &str) {
-        let mut workers = self.lock();
-        if !workers.contains_key(uid) {
+        let mut state = self.lock();
+        if !state.workers.contains_key(uid) {
             tracing::info!(uid = %uid, "removing pod that is no longer desired");
-            let w = self.spawn(uid.to_string(), Desired::Terminate(None));
-            workers.insert(uid.to_string(), w);
+            let w = self.spawn(
+                uid.to_string(),
+                Desired::Terminate {
+                    pod: None,
+                    grace: None,
+                },
+            );
+            state.workers.insert(uid.to_string(), w);
         }
     }
 
-    /// A runtime event for the pod: sync it soon.
+    /// Something changed for the pod (runtime, probes): sync it soon.
     pub fn notify(&self, uid: &str) {
-        if let Some(w) = self.lock().get(uid) {
+        if let Some(w) = self.lock().workers.get(uid) {
             w.wake.notify_one();
         }
     }
@@ -127,120 +187,151 @@ impl PodWorkers {
         Worker { desired: tx, wake }
     }
 
+    /// The runtime view to act on: newer than `after` when given.
+    async fn view(&self, uid: &str, after: Option<Instant>) -> Arc<RuntimePod> {
+        match after {
+            Some(t) => self.cache.get_newer_than(uid, t).await,
+            None => self.cache.get(uid),
+        }
+    }
+
     async fn run(
         self: Arc<Self>,
         uid: String,
         mut rx: watch::Receiver<Desired>,
         wake: Arc<Notify>,
     ) {
-        let mut previous: Option<k8s_openapi::api::core::v1::PodStatus> = None;
+        // Set after a sync that changed the runtime.
+        let mut changed_at: Option<Instant> = None;
+        let mut previous: Option<PodStatus> = None;
         loop {
             let desired = rx.borrow_and_update().clone();
-            let next = match desired {
+            match desired {
                 Desired::Run(pod) => {
-                    let _slot = self.sync_slots.acquire().await;
-                    // Boxed: a sync's future is ~50 KB, and each worker would
-                    // otherwise keep that much for as long as its pod lives.
-                    let (result, status) = Box::pin(self.sync(&pod, previous.as_ref())).await;
-                    previous = status;
-                    result
+                    let Some(outcome) = self
+                        .sync_cancellable(&pod, &mut rx, changed_at, previous.as_ref())
+                        .await
+                    else {
+                        // Cancelled: the runtime may have changed under us.
+                        changed_at = Some(Instant::now());
+                        continue;
+                    };
+                    if outcome.mutated {
+                        changed_at = Some(Instant::now());
+                        self.relist.relist_now();
+                    } else {
+                        changed_at = None;
+                    }
+                    previous = outcome.status;
+                    let wait = outcome
+                        .requeue_after
+                        .unwrap_or(self.resync)
+                        .min(self.resync);
+                    tokio::select! {
+                        r = rx.changed() => if r.is_err() { return },
+                        _ = wake.notified() => {}
+                        _ = tokio::time::sleep(wait) => {}
+                    }
                 }
-                Desired::Terminate(pod) => {
-                    let slot = self.sync_slots.acquire().await;
-                    let gone = Box::pin(self.terminate(&uid, pod.as_deref())).await;
-                    drop(slot);
-                    if gone {
-                        let mut workers = self.lock();
-                        // Only leave if nothing asked us to run meanwhile.
-                        if matches!(&*rx.borrow(), Desired::Terminate(_)) {
-                            workers.remove(&uid);
+                Desired::Terminate { pod, grace } => {
+                    self.terminate(&uid, pod.as_deref(), grace, changed_at)
+                        .await;
+                    let _ = self.terminated.send(uid.clone());
+                    let mut state = self.lock();
+                    match &*rx.borrow_and_update() {
+                        // Put back (a manifest restored): start afresh.
+                        Desired::Run(_) => {
+                            changed_at = Some(Instant::now());
+                            previous = None;
+                        }
+                        Desired::Terminate { pod, .. } => {
+                            if pod.as_deref().is_some_and(|p| deletion(p).is_some()) {
+                                state.finished.insert(uid.clone());
+                            }
+                            state.workers.remove(&uid);
                             return;
                         }
-                        continue;
                     }
-                    Some(Duration::from_secs(2))
                 }
-            };
-            let wait = next.unwrap_or(self.resync).min(self.resync);
-            tokio::select! {
-                r = rx.changed() => if r.is_err() { return },
-                _ = wake.notified() => {}
-                _ = tokio::time::sleep(wait) => {}
             }
         }
     }
 
-    /// One sync; returns when to sync again and the status it published.
-    async fn sync(
+    /// One SyncPod, abandoned when a termination or a different spec
+    /// arrives meanwhile. None when cancelled.
+    async fn sync_cancellable(
         &self,
         pod: &Arc<Pod>,
-        previous: Option<&k8s_openapi::api::core::v1::PodStatus>,
-    ) -> (
-        Option<Duration>,
-        Option<k8s_openapi::api::core::v1::PodStatus>,
-    ) {
+        rx: &mut watch::Receiver<Desired>,
+        changed_at: Option<Instant>,
+        previous: Option<&PodStatus>,
+    ) -> Option<crate::kubelet::SyncOutcome> {
         let uid = pod_uid(pod);
-        let pref = pod_ref(pod);
-        let rt = match self.manager.runtime_pod(uid).await {
-            Ok(rt) => rt,
-            Err(e) => {
-                tracing::warn!(pod = %pref, uid = %uid, "reading pod state from the runtime: {e}");
-                return (Some(Duration::from_secs(2)), previous.cloned());
+        let superseded = |d: &Desired| match d {
+            Desired::Run(p) => p.as_ref() != pod.as_ref(),
+            Desired::Terminate { .. } => true,
+        };
+        // Boxed: a sync's future is large, and each worker would otherwise
+        // keep that much for as long as its pod lives.
+        let work = Box::pin(async {
+            let rt = self.view(uid, changed_at).await;
+            self.kubelet.sync_pod(pod, &rt, previous).await
+        });
+        tokio::pin!(work);
+        loop {
+            tokio::select! {
+                outcome = &mut work => return Some(outcome),
+                r = rx.changed() => {
+                    if r.is_err() || superseded(&rx.borrow()) {
+                        tracing::info!(pod = %pod_ref(pod), uid = %uid, "a newer update arrived: the sync in flight is cancelled");
+                        return None;
+                    }
+                }
             }
-        };
-        let result: SyncResult = self.manager.sync_pod(pod, &rt).await;
-        // Re-read what the sync changed, so status and GC see the new state.
-        let rt = match self.manager.runtime_pod(uid).await {
-            Ok(after) => after,
-            Err(_) => rt,
-        };
-        let pod_ip = match rt.latest_sandbox().filter(|s| s.ready) {
-            Some(s) => self.manager.sandbox_ip(&s.id).await,
-            None => String::new(),
-        };
-        let st = status::compute(
-            pod,
-            &rt,
-            &StatusInputs {
-                sync: &result,
-                pod_ip: &pod_ip,
-                host_ip: &self.manager.settings.host_ip,
-                runtime_name: &self.runtime_name,
-                previous,
-                now: jiff::Timestamp::now(),
-            },
-        );
-        self.status.set(pod, st.clone());
-        self.manager.probes.update_pod(pod, &rt, &pod_ip);
-        self.manager.gc_pod(&rt).await;
-        (result.requeue_after, Some(st))
+        }
     }
 
-    /// Stops and removes the pod; true when it is gone.
-    async fn terminate(&self, uid: &str, pod: Option<&Pod>) -> bool {
-        let rt = match self.manager.runtime_pod(uid).await {
-            Ok(rt) => rt,
-            Err(e) => {
-                tracing::warn!(uid = %uid, "reading pod state from the runtime: {e}");
-                return false;
+    /// SyncTerminatingPod then SyncTerminatedPod, each retried until done.
+    async fn terminate(
+        &self,
+        uid: &str,
+        pod: Option<&Pod>,
+        grace: Option<i64>,
+        changed_at: Option<Instant>,
+    ) {
+        let mut after = changed_at;
+        loop {
+            let rt = self.view(uid, after).await;
+            match self
+                .kubelet
+                .sync_terminating_pod(uid, pod, &rt, grace)
+                .await
+            {
+                Ok(()) => break,
+                Err(e) => {
+                    tracing::warn!(pod = %rt_ref(&rt, pod), uid = %uid, "stopping pod: {e}");
+                    tokio::time::sleep(RETRY).await;
+                    after = Some(Instant::now());
+                }
             }
-        };
-        let pref = format!("{}/{}", rt.namespace, rt.name);
-        let grace = crate::kuberuntime::actions::grace_period(pod, None, None);
-        self.status
-            .mark_terminating(uid, grace, jiff::Timestamp::now());
-        if let Err(e) = self.manager.kill_pod(pod, &rt).await {
-            tracing::warn!(pod = %pref, uid = %uid, "stopping pod: {e}");
-            return false;
         }
-        if let Err(e) = self.manager.remove_pod(&rt).await {
-            tracing::warn!(pod = %pref, uid = %uid, "removing pod: {e}");
-            return false;
+        loop {
+            // The removal must see the state after the stop.
+            let stopped = Instant::now();
+            self.relist.relist_now();
+            let rt = self.cache.get_newer_than(uid, stopped).await;
+            match self.kubelet.sync_terminated_pod(uid, pod, &rt).await {
+                Ok(()) => return,
+                Err(e) => {
+                    tracing::warn!(pod = %rt_ref(&rt, pod), uid = %uid, "removing pod: {e}");
+                    tokio::time::sleep(RETRY).await;
+                }
+            }
         }
-        self.status.remove(uid);
-        if !rt.sandboxes.is_empty() || !rt.containers.is_empty() {
-            tracing::info!(pod = %pref, uid = %uid, "pod removed");
-        }
-        true
     }
+}
+
+/// `namespace/name` from the spec when known, else from the runtime.
+fn rt_ref(rt: &RuntimePod, pod: Option<&Pod>) -> String {
+    pod.map_or_else(|| format!("{}/{}", rt.namespace, rt.name), pod_ref)
 }

@@ -160,8 +160,8 @@ mod tests {
         let pod: k8s_openapi::api::core::v1::Pod = serde_json::from_value(serde_json::json!({
             "metadata": {"name": "p", "namespace": "default", "uid": "u"}, "spec": {"containers": []}}))
         .unwrap();
-        status.set(
-            &pod,
+        status.set_pod_status(
+            &std::sync::Arc::new(pod),
             k8s_openapi::api::core::v1::PodStatus {
                 phase: Some("Running".into()),
                 ..Default::default()

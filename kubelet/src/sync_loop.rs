@@ -18,7 +18,7 @@ pub struct SourceUpdate {
     pub pods: Vec<Pod>,
 }
 
-/// Runs until both input channels close. Pods keep running when it ends:
+/// Runs until PLEG's channel closes. Pods keep running when it ends:
 /// stopping the kubelet never stops pods (as with the Go kubelet).
 pub async fn run(
     mut config: PodConfig,

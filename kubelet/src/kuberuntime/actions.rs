@@ -7,7 +7,8 @@
 use k8s_openapi::api::core::v1::{Container, Pod};
 
 use super::hash::{container_hash, sandbox_hash};
-use super::runtime_pod::{ContainerState, ContainerStateKind, RuntimePod};
+use crate::container::runtime::KillReason;
+use crate::container::runtime_pod::{ContainerState, ContainerStateKind, RuntimePod};
 
 /// restartPolicy, defaulted to Always as the apiserver does.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -67,38 +68,32 @@ pub struct StartAction {
 pub struct KillAction {
     pub id: String,
     pub name: String,
-    pub reason: String,
-    /// Killed because a liveness or startup probe failed (the reason is
-    /// then the probe's message, kept for the container's status).
-    pub probe_failure: bool,
+    pub reason: KillReason,
     /// The failed probe's own terminationGracePeriodSeconds, which replaces
     /// the pod's for this kill (as in the Go kubelet).
     pub grace: Option<i64>,
 }
 
 impl KillAction {
-    fn new(c: &ContainerState, reason: impl Into<String>) -> Self {
+    fn new(c: &ContainerState, reason: KillReason) -> Self {
         KillAction {
             id: c.id.clone(),
             name: c.name().to_string(),
-            reason: reason.into(),
-            probe_failure: false,
+            reason,
             grace: None,
         }
     }
 
-    /// A kill for a failed liveness or startup probe; the prober's message
-    /// says which probe ("Startup probe failed: ..." or "Liveness ...").
-    fn probe(c: &ContainerState, spec: &Container, reason: &str) -> Self {
-        let probe = if reason.starts_with("Startup") {
-            spec.startup_probe.as_ref()
-        } else {
-            spec.liveness_probe.as_ref()
+    /// A kill for a failed liveness or startup probe, with that probe's
+    /// grace period when it sets one.
+    fn probe(c: &ContainerState, spec: &Container, reason: &KillReason) -> Self {
+        let probe = match reason {
+            KillReason::StartupFailed(_) => spec.startup_probe.as_ref(),
+            _ => spec.liveness_probe.as_ref(),
         };
         KillAction {
-            probe_failure: true,
             grace: probe.and_then(|p| p.termination_grace_period_seconds),
-            ..KillAction::new(c, reason)
+            ..KillAction::new(c, reason.clone())
         }
     }
 }
@@ -275,14 +270,7 @@ pub fn compute_pod_actions(pod: &Pod, rt: &RuntimePod) -> PodActions {
         let known = init.iter().chain(apps.iter()).any(|s| s.name == c.name());
         let newest = rt.latest(c.name()).is_some_and(|l| l.id == c.id);
         if !known || !newest {
-            actions.kill.push(KillAction::new(
-                c,
-                if known {
-                    "Duplicate instance"
-                } else {
-                    "Container is not in the pod spec"
-                },
-            ));
+            actions.kill.push(KillAction::new(c, KillReason::NotInSpec));
         }
     }
 
@@ -306,7 +294,7 @@ pub fn compute_pod_actions(pod: &Pod, rt: &RuntimePod) -> PodActions {
             if l.info.hash != container_hash(c) && !l.info.hash.is_empty() {
                 actions
                     .kill
-                    .push(KillAction::new(l, "Container spec hash changed"));
+                    .push(KillAction::new(l, KillReason::SpecChanged));
                 actions.start.push(start(&c.name, kind, i, last));
                 return actions;
             }
@@ -370,7 +358,7 @@ pub fn compute_pod_actions(pod: &Pod, rt: &RuntimePod) -> PodActions {
                 if !l.info.hash.is_empty() && l.info.hash != container_hash(c) {
                     actions
                         .kill
-                        .push(KillAction::new(l, "Container spec hash changed"));
+                        .push(KillAction::new(l, KillReason::SpecChanged));
                     actions
                         .start
                         .push(start(&c.name, ContainerKind::App, i, last));
@@ -407,9 +395,9 @@ pub fn compute_pod_actions(pod: &Pod, rt: &RuntimePod) -> PodActions {
 
 #[cfg(test)]
 mod tests {
-    use super::super::labels::ContainerInfo;
-    use super::super::runtime_pod::SandboxState;
+    use crate::container::runtime_pod::SandboxState;
     use super::*;
+    use crate::container::runtime_pod::ContainerInfo;
 
     fn pod(v: serde_json::Value) -> Pod {
         serde_json::from_value(
@@ -425,6 +413,7 @@ mod tests {
             ready,
             created_at: attempt as i64,
             hash: sandbox_hash(pod),
+            ip: String::new(),
         }
     }
 
@@ -508,18 +497,18 @@ mod tests {
             let p = pod(serde_json::json!({"restartPolicy": policy,
                 "containers": [{"name": "a", "image": "i"}, {"name": "b", "image": "i"}]}));
             let mut a_ctr = ctr(&p, "a", 0, Running, None);
-            a_ctr.probe.kill_reason =
-                Some("Liveness probe failed: HTTP probe failed with statuscode: 500".into());
+            a_ctr.probe.kill_reason = Some(KillReason::LivenessFailed(
+                "Liveness probe failed: HTTP probe failed with statuscode: 500".into(),
+            ));
             let r = rt(
                 vec![sandbox(&p, "s", 0, true)],
                 vec![a_ctr, ctr(&p, "b", 0, Running, None)],
             );
             let a = compute_pod_actions(&p, &r);
             assert_eq!(a.kill.len(), 1, "{policy}");
-            assert!(a.kill[0].probe_failure);
             assert_eq!(
-                a.kill[0].reason,
-                "Liveness probe failed: HTTP probe failed with statuscode: 500"
+                a.kill[0].reason.probe_message(),
+                Some("Liveness probe failed: HTTP probe failed with statuscode: 500")
             );
             assert_eq!(a.start.len(), usize::from(restarts), "{policy}");
             assert!(!a.kill_pod, "{policy}: b keeps running");
@@ -783,12 +772,19 @@ mod tests {
             "livenessProbe": {"exec": {"command": ["true"]}, "terminationGracePeriodSeconds": 4},
             "startupProbe": {"exec": {"command": ["true"]}, "terminationGracePeriodSeconds": 9}}]}),
         );
-        for (msg, grace) in [
-            ("Liveness probe failed: x", 4),
-            ("Startup probe failed: y", 9),
+        for (reason, grace) in [
+            (
+                KillReason::LivenessFailed("Liveness probe failed: x".into()),
+                4,
+            ),
+            (
+                KillReason::StartupFailed("Startup probe failed: y".into()),
+                9,
+            ),
         ] {
+            let msg = reason.to_string();
             let mut a = ctr(&p, "a", 0, Running, None);
-            a.probe.kill_reason = Some(msg.into());
+            a.probe.kill_reason = Some(reason);
             let r = rt(vec![sandbox(&p, "s", 0, true)], vec![a]);
             let act = compute_pod_actions(&p, &r);
             assert_eq!(act.kill[0].grace, Some(grace), "{msg}");

@@ -6,7 +6,7 @@
 use std::collections::HashSet;
 
 use super::KubeRuntimeManager;
-use super::runtime_pod::{ContainerStateKind, RuntimePod};
+use crate::container::runtime_pod::{ContainerStateKind, RuntimePod};
 
 /// IDs to remove: containers beyond the newest exited instance of each name
 /// (running ones are never collected), and dead sandboxes other than the
@@ -80,9 +80,9 @@ impl KubeRuntimeManager {
 
 #[cfg(test)]
 mod tests {
-    use super::super::labels::ContainerInfo;
-    use super::super::runtime_pod::{ContainerState, SandboxState};
+    use crate::container::runtime_pod::{ContainerState, SandboxState};
     use super::*;
+    use crate::container::runtime_pod::ContainerInfo;
 
     fn c(
         id: &str,
@@ -105,6 +105,7 @@ mod tests {
             ready,
             created_at: created,
             hash: String::new(),
+            ip: String::new(),
         }
     }
 

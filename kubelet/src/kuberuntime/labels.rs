@@ -88,22 +88,7 @@ pub fn container_labels(pod: &Pod, container: &Container) -> HashMap<String, Str
     ])
 }
 
-/// What Berth reads back from a container's labels and annotations.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct ContainerInfo {
-    pub pod_uid: String,
-    pub pod_name: String,
-    pub pod_namespace: String,
-    pub name: String,
-    pub hash: String,
-    pub restart_count: u32,
-    pub termination_message_path: String,
-    pub termination_message_policy: String,
-    pub termination_grace_period: Option<i64>,
-    pub kind: String,
-    /// The preStop handler's JSON ("" for none).
-    pub pre_stop: String,
-}
+use crate::container::runtime_pod::ContainerInfo;
 
 impl ContainerInfo {
     pub fn parse(labels: &HashMap<String, String>, annotations: &HashMap<String, String>) -> Self {

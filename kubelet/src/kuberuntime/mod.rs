@@ -1,39 +1,42 @@
-//! The runtime manager: turns [`actions::PodActions`] into CRI calls (the Go
-//! kubelet's `kuberuntime_manager.go`), and reads pods back from the runtime.
+//! The runtime manager (the Go kubelet's `kuberuntime_manager.go`): the
+//! [`Runtime`] implementation over the CRI. It turns
+//! [`actions::PodActions`] into CRI calls, and reads pods back from the
+//! runtime. It is the only place that builds CRI requests for pods; what it
+//! needs of the kubelet (DNS, cgroups, env, mounts) comes through
+//! [`RuntimeHelper`].
 
 pub mod actions;
 pub mod container;
+pub mod convert;
 pub mod gc;
 pub mod hash;
+mod kill;
 pub mod labels;
-pub mod runtime_pod;
 pub mod sandbox;
 pub mod termination;
 
 use std::collections::HashMap;
-use std::future::Future;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use cri_client::RuntimeClient;
 use cri_client::proto as pb;
-use futures_util::future::join_all;
-use k8s_openapi::api::core::v1::{Container, Lifecycle, LifecycleHandler, Pod};
-use tokio::sync::watch;
+use futures_util::FutureExt;
+use futures_util::future::BoxFuture;
+use k8s_openapi::api::core::v1::{Container, Pod};
+use tokio::sync::Semaphore;
 
 use crate::backoff::{Backoff, now_nanos};
-use crate::cm::ContainerManager;
-use crate::dns::DnsConfigurer;
-use crate::envvars::{self, PodFacts};
+use crate::container::runtime::{Runtime, RuntimeHelper, RuntimeResult, SyncResult, Waiting};
+use crate::container::runtime_pod::{
+    ContainerInfo, ContainerState, ContainerStateKind, RuntimePod,
+};
 use crate::images::ImageManager;
-use crate::lifecycle::{self, HookTarget};
-use crate::prober::ProbeManager;
-use crate::volumes::VolumeManager;
+use crate::lifecycle::{self, HandlerRunner, HookTarget};
 use crate::{pod_ref, pod_uid};
-use actions::{ContainerKind, StartAction, compute_pod_actions, grace_period, termination_order};
-use labels::ContainerInfo;
-use runtime_pod::{ContainerState as RtContainer, RuntimePod, apply_status};
+use actions::{ContainerKind, StartAction, compute_pod_actions, grace_period};
+use convert::apply_status;
 
 /// Containers always get at least this long between SIGTERM and SIGKILL,
 /// even when preStop used up the grace period (the Go kubelet's
@@ -42,63 +45,26 @@ pub const MIN_GRACE_PERIOD: i64 = 2;
 /// Bound on an httpGet hook (the Go kubelet's hook client has none).
 const HOOK_HTTP_LIMIT: Duration = Duration::from_secs(60);
 
-/// Why a container isn't running, for its status (`state.waiting`).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Waiting {
-    pub reason: String,
-    pub message: String,
-}
-
-/// What a sync achieved, for the status manager and the pod worker.
-#[derive(Clone, Debug, Default)]
-pub struct SyncResult {
-    /// Containers that should run but don't, by name.
-    pub waiting: HashMap<String, Waiting>,
-    /// Sync again after this long (backoff expiry, failed calls).
-    pub requeue_after: Option<Duration>,
-    /// The pod has finished and will not run again.
-    pub completed: bool,
-    /// A failure of the sandbox itself.
-    pub sandbox_error: Option<String>,
-}
-
-impl SyncResult {
-    fn requeue(&mut self, after: Duration) {
-        self.requeue_after = Some(self.requeue_after.map_or(after, |d| d.min(after)));
-    }
-    fn wait(&mut self, name: &str, reason: &str, message: String) {
-        self.waiting.insert(
-            name.to_string(),
-            Waiting {
-                reason: reason.into(),
-                message,
-            },
-        );
-    }
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum SyncError {
-    #[error(transparent)]
-    Cri(#[from] cri_client::Error),
-}
+/// How many RunPodSandbox or CreateContainer+StartContainer calls run at
+/// once. The Go kubelet sets no limit; Berth bounds these calls (and only
+/// these: never a grace period, a pull, a probe or a hook) because
+/// containerd does the real work and, on a small node, can't run more of
+/// them in parallel anyway.
+pub const MAX_CONCURRENT_CREATES: usize = 16;
 
 /// Settings the runtime manager needs from the kubelet config.
 #[derive(Clone, Debug)]
 pub struct RuntimeSettings {
     pub pod_logs_dir: PathBuf,
-    pub node_name: String,
-    pub host_ip: String,
 }
 
 pub struct KubeRuntimeManager {
-    pub client: RuntimeClient,
-    pub images: ImageManager,
-    pub volumes: VolumeManager,
-    pub dns: DnsConfigurer,
-    pub settings: RuntimeSettings,
-    pub cm: Arc<ContainerManager>,
-    pub probes: Arc<ProbeManager>,
+    client: RuntimeClient,
+    images: ImageManager,
+    helper: Arc<dyn RuntimeHelper>,
+    handlers: Arc<HandlerRunner>,
+    settings: RuntimeSettings,
+    create_slots: Semaphore,
     /// Why Berth killed a container, by container ID (probe failures).
     kill_messages: Mutex<HashMap<String, String>>,
     crash_backoff: Mutex<Backoff>,
@@ -118,160 +84,70 @@ pub fn remaining_grace(grace: i64, spent: Duration) -> i64 {
     grace.saturating_sub(spent).max(MIN_GRACE_PERIOD)
 }
 
-/// Stop order for a pod whose spec is gone: app containers first, then the
-/// others one by one, newest first (sidecars declared later start later,
-/// so this is their reverse declaration order).
-fn orphan_order(running: &[&RtContainer]) -> Vec<(String, Vec<String>)> {
-    let is_app =
-        |c: &RtContainer| c.info.kind.is_empty() || c.info.kind == ContainerKind::App.as_str();
-    let apps: Vec<String> = running
-        .iter()
-        .filter(|c| is_app(c))
-        .map(|c| c.name().to_string())
-        .collect();
-    let mut rest: Vec<&&RtContainer> = running.iter().filter(|c| !is_app(c)).collect();
-    rest.sort_by_key(|c| std::cmp::Reverse(c.created_at));
-    let mut order = Vec::new();
-    let mut later: Option<String> = None;
-    for c in rest {
-        let mut prereqs = apps.clone();
-        prereqs.extend(later.clone());
-        order.push((c.name().to_string(), prereqs));
-        later = Some(c.name().to_string());
-    }
-    order
-}
-
-/// The spec parts a kill needs: from the pod when known, otherwise (or when
-/// the container left the spec) rebuilt from the container's labels and
-/// annotations, as the Go kubelet's `restoreSpecsFromContainerLabels`.
-fn kill_specs(pod: Option<&Pod>, info: &ContainerInfo) -> (Pod, Container) {
-    let from_spec = pod.and_then(|p| {
-        let spec = p.spec.as_ref()?;
-        spec.containers
-            .iter()
-            .chain(spec.init_containers.iter().flatten())
-            .find(|c| c.name == info.name)
-            .map(|c| (p.clone(), c.clone()))
-    });
-    if let Some(found) = from_spec {
-        return found;
-    }
-    let mut p = Pod::default();
-    p.metadata.name = Some(info.pod_name.clone());
-    p.metadata.namespace = Some(info.pod_namespace.clone());
-    p.metadata.uid = Some(info.pod_uid.clone());
-    let pre_stop: Option<LifecycleHandler> = serde_json::from_str(&info.pre_stop).ok();
-    let c = Container {
-        name: info.name.clone(),
-        lifecycle: pre_stop.map(|h| Lifecycle {
-            pre_stop: Some(h),
-            ..Default::default()
-        }),
-        ..Default::default()
-    };
-    (pod.cloned().unwrap_or(p), c)
-}
-
 impl KubeRuntimeManager {
     pub fn new(
         client: RuntimeClient,
         images: ImageManager,
-        volumes: VolumeManager,
-        dns: DnsConfigurer,
+        helper: Arc<dyn RuntimeHelper>,
+        handlers: Arc<HandlerRunner>,
         settings: RuntimeSettings,
-        cm: Arc<ContainerManager>,
-        probes: Arc<ProbeManager>,
     ) -> Self {
         KubeRuntimeManager {
             client,
             images,
-            volumes,
-            dns,
+            helper,
+            handlers,
             settings,
-            cm,
-            probes,
+            create_slots: Semaphore::new(MAX_CONCURRENT_CREATES),
             kill_messages: Mutex::default(),
             crash_backoff: Mutex::new(Backoff::default()),
         }
     }
 
-    /// The runtime's view of one pod, with exit codes of its newest two
-    /// instances of each container (for state and lastState).
-    pub async fn runtime_pod(&self, uid: &str) -> Result<RuntimePod, SyncError> {
-        let selector: HashMap<String, String> =
-            [(labels::POD_UID.to_string(), uid.to_string())].into();
+    /// Every pod the runtime holds, from one list of sandboxes and one of
+    /// containers.
+    pub async fn list_pods(&self) -> RuntimeResult<HashMap<String, RuntimePod>> {
         let (sandboxes, containers) = tokio::try_join!(
-            self.client.list_pod_sandbox(pb::ListPodSandboxRequest {
-                filter: Some(pb::PodSandboxFilter {
-                    label_selector: selector.clone(),
-                    ..Default::default()
-                }),
-            }),
-            self.client.list_containers(pb::ListContainersRequest {
-                filter: Some(pb::ContainerFilter {
-                    label_selector: selector,
-                    ..Default::default()
-                }),
-            }),
+            self.client
+                .list_pod_sandbox(pb::ListPodSandboxRequest::default()),
+            self.client
+                .list_containers(pb::ListContainersRequest::default()),
         )?;
-        let mut pods = runtime_pod::group(&sandboxes.items, &containers.containers);
-        let mut pod = pods.remove(uid).unwrap_or_else(|| RuntimePod {
-            uid: uid.to_string(),
-            ..Default::default()
-        });
-        self.fill_statuses(&mut pod).await;
-        self.fill_probes(&mut pod);
-        Ok(pod)
+        Ok(convert::group(&sandboxes.items, &containers.containers))
     }
 
-    /// ContainerStatus for the two newest instances of each container name.
-    pub async fn fill_statuses(&self, pod: &mut RuntimePod) {
-        let mut per_name: HashMap<String, usize> = HashMap::new();
-        let wanted: Vec<usize> = (0..pod.containers.len())
-            .filter(|&i| {
-                let n = per_name
-                    .entry(pod.containers[i].name().to_string())
-                    .or_default();
-                *n += 1;
-                *n <= 2
-            })
-            .collect();
-        let statuses = join_all(wanted.iter().map(|&i| {
-            self.client.container_status(pb::ContainerStatusRequest {
-                container_id: pod.containers[i].id.clone(),
+    /// Adds what only ContainerStatus knows; an exited instance's
+    /// termination message is read here, once per instance (PLEG keeps it).
+    pub async fn container_status(&self, c: &mut ContainerState) -> bool {
+        let st = match self
+            .client
+            .container_status(pb::ContainerStatusRequest {
+                container_id: c.id.clone(),
                 verbose: false,
             })
-        }))
-        .await;
-        for (i, st) in wanted.into_iter().zip(statuses) {
-            if let Ok(Some(st)) = st.map(|r| r.status) {
-                apply_status(&mut pod.containers[i], &st);
-                if pod.containers[i].state == runtime_pod::ContainerStateKind::Exited {
-                    pod.containers[i].message = termination::termination_message(&st);
-                }
-            }
-        }
-    }
-
-    /// Probe results for running instances; the kill message of instances
-    /// Berth killed for a failed probe (kept in memory: the Go kubelet only
-    /// emits it as an event, Berth shows it in lastState.terminated.message).
-    fn fill_probes(&self, pod: &mut RuntimePod) {
-        let killed = self.kill_messages.lock().unwrap_or_else(|e| e.into_inner());
-        for c in &mut pod.containers {
-            if c.is_running() {
-                c.probe = runtime_pod::ProbeState {
-                    ready: self.probes.readiness(&pod.uid, &c.id),
-                    started: self.probes.started(&pod.uid, &c.id),
-                    kill_reason: self.probes.kill_reason(&pod.uid, &c.id),
-                };
-            } else if c.message.is_empty()
-                && let Some(m) = killed.get(&c.id)
+            .await
+        {
+            Ok(r) => r.status,
+            Err(_) => None,
+        };
+        let Some(st) = st else { return false };
+        apply_status(c, &st);
+        if c.state == ContainerStateKind::Exited {
+            // Reads host files (message file, log tail): off the async thread.
+            c.message = tokio::task::spawn_blocking(move || termination::termination_message(&st))
+                .await
+                .unwrap_or_default();
+            if c.message.is_empty()
+                && let Some(m) = self
+                    .kill_messages
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .get(&c.id)
             {
                 c.message = m.clone();
             }
         }
+        true
     }
 
     fn backoff_key(pod: &Pod, c: &Container) -> String {
@@ -282,15 +158,17 @@ impl KubeRuntimeManager {
     /// in the result (as waiting reasons) rather than failing the sync.
     pub async fn sync_pod(&self, pod: &Pod, rt: &RuntimePod) -> SyncResult {
         let mut result = SyncResult::default();
-        self.cm.note_pod(pod);
         let actions = compute_pod_actions(pod, rt);
         let pref = pod_ref(pod);
         let uid = pod_uid(pod);
         tracing::debug!(pod = %pref, uid = %uid, ?actions, "computed pod actions");
         result.completed = actions.completed;
 
+        if actions.kill_pod {
+            result.mutated = true;
+        }
         if actions.kill_pod
-            && let Err(e) = self.kill_pod(Some(pod), rt).await
+            && let Err(e) = self.kill_pod(Some(pod), rt, None).await
         {
             tracing::warn!(pod = %pref, uid = %uid, "killing pod: {e}");
             result.requeue(Duration::from_secs(1));
@@ -298,11 +176,12 @@ impl KubeRuntimeManager {
         }
         for k in &actions.kill {
             tracing::info!(pod = %pref, uid = %uid, container = %k.name, reason = %k.reason, "killing container");
-            if k.probe_failure {
+            result.mutated = true;
+            if let Some(m) = k.reason.probe_message() {
                 self.kill_messages
                     .lock()
                     .unwrap_or_else(|e| e.into_inner())
-                    .insert(k.id.clone(), k.reason.clone());
+                    .insert(k.id.clone(), m.to_string());
             }
             let Some(c) = rt.containers.iter().find(|c| c.id == k.id) else {
                 continue;
@@ -321,6 +200,7 @@ impl KubeRuntimeManager {
         }
 
         let spec = pod.spec.clone().unwrap_or_default();
+        result.mutated = true;
         let (sandbox_id, sandbox_config) = if actions.create_sandbox {
             match self.create_sandbox(pod, actions.sandbox_attempt).await {
                 Ok(v) => v,
@@ -344,7 +224,16 @@ impl KubeRuntimeManager {
                 }
             }
         };
-        let pod_ip = self.sandbox_ip(&sandbox_id).await;
+        // The cache knows the IP of a sandbox it has seen ready.
+        let known_ip = rt
+            .sandboxes
+            .iter()
+            .find(|s| s.id == sandbox_id && !s.ip.is_empty())
+            .map(|s| s.ip.clone());
+        let pod_ip = match known_ip {
+            Some(ip) => ip,
+            None => self.sandbox_ip(&sandbox_id).await,
+        };
 
         for s in &actions.start {
             let c = match s.kind {
@@ -403,14 +292,14 @@ impl KubeRuntimeManager {
     }
 
     fn sandbox_config(&self, pod: &Pod, attempt: u32) -> Result<pb::PodSandboxConfig, String> {
-        let dns = self.dns.pod_dns_config(pod).map_err(|e| e.to_string())?;
+        let dns = self.helper.dns_config(pod)?;
         Ok(sandbox::sandbox_config(
             pod,
             sandbox::SandboxInputs {
                 attempt,
                 pod_logs_dir: &self.settings.pod_logs_dir,
                 dns,
-                cgroup_parent: self.cm.pod_cgroup_parent(pod),
+                cgroup_parent: self.helper.cgroup_parent(pod),
             },
         ))
     }
@@ -421,10 +310,9 @@ impl KubeRuntimeManager {
         attempt: u32,
     ) -> Result<(String, pb::PodSandboxConfig), String> {
         let pref = pod_ref(pod);
-        self.volumes.prepare(pod).map_err(|e| e.to_string())?;
-        self.cm.ensure_pod_cgroup(pod).map_err(|e| e.to_string())?;
         let config = self.sandbox_config(pod, attempt)?;
-        std::fs::create_dir_all(&config.log_directory)
+        tokio::fs::create_dir_all(&config.log_directory)
+            .await
             .map_err(|e| format!("creating log directory {}: {e}", config.log_directory))?;
         let req = pb::RunPodSandboxRequest {
             config: Some(config.clone()),
@@ -434,6 +322,7 @@ impl KubeRuntimeManager {
                 .and_then(|s| s.runtime_class_name.clone())
                 .unwrap_or_default(),
         };
+        let _slot = self.create_slots.acquire().await;
         let id = match self.client.run_pod_sandbox(req.clone()).await {
             Ok(r) => r.pod_sandbox_id,
             // containerd#12438: a RunPodSandbox that timed out on our side may
@@ -513,21 +402,9 @@ impl KubeRuntimeManager {
                 reason: e.reason().to_string(),
                 message: e.to_string(),
             })?;
-        let config_error = |message: String| Waiting {
-            reason: "CreateContainerConfigError".into(),
-            message,
-        };
-        let facts = PodFacts {
-            node_name: &self.settings.node_name,
-            pod_ip,
-            host_ip: &self.settings.host_ip,
-        };
-        let env =
-            envvars::container_env(pod, c, &facts).map_err(|e| config_error(e.to_string()))?;
-        let mounts = self
-            .volumes
-            .mounts(pod, c, s.restart_count, pod_ip)
-            .map_err(|e| config_error(e.to_string()))?;
+        let opts = self
+            .helper
+            .run_container_options(pod, c, s.restart_count, pod_ip)?;
         let config = container::container_config(
             pod,
             c,
@@ -535,9 +412,9 @@ impl KubeRuntimeManager {
                 kind: s.kind,
                 restart_count: s.restart_count,
                 image_ref,
-                env,
-                mounts,
-                resources: self.cm.container_resources(pod, c),
+                env: opts.env,
+                mounts: opts.mounts,
+                resources: opts.resources,
             },
         );
         let create = pb::CreateContainerRequest {
@@ -549,6 +426,7 @@ impl KubeRuntimeManager {
             reason: "CreateContainerError".into(),
             message: e.to_string(),
         };
+        let slot = self.create_slots.acquire().await;
         let id = match self.client.create_container(create.clone()).await {
             Ok(r) => r.container_id,
             Err(e) if reserved_for(&e.to_string()).is_some() => {
@@ -578,6 +456,7 @@ impl KubeRuntimeManager {
                 message: e.to_string(),
             });
         }
+        drop(slot);
         if let Some(hook) = c.lifecycle.as_ref().and_then(|l| l.post_start.as_ref()) {
             let target = HookTarget {
                 pod,
@@ -585,7 +464,8 @@ impl KubeRuntimeManager {
                 container_id: &id,
                 pod_ip,
             };
-            if let Err(message) = lifecycle::run(&self.probes, &target, hook, HOOK_HTTP_LIMIT).await
+            if let Err(message) =
+                lifecycle::run(&self.handlers, &target, hook, HOOK_HTTP_LIMIT).await
             {
                 let (pref, uid) = (pod_ref(pod), pod_uid(pod));
                 tracing::warn!(pod = %pref, uid = %uid, container = %c.name, id = %short(&id), "postStart hook failed, killing the container: {message}");
@@ -614,135 +494,6 @@ impl KubeRuntimeManager {
         Ok(id)
     }
 
-    /// Stops one container the Go kubelet's way (`killContainer`): runs its
-    /// preStop hook within the grace period, waits for `turn` (sidecars
-    /// wait for the containers that stop before them) while grace is left,
-    /// then StopContainer with what remains (at least 2 s) between SIGTERM
-    /// and SIGKILL.
-    pub async fn kill_container(
-        &self,
-        pod: Option<&Pod>,
-        id: &str,
-        sandbox_id: &str,
-        info: &ContainerInfo,
-        grace: i64,
-        turn: impl Future<Output = ()>,
-    ) -> Result<(), cri_client::Error> {
-        let began = Instant::now();
-        let (spec_pod, spec) = kill_specs(pod, info);
-        let pref = pod_ref(&spec_pod);
-        let uid = pod_uid(&spec_pod).to_string();
-        let budget = Duration::from_secs(u64::try_from(grace).unwrap_or(0));
-        if let Some(hook) = spec.lifecycle.as_ref().and_then(|l| l.pre_stop.as_ref())
-            && grace > 0
-        {
-            let pod_ip = if hook.http_get.is_some() {
-                self.sandbox_ip(sandbox_id).await
-            } else {
-                String::new()
-            };
-            let target = HookTarget {
-                pod: &spec_pod,
-                container: &spec,
-                container_id: id,
-                pod_ip: &pod_ip,
-            };
-            tracing::info!(pod = %pref, uid = %uid, container = %spec.name, id = %short(id), grace, "running preStop hook");
-            let run = lifecycle::run(&self.probes, &target, hook, budget.min(HOOK_HTTP_LIMIT));
-            match tokio::time::timeout(budget, run).await {
-                Ok(Ok(())) => {}
-                Ok(Err(msg)) => {
-                    tracing::warn!(pod = %pref, uid = %uid, container = %spec.name, "preStop hook failed: {msg}")
-                }
-                Err(_) => {
-                    tracing::info!(pod = %pref, uid = %uid, container = %spec.name, grace, "preStop hook did not finish within the grace period")
-                }
-            }
-        }
-        if let Some(left) = budget.checked_sub(began.elapsed()) {
-            let _ = tokio::time::timeout(left, turn).await;
-        }
-        let remaining = remaining_grace(grace, began.elapsed());
-        tracing::info!(pod = %pref, uid = %uid, container = %spec.name, id = %short(id), grace = remaining, "stopping container");
-        self.stop_container(id, remaining).await
-    }
-
-    pub async fn stop_container(&self, id: &str, grace: i64) -> Result<(), cri_client::Error> {
-        match self
-            .client
-            .stop_container(pb::StopContainerRequest {
-                container_id: id.to_string(),
-                timeout: grace,
-            })
-            .await
-        {
-            Err(e) if e.is_not_found() => Ok(()),
-            other => other.map(|_| ()),
-        }
-    }
-
-    /// Stops every running container, then every sandbox of the pod. All
-    /// containers' preStop hooks start at once; sidecars then wait for the
-    /// app containers and for the sidecars declared after them (Go kubelet
-    /// 1.29+), each within its grace period.
-    pub async fn kill_pod(
-        &self,
-        pod: Option<&Pod>,
-        rt: &RuntimePod,
-    ) -> Result<(), cri_client::Error> {
-        let running: Vec<&RtContainer> = rt.running_containers().collect();
-        let names: Vec<&str> = running.iter().map(|c| c.name()).collect();
-        let order: HashMap<String, Vec<String>> = match pod {
-            Some(p) if p.spec.is_some() => termination_order(p, &names).into_iter().collect(),
-            _ => orphan_order(&running).into_iter().collect(),
-        };
-        let stopped: HashMap<&str, watch::Sender<bool>> = names
-            .iter()
-            .map(|n| (*n, watch::channel(false).0))
-            .collect();
-        let kills = running.iter().map(|c| {
-            let waits: Vec<watch::Receiver<bool>> = order
-                .get(c.name())
-                .into_iter()
-                .flatten()
-                .filter_map(|n| stopped.get(n.as_str()).map(watch::Sender::subscribe))
-                .collect();
-            let turn = async move {
-                for mut rx in waits {
-                    let _ = rx.wait_for(|done| *done).await;
-                }
-            };
-            let grace = grace_period(pod, c.info.termination_grace_period, None);
-            let stopped = &stopped;
-            async move {
-                let r = self
-                    .kill_container(pod, &c.id, &c.sandbox_id, &c.info, grace, turn)
-                    .await;
-                if let Some(tx) = stopped.get(c.name()) {
-                    tx.send_replace(true);
-                }
-                r
-            }
-        });
-        for r in join_all(kills).await {
-            r?;
-        }
-        for s in rt.sandboxes.iter().filter(|s| s.ready) {
-            match self
-                .client
-                .stop_pod_sandbox(pb::StopPodSandboxRequest {
-                    pod_sandbox_id: s.id.clone(),
-                })
-                .await
-            {
-                Err(e) if !e.is_not_found() => return Err(e),
-                _ => {}
-            }
-            tracing::info!(pod = %format!("{}/{}", rt.namespace, rt.name), uid = %rt.uid, id = %short(&s.id), "stopped pod sandbox");
-        }
-        Ok(())
-    }
-
     /// Removes a stopped pod entirely: containers, sandboxes, log directory
     /// and volumes.
     pub async fn remove_pod(&self, rt: &RuntimePod) -> Result<(), cri_client::Error> {
@@ -766,14 +517,7 @@ impl KubeRuntimeManager {
             .pod_logs_dir
             .join(format!("{}_{}_{}", rt.namespace, rt.name, rt.uid));
         if !rt.uid.is_empty() && !rt.name.is_empty() {
-            let _ = std::fs::remove_dir_all(&dir);
-        }
-        if let Err(e) = self.cm.remove_pod_cgroup(&rt.uid) {
-            tracing::warn!(uid = %rt.uid, "removing pod cgroup: {e}");
-        }
-        self.probes.remove_pod(&rt.uid);
-        if let Err(e) = self.volumes.cleanup(&rt.uid) {
-            tracing::warn!(uid = %rt.uid, "cleaning up pod volumes: {e}");
+            let _ = tokio::fs::remove_dir_all(&dir).await;
         }
         self.crash_backoff
             .lock()
@@ -799,6 +543,41 @@ impl KubeRuntimeManager {
             Err(e) if !e.is_not_found() => Err(e),
             _ => Ok(()),
         }
+    }
+}
+
+impl Runtime for KubeRuntimeManager {
+    fn get_pods(&self) -> BoxFuture<'_, RuntimeResult<HashMap<String, RuntimePod>>> {
+        self.list_pods().boxed()
+    }
+
+    fn fill_container_status<'a>(&'a self, c: &'a mut ContainerState) -> BoxFuture<'a, bool> {
+        self.container_status(c).boxed()
+    }
+
+    fn sandbox_ip<'a>(&'a self, sandbox_id: &'a str) -> BoxFuture<'a, String> {
+        KubeRuntimeManager::sandbox_ip(self, sandbox_id).boxed()
+    }
+
+    fn sync_pod<'a>(&'a self, pod: &'a Pod, rt: &'a RuntimePod) -> BoxFuture<'a, SyncResult> {
+        KubeRuntimeManager::sync_pod(self, pod, rt).boxed()
+    }
+
+    fn kill_pod<'a>(
+        &'a self,
+        pod: Option<&'a Pod>,
+        rt: &'a RuntimePod,
+        grace_override: Option<i64>,
+    ) -> BoxFuture<'a, RuntimeResult<()>> {
+        KubeRuntimeManager::kill_pod(self, pod, rt, grace_override).boxed()
+    }
+
+    fn remove_pod<'a>(&'a self, rt: &'a RuntimePod) -> BoxFuture<'a, RuntimeResult<()>> {
+        KubeRuntimeManager::remove_pod(self, rt).boxed()
+    }
+
+    fn gc_pod<'a>(&'a self, rt: &'a RuntimePod) -> BoxFuture<'a, ()> {
+        KubeRuntimeManager::gc_pod(self, rt).boxed()
     }
 }
 
@@ -841,66 +620,5 @@ mod tests {
         assert_eq!(remaining_grace(30, Duration::from_millis(4900)), 26);
         assert_eq!(remaining_grace(3, Duration::from_secs(2)), 2);
         assert_eq!(remaining_grace(0, Duration::ZERO), MIN_GRACE_PERIOD);
-    }
-
-    fn rt_ctr(name: &str, kind: &str, created: i64) -> RtContainer {
-        let info = ContainerInfo {
-            name: name.into(),
-            kind: kind.into(),
-            ..Default::default()
-        };
-        RtContainer::new(
-            name.into(),
-            "s".into(),
-            info,
-            runtime_pod::ContainerStateKind::Running,
-            created,
-        )
-    }
-
-    #[test]
-    fn orphans_stop_apps_first_then_the_rest_newest_first() {
-        let (s1, s2, a) = (
-            rt_ctr("s1", "sidecar", 1),
-            rt_ctr("s2", "sidecar", 2),
-            rt_ctr("a", "app", 3),
-        );
-        let order = orphan_order(&[&s1, &a, &s2]);
-        assert_eq!(
-            order,
-            vec![
-                ("s2".to_string(), vec!["a".to_string()]),
-                ("s1".into(), vec!["a".into(), "s2".into()]),
-            ]
-        );
-    }
-
-    #[test]
-    fn kill_specs_come_from_the_pod_or_the_annotations() {
-        let info = ContainerInfo {
-            pod_uid: "u".into(),
-            pod_name: "web".into(),
-            pod_namespace: "ns".into(),
-            name: "c".into(),
-            pre_stop: r#"{"exec":{"command":["sh","-c","echo bye"]}}"#.into(),
-            ..Default::default()
-        };
-        let (p, c) = kill_specs(None, &info);
-        assert_eq!(pod_ref(&p), "ns/web");
-        let hook = c.lifecycle.unwrap().pre_stop.unwrap();
-        assert_eq!(hook.exec.unwrap().command.unwrap()[2], "echo bye");
-        let pod: Pod = serde_json::from_value(serde_json::json!({
-            "metadata": {"name": "web", "namespace": "ns", "uid": "u"},
-            "spec": {"containers": [{"name": "c", "image": "i",
-                "lifecycle": {"preStop": {"sleep": {"seconds": 1}}}}]}}))
-        .unwrap();
-        let (_, c) = kill_specs(Some(&pod), &info);
-        assert!(c.lifecycle.unwrap().pre_stop.unwrap().sleep.is_some());
-        // Garbage in the annotation: no hook, no panic.
-        let bad = ContainerInfo {
-            pre_stop: "{not json".into(),
-            ..info
-        };
-        assert!(kill_specs(None, &bad).1.lifecycle.is_none());
     }
 }

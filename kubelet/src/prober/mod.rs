@@ -13,47 +13,30 @@
 //! Unlike Go, workers are keyed by container instance (ID), not by name:
 //! a restarted container simply gets fresh workers and results.
 
-pub mod exec;
-pub mod grpc;
-pub mod http;
 pub mod metrics;
 pub mod results;
-pub mod tcp;
 pub mod worker;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use cri_client::RuntimeClient;
-use cri_client::proto as pb;
-use k8s_openapi::api::core::v1::{Container, HTTPGetAction, Pod, PodSpec};
-use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+use k8s_openapi::api::core::v1::{Container, Pod, PodSpec};
 use tokio::sync::{mpsc, watch};
 use tokio::task::AbortHandle;
 
-use crate::kuberuntime::runtime_pod::{ContainerState, RuntimePod};
+use crate::container::runtime::KillReason;
+use crate::container::runtime_pod::{ContainerState, RuntimePod};
+use crate::lifecycle::HandlerRunner;
+use crate::probe::{Outcome, exec, grpc, tcp};
 use crate::{pod_ref, pod_uid};
 use results::{ProbeResult, ProbeType, Results};
 use worker::{Action, ProbeSpec, Worker};
-
-/// Probe output kept at most (Go reads at most 10 KiB of a body or of an
-/// exec probe's output).
-pub const MAX_OUTPUT: usize = 10 * 1024;
 
 /// A probe result changed for this pod UID: sync it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ProbeUpdate {
     pub uid: String,
-}
-
-/// What one probe attempt found (Go's probe.Result with its output).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Outcome {
-    Success(String),
-    /// Counted as success; Go warns, e.g. a redirect to another host.
-    Warning(String),
-    Failure(String),
 }
 
 /// What workers of one pod share.
@@ -87,29 +70,22 @@ fn stop(workers: &[AbortHandle]) {
 }
 
 pub struct ProbeManager {
-    client: RuntimeClient,
-    host_ip: String,
+    runner: Arc<HandlerRunner>,
     pub(crate) results: Results,
     pub(crate) metrics: metrics::Metrics,
-    http: http::HttpProber,
     pods: Mutex<HashMap<String, PodEntry>>,
     created: std::time::Instant,
 }
 
 impl ProbeManager {
     /// The manager and the stream of result changes (for the sync loop).
-    pub fn new(
-        client: RuntimeClient,
-        host_ip: String,
-    ) -> (Arc<Self>, mpsc::UnboundedReceiver<ProbeUpdate>) {
+    pub fn new(runner: Arc<HandlerRunner>) -> (Arc<Self>, mpsc::UnboundedReceiver<ProbeUpdate>) {
         let (tx, rx) = mpsc::unbounded_channel();
         (
             Arc::new(ProbeManager {
-                client,
-                host_ip,
+                runner,
                 results: Results::new(tx),
                 metrics: Default::default(),
-                http: http::HttpProber::new(),
                 pods: Mutex::new(HashMap::new()),
                 created: std::time::Instant::now(),
             }),
@@ -155,7 +131,7 @@ impl ProbeManager {
         // hostNetwork pods have no pod IP of their own: the node's address
         // is theirs (Go's status.PodIP is the host IP for them).
         let ip = if spec.host_network == Some(true) {
-            self.host_ip.as_str()
+            self.runner.host_ip.as_str()
         } else {
             pod_ip
         };
@@ -278,7 +254,7 @@ impl ProbeManager {
     /// Some(message) once the liveness or startup probe of this instance
     /// has failed failureThreshold times, e.g. "Liveness probe failed: HTTP
     /// probe failed with statuscode: 500": the container must be killed.
-    pub fn kill_reason(&self, _uid: &str, container_id: &str) -> Option<String> {
+    pub fn kill_reason(&self, _uid: &str, container_id: &str) -> Option<KillReason> {
         self.results.kill_reason(container_id)
     }
 
@@ -308,13 +284,13 @@ impl ProbeManager {
             }
         };
         match action {
-            Action::Exec(cmd) => exec::probe(&self.client, container_id, cmd, timeout).await,
+            Action::Exec(cmd) => exec::probe(&self.runner.client, container_id, cmd, timeout).await,
             Action::Http(req) => {
                 let url = match &req.host {
                     Some(h) => req.url(h),
                     None => req.url(&pod_host()?),
                 };
-                Ok(self.http.probe(req, url, timeout).await)
+                Ok(self.runner.http.probe(req, url, timeout).await)
             }
             Action::Tcp { host, port } => {
                 let host = match host {
@@ -332,61 +308,6 @@ impl ProbeManager {
                 let next = q.lock().unwrap_or_else(|e| e.into_inner()).pop_front();
                 next.unwrap_or_else(|| Err("script ended".into()))
             }
-        }
-    }
-
-    /// Runs a command in the container (exec probes and hooks): Ok(output)
-    /// on exit code 0, Err(message) otherwise.
-    pub async fn run_exec(
-        &self,
-        container_id: &str,
-        cmd: &[String],
-        timeout: Duration,
-    ) -> Result<String, String> {
-        let r = self
-            .client
-            .exec_sync(pb::ExecSyncRequest {
-                container_id: container_id.to_string(),
-                cmd: cmd.to_vec(),
-                timeout: i64::try_from(timeout.as_secs()).unwrap_or(i64::MAX),
-            })
-            .await
-            .map_err(|e| e.to_string())?;
-        let mut out = String::from_utf8_lossy(&r.stdout).into_owned();
-        out.push_str(&String::from_utf8_lossy(&r.stderr));
-        if r.exit_code == 0 {
-            Ok(out)
-        } else {
-            Err(format!(
-                "command {cmd:?} exited with {}: {out}",
-                r.exit_code
-            ))
-        }
-    }
-
-    /// An httpGet action against the pod, as a lifecycle hook sends it
-    /// (User-Agent kube-lifecycle/1.36): Ok(body) for a status of 200-399
-    /// (a redirect to another host included), Err(message) otherwise.
-    /// hostNetwork pods are reached on the node's address.
-    pub async fn run_http_get(
-        &self,
-        pod: &Pod,
-        container: &Container,
-        pod_ip: &str,
-        action: &HTTPGetAction,
-        timeout: Duration,
-    ) -> Result<String, String> {
-        let req = http::HttpRequest::new(action, container, "lifecycle")?;
-        let host_network = pod.spec.as_ref().and_then(|s| s.host_network) == Some(true);
-        let default_host = if host_network || pod_ip.is_empty() {
-            self.host_ip.as_str()
-        } else {
-            pod_ip
-        };
-        let url = req.url(req.host.as_deref().unwrap_or(default_host));
-        match self.http.probe(&req, url, timeout).await {
-            Outcome::Success(b) | Outcome::Warning(b) => Ok(b),
-            Outcome::Failure(m) => Err(m),
         }
     }
 }
@@ -411,35 +332,6 @@ fn container_age(started_at_ns: i64) -> Duration {
     SystemTime::now()
         .duration_since(started)
         .unwrap_or(Duration::ZERO)
-}
-
-/// A probe's port: a number, or the name of one of the container's ports
-/// (Go's ResolveContainerPort, including its fallback to a number written
-/// as a string).
-pub fn resolve_port(port: &IntOrString, container: &Container) -> Result<u16, String> {
-    let n = match port {
-        IntOrString::Int(n) => i64::from(*n),
-        IntOrString::String(name) => {
-            match container
-                .ports
-                .iter()
-                .flatten()
-                .find(|p| p.name.as_deref() == Some(name.as_str()))
-            {
-                Some(p) => i64::from(p.container_port),
-                None => name.parse::<i64>().map_err(|_| {
-                    format!(
-                        "port {name:?} not found in the ports of container {:?}",
-                        container.name
-                    )
-                })?,
-            }
-        }
-    };
-    u16::try_from(n)
-        .ok()
-        .filter(|&p| p > 0)
-        .ok_or_else(|| format!("invalid port number: {n}"))
 }
 
 #[cfg(test)]

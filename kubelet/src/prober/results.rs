@@ -3,6 +3,7 @@
 //! manager and status through [`super::ProbeManager`]. Every change is
 //! announced on the updates channel so the pod is synced again.
 
+use crate::container::runtime::KillReason;
 use std::collections::HashMap;
 use std::sync::Mutex;
 
@@ -65,7 +66,7 @@ struct Entry {
     /// probe.
     results: [Option<ProbeResult>; 3],
     /// Set with a liveness or startup Failure: why the instance must go.
-    kill_reason: Option<String>,
+    kill_reason: Option<KillReason>,
 }
 
 /// Results keyed by container ID (IDs are unique across pods).
@@ -109,7 +110,7 @@ impl Results {
         container_id: &str,
         kind: ProbeType,
         result: ProbeResult,
-        kill_reason: Option<String>,
+        kill_reason: Option<KillReason>,
     ) -> bool {
         let mut map = self.lock();
         let Some(entry) = map.get_mut(container_id) else {
@@ -134,7 +135,7 @@ impl Results {
             .and_then(|e| e.results[kind.index()])
     }
 
-    pub fn kill_reason(&self, container_id: &str) -> Option<String> {
+    pub fn kill_reason(&self, container_id: &str) -> Option<KillReason> {
         self.lock()
             .get(container_id)
             .and_then(|e| e.kill_reason.clone())
@@ -197,10 +198,12 @@ mod tests {
             "c1",
             ProbeType::Liveness,
             ProbeResult::Failure,
-            Some("Liveness probe failed: x".into()),
+            Some(KillReason::LivenessFailed(
+                "Liveness probe failed: x".into(),
+            )),
         );
         assert_eq!(
-            r.kill_reason("c1").as_deref(),
+            r.kill_reason("c1").map(|k| k.to_string()).as_deref(),
             Some("Liveness probe failed: x")
         );
         r.remove(["c1"]);

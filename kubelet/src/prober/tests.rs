@@ -16,8 +16,8 @@ use tokio::time::Instant;
 use super::results::ProbeType;
 use super::worker::{Action, ProbeSpec, Worker};
 use super::*;
+use crate::container::runtime_pod;
 use crate::kuberuntime::labels;
-use crate::kuberuntime::runtime_pod;
 
 type Script = Arc<Mutex<VecDeque<Result<Outcome, String>>>>;
 
@@ -25,7 +25,10 @@ fn manager() -> (Arc<ProbeManager>, mpsc::UnboundedReceiver<ProbeUpdate>) {
     // Never connects: scripted probes don't call the runtime.
     let ch = tonic::transport::Endpoint::from_static("http://localhost").connect_lazy();
     let client = RuntimeClient::from_channels("test".into(), ch.clone(), ch, Default::default());
-    ProbeManager::new(client, "192.0.2.10".into())
+    ProbeManager::new(Arc::new(crate::lifecycle::HandlerRunner::new(
+        client,
+        "192.0.2.10".into(),
+    )))
 }
 
 fn shared() -> Arc<PodShared> {
@@ -121,7 +124,7 @@ async fn liveness_kills_after_failure_threshold_and_stops() {
     assert_eq!(m.kill_reason("u", "c1"), None, "2 failures < threshold 3");
     until("the worker to stop", || h.is_finished()).await;
     assert_eq!(
-        m.kill_reason("u", "c1").as_deref(),
+        m.kill_reason("u", "c1").map(|k| k.to_string()).as_deref(),
         Some("Liveness probe failed: c")
     );
     assert_eq!(left(&s), 1, "no probe after the kill decision (on hold)");
@@ -207,7 +210,7 @@ async fn startup_holds_back_liveness_until_it_succeeds() {
     assert_eq!(m.started("u", "c1"), Some(true));
     until("liveness to run", || hl.is_finished()).await;
     assert_eq!(
-        m.kill_reason("u", "c1").as_deref(),
+        m.kill_reason("u", "c1").map(|k| k.to_string()).as_deref(),
         Some("Liveness probe failed: dead")
     );
 }
@@ -233,7 +236,7 @@ async fn startup_failure_kills_and_liveness_never_runs() {
     })
     .await;
     assert_eq!(
-        m.kill_reason("u", "c1").as_deref(),
+        m.kill_reason("u", "c1").map(|k| k.to_string()).as_deref(),
         Some("Startup probe failed: no")
     );
     assert_eq!(m.started("u", "c1"), Some(false));
@@ -293,7 +296,7 @@ fn runtime(ids: &[(&str, &str, bool)]) -> runtime_pod::RuntimePod {
             ..Default::default()
         })
         .collect();
-    runtime_pod::group(&[], &containers)
+    crate::kuberuntime::convert::group(&[], &containers)
         .remove("u")
         .unwrap_or_default()
 }

@@ -8,6 +8,7 @@
 //! worker stops (Go puts it on hold until a new instance appears, and a new
 //! instance gets new workers here).
 
+use crate::container::runtime::KillReason;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -15,10 +16,11 @@ use k8s_openapi::api::core::v1::{Container, Probe};
 use tokio::sync::watch;
 use tokio::time::{Instant, MissedTickBehavior};
 
-use super::http::HttpRequest;
 use super::metrics::Ended;
 use super::results::{ProbeResult, ProbeType};
-use super::{Outcome, PodShared, ProbeManager, resolve_port};
+use super::{PodShared, ProbeManager};
+use crate::probe::http::HttpRequest;
+use crate::probe::{Outcome, resolve_port};
 
 /// How often a probe is tried when the runtime can't run it at all, within
 /// one period (Go's maxProbeRetries).
@@ -273,8 +275,14 @@ impl Worker {
             return true;
         };
         let fatal = decided == ProbeResult::Failure && self.kind != ProbeType::Readiness;
-        let kill_reason =
-            fatal.then(|| format!("{} probe failed: {}", self.kind, message.trim_end()));
+        let kill_reason = fatal.then(|| {
+            let m = format!("{} probe failed: {}", self.kind, message.trim_end());
+            if self.kind == ProbeType::Startup {
+                KillReason::StartupFailed(m)
+            } else {
+                KillReason::LivenessFailed(m)
+            }
+        });
         let changed = self.manager.results.set(
             uid,
             &self.container_id,
@@ -285,6 +293,7 @@ impl Worker {
         if changed {
             match &kill_reason {
                 Some(reason) => {
+                    let reason = reason.to_string();
                     tracing::info!(pod = %pref, uid = %uid, container = %self.container, probe = %self.kind, "{reason}; the container will be restarted")
                 }
                 None => {

@@ -1,9 +1,9 @@
 //! Pod status, computed from runtime state as the Go kubelet's
-//! `generateAPIPodStatus` / `getPhase` compute it, and the status manager
-//! that keeps the latest status of every pod for the server to publish.
+//! `generateAPIPodStatus` / `getPhase` compute it; [`StatusManager`] keeps
+//! it versioned and hands changes to its sinks.
 
-use std::collections::{BTreeMap, HashMap};
-use std::sync::{Arc, RwLock};
+mod manager;
+pub use manager::{LogSink, StatusChange, StatusManager, StatusSink};
 
 use k8s_openapi::api::core::v1::{
     Container, ContainerState, ContainerStateRunning, ContainerStateTerminated,
@@ -11,12 +11,11 @@ use k8s_openapi::api::core::v1::{
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
-use crate::kuberuntime::actions::{RestartPolicy, is_sidecar, should_restart};
-use crate::kuberuntime::runtime_pod::{
+use crate::container::runtime::{SyncResult, Waiting};
+use crate::container::runtime_pod::{
     ContainerState as RtContainer, ContainerStateKind, RuntimePod,
 };
-use crate::kuberuntime::{SyncResult, Waiting};
-use crate::{pod_ref, pod_uid};
+use crate::kuberuntime::actions::{RestartPolicy, is_sidecar, should_restart};
 
 fn time_from_nanos(n: i64) -> Option<Time> {
     (n > 0)
@@ -521,6 +520,13 @@ pub fn compute(pod: &Pod, rt: &RuntimePod, inputs: &StatusInputs<'_>) -> PodStat
 /// `printPod`): Init:N/M, Init:<reason>, PodInitializing, CrashLoopBackOff,
 /// Completed, NotReady, Terminating, ...
 pub fn display_status(pod: &Pod) -> String {
+    display_status_with(pod, pod.metadata.deletion_timestamp.is_some())
+}
+
+/// [`display_status`] for a pod the kubelet is terminating, whether or not
+/// its object carries a deletion timestamp (a static pod whose manifest was
+/// removed has none).
+pub fn display_status_with(pod: &Pod, terminating: bool) -> String {
     let status = pod.status.clone().unwrap_or_default();
     let spec = pod.spec.clone().unwrap_or_default();
     let phase = status.phase.clone().unwrap_or_default();
@@ -599,140 +605,17 @@ pub fn display_status(pod: &Pod) -> String {
             reason = if ready { "Running" } else { "NotReady" }.into();
         }
     }
-    if pod.metadata.deletion_timestamp.is_some()
-        && !matches!(phase.as_str(), "Succeeded" | "Failed")
-    {
+    if terminating && !matches!(phase.as_str(), "Succeeded" | "Failed") {
         reason = "Terminating".into();
     }
     reason
 }
 
-/// The latest status of every pod, for the server.
-#[derive(Default)]
-pub struct StatusManager {
-    pods: RwLock<BTreeMap<String, Pod>>,
-}
-
-impl StatusManager {
-    pub fn new() -> Arc<Self> {
-        Arc::new(Self::default())
-    }
-
-    pub fn get(&self, uid: &str) -> Option<PodStatus> {
-        self.pods
-            .read()
-            .ok()?
-            .get(uid)
-            .and_then(|p| p.status.clone())
-    }
-
-    /// Stores the pod with its new status, logging every transition.
-    pub fn set(&self, pod: &Pod, status: PodStatus) {
-        let uid = pod_uid(pod).to_string();
-        let old = self.get(&uid);
-        log_transitions(pod, old.as_ref(), &status);
-        let mut p = pod.clone();
-        p.status = Some(status);
-        let before = old.map(|o| {
-            let mut op = pod.clone();
-            op.status = Some(o);
-            display_status(&op)
-        });
-        let after = display_status(&p);
-        if before.as_deref() != Some(after.as_str()) {
-            tracing::info!(pod = %pod_ref(pod), uid = %uid, from = before.as_deref().unwrap_or(""), to = %after, "pod status changed");
-        }
-        if let Ok(mut pods) = self.pods.write() {
-            pods.insert(uid, p);
-        }
-    }
-
-    /// The pod is being stopped: it gets a deletionTimestamp (as an API
-    /// pod being deleted would), so it shows as Terminating until removed.
-    pub fn mark_terminating(&self, uid: &str, grace: i64, now: jiff::Timestamp) {
-        let Ok(mut pods) = self.pods.write() else {
-            return;
-        };
-        let Some(p) = pods.get_mut(uid) else { return };
-        if p.metadata.deletion_timestamp.is_some() {
-            return;
-        }
-        let before = display_status(p);
-        p.metadata.deletion_timestamp = Some(Time(now));
-        p.metadata.deletion_grace_period_seconds = Some(grace);
-        let after = display_status(p);
-        if before != after {
-            tracing::info!(pod = %pod_ref(p), uid = %uid, from = %before, to = %after, "pod status changed");
-        }
-    }
-
-    pub fn remove(&self, uid: &str) {
-        if let Ok(mut pods) = self.pods.write() {
-            pods.remove(uid);
-        }
-    }
-
-    /// Every pod with its status, ordered by UID.
-    pub fn pods(&self) -> Vec<Pod> {
-        self.pods
-            .read()
-            .map(|p| p.values().cloned().collect())
-            .unwrap_or_default()
-    }
-}
-
-fn summary(s: &ContainerStatus) -> String {
-    let st = s.state.clone().unwrap_or_default();
-    if st.running.is_some() {
-        "Running".into()
-    } else if let Some(t) = st.terminated {
-        format!(
-            "Terminated({}, exit {})",
-            t.reason.unwrap_or_default(),
-            t.exit_code
-        )
-    } else if let Some(w) = st.waiting {
-        format!("Waiting({})", w.reason.unwrap_or_default())
-    } else {
-        "Unknown".into()
-    }
-}
-
-fn log_transitions(pod: &Pod, old: Option<&PodStatus>, new: &PodStatus) {
-    let pod_name = pod_ref(pod);
-    let uid = pod_uid(pod);
-    let old_phase = old.and_then(|o| o.phase.clone());
-    if old_phase != new.phase {
-        tracing::info!(pod = %pod_name, uid = %uid, from = ?old_phase, to = ?new.phase, "pod phase changed");
-    }
-    let before: HashMap<String, (String, i32)> = old
-        .iter()
-        .flat_map(|o| {
-            o.init_container_statuses
-                .iter()
-                .flatten()
-                .chain(o.container_statuses.iter().flatten())
-        })
-        .map(|s| (s.name.clone(), (summary(s), s.restart_count)))
-        .collect();
-    for s in new
-        .init_container_statuses
-        .iter()
-        .flatten()
-        .chain(new.container_statuses.iter().flatten())
-    {
-        let now = (summary(s), s.restart_count);
-        if before.get(&s.name) != Some(&now) {
-            tracing::info!(pod = %pod_name, uid = %uid, container = %s.name, state = %now.0, restart_count = now.1, "container state changed");
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::kuberuntime::labels::ContainerInfo;
-    use crate::kuberuntime::runtime_pod::SandboxState;
+    use crate::container::runtime_pod::ContainerInfo;
+    use crate::container::runtime_pod::SandboxState;
 
     fn pod(spec: serde_json::Value) -> Pod {
         serde_json::from_value(serde_json::json!({"metadata": {"name": "p", "namespace": "ns", "uid": "u"}, "spec": spec})).unwrap()
@@ -771,6 +654,7 @@ mod tests {
                 ready: true,
                 created_at: 1,
                 hash: String::new(),
+                ip: String::new(),
             }],
             containers,
             ..Default::default()

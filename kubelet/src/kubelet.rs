@@ -1,0 +1,219 @@
+//! The kubelet-level sync (the Go kubelet's `kubelet.go`: `SyncPod`,
+//! `SyncTerminatingPod`, `SyncTerminatedPod`): what the pod workers call.
+//! It orchestrates the node-side parts around the [`Runtime`]: the pod's
+//! cgroup and volumes before its sandbox, probe results into the runtime
+//! view, status out to the [`StatusManager`], and clean-up after removal.
+//! Blocking file-system work (volumes, cgroups) runs off the async thread.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use cri_client::proto as pb;
+use k8s_openapi::api::core::v1::{Container, Pod, PodStatus};
+
+use crate::cm::ContainerManager;
+use crate::container::runtime::{RunContainerOptions, Waiting};
+use crate::container::runtime_pod::ProbeState;
+use crate::container::{Runtime, RuntimeHelper, RuntimePod};
+use crate::dns::DnsConfigurer;
+use crate::envvars::{self, PodFacts};
+use crate::prober::ProbeManager;
+use crate::status::{self, StatusInputs, StatusManager};
+use crate::volumes::VolumeManager;
+use crate::{pod_ref, pod_uid};
+
+/// What one SyncPod left for its worker.
+#[derive(Debug, Default)]
+pub struct SyncOutcome {
+    pub requeue_after: Option<Duration>,
+    /// The runtime changed: the next sync needs a newer view.
+    pub mutated: bool,
+    /// The status this sync published.
+    pub status: Option<PodStatus>,
+}
+
+pub struct Kubelet {
+    pub runtime: Arc<dyn Runtime>,
+    pub cm: Arc<ContainerManager>,
+    pub volumes: Arc<VolumeManager>,
+    pub probes: Arc<ProbeManager>,
+    pub status: Arc<StatusManager>,
+    pub host_ip: String,
+    /// "containerd", for `containerd://<id>` container IDs in status.
+    pub runtime_name: String,
+}
+
+impl Kubelet {
+    /// The runtime view with the prober's results for running instances.
+    fn with_probes(&self, cached: &RuntimePod) -> RuntimePod {
+        let mut rt = cached.clone();
+        for c in rt.containers.iter_mut().filter(|c| c.is_running()) {
+            c.probe = ProbeState {
+                ready: self.probes.readiness(&rt.uid, &c.id),
+                started: self.probes.started(&rt.uid, &c.id),
+                kill_reason: self.probes.kill_reason(&rt.uid, &c.id),
+            };
+        }
+        rt
+    }
+
+    /// The pod's cgroup and volume directories, made before its sandbox.
+    async fn prepare(&self, pod: &Arc<Pod>) -> Result<(), String> {
+        let (cm, volumes, p) = (self.cm.clone(), self.volumes.clone(), pod.clone());
+        tokio::task::spawn_blocking(move || {
+            volumes.prepare(&p).map_err(|e| e.to_string())?;
+            cm.ensure_pod_cgroup(&p).map_err(|e| e.to_string())?;
+            Ok(())
+        })
+        .await
+        .map_err(|e| format!("preparing the pod: {e}"))?
+    }
+
+    /// Brings the pod to its spec and publishes its status.
+    pub async fn sync_pod(
+        &self,
+        pod: &Arc<Pod>,
+        cached: &RuntimePod,
+        previous: Option<&PodStatus>,
+    ) -> SyncOutcome {
+        let rt = self.with_probes(cached);
+        self.cm.note_pod(pod);
+        let needs_sandbox = rt.latest_sandbox().is_none_or(|s| !s.ready);
+        let mut result = match needs_sandbox {
+            true => match self.prepare(pod).await {
+                Ok(()) => None,
+                Err(msg) => {
+                    tracing::warn!(pod = %pod_ref(pod), uid = %pod_uid(pod), "creating pod sandbox: {msg}");
+                    Some(crate::container::runtime::SyncResult {
+                        sandbox_error: Some(msg),
+                        requeue_after: Some(Duration::from_secs(2)),
+                        ..Default::default()
+                    })
+                }
+            },
+            false => None,
+        };
+        let result = match result.take() {
+            Some(r) => r,
+            None => self.runtime.sync_pod(pod, &rt).await,
+        };
+        let pod_ip = rt
+            .latest_sandbox()
+            .filter(|s| s.ready)
+            .map(|s| s.ip.clone())
+            .unwrap_or_default();
+        let st = status::compute(
+            pod,
+            &rt,
+            &StatusInputs {
+                sync: &result,
+                pod_ip: &pod_ip,
+                host_ip: &self.host_ip,
+                runtime_name: &self.runtime_name,
+                previous,
+                now: jiff::Timestamp::now(),
+            },
+        );
+        self.status.set_pod_status(pod, st.clone());
+        self.probes.update_pod(pod, &rt, &pod_ip);
+        if !result.mutated {
+            // Collect dead instances only from a view the sync left as is.
+            self.runtime.gc_pod(&rt).await;
+        }
+        SyncOutcome {
+            requeue_after: result.requeue_after,
+            mutated: result.mutated,
+            status: Some(st),
+        }
+    }
+
+    /// Stops every container and the sandbox, within the grace period.
+    pub async fn sync_terminating_pod(
+        &self,
+        uid: &str,
+        pod: Option<&Pod>,
+        rt: &RuntimePod,
+        grace: Option<i64>,
+    ) -> Result<(), cri_client::Error> {
+        self.status.terminating(uid);
+        self.runtime.kill_pod(pod, rt, grace).await?;
+        self.probes.remove_pod(uid);
+        Ok(())
+    }
+
+    /// Removes the stopped pod: containers, sandboxes, logs, cgroup and
+    /// volumes; then its status.
+    pub async fn sync_terminated_pod(
+        &self,
+        uid: &str,
+        pod: Option<&Pod>,
+        rt: &RuntimePod,
+    ) -> Result<(), cri_client::Error> {
+        if rt.running_containers().next().is_some() || rt.sandboxes.iter().any(|s| s.ready) {
+            // Something started again in the meantime: stop it at once.
+            self.runtime.kill_pod(pod, rt, Some(0)).await?;
+        }
+        self.runtime.remove_pod(rt).await?;
+        let (cm, volumes, id) = (self.cm.clone(), self.volumes.clone(), uid.to_string());
+        let cleanup = tokio::task::spawn_blocking(move || {
+            if let Err(e) = cm.remove_pod_cgroup(&id) {
+                tracing::warn!(uid = %id, "removing pod cgroup: {e}");
+            }
+            if let Err(e) = volumes.cleanup(&id) {
+                tracing::warn!(uid = %id, "cleaning up pod volumes: {e}");
+            }
+        });
+        let _ = cleanup.await;
+        self.status.remove(uid);
+        if !rt.sandboxes.is_empty() || !rt.containers.is_empty() {
+            tracing::info!(pod = %pod.map_or_else(|| format!("{}/{}", rt.namespace, rt.name), pod_ref), uid = %uid, "pod removed");
+        }
+        Ok(())
+    }
+}
+
+/// The kubelet's answers to the runtime while it creates sandboxes and
+/// containers (Go's `RuntimeHelper`).
+pub struct PodRuntimeHelper {
+    pub dns: DnsConfigurer,
+    pub cm: Arc<ContainerManager>,
+    pub volumes: Arc<VolumeManager>,
+    pub node_name: String,
+    pub host_ip: String,
+}
+
+impl RuntimeHelper for PodRuntimeHelper {
+    fn dns_config(&self, pod: &Pod) -> Result<pb::DnsConfig, String> {
+        self.dns.pod_dns_config(pod).map_err(|e| e.to_string())
+    }
+
+    fn cgroup_parent(&self, pod: &Pod) -> String {
+        self.cm.pod_cgroup_parent(pod)
+    }
+
+    fn run_container_options(
+        &self,
+        pod: &Pod,
+        container: &Container,
+        restart_count: u32,
+        pod_ip: &str,
+    ) -> Result<RunContainerOptions, Waiting> {
+        let config_error = |m: String| Waiting::new("CreateContainerConfigError", m);
+        let facts = PodFacts {
+            node_name: &self.node_name,
+            pod_ip,
+            host_ip: &self.host_ip,
+        };
+        let env = envvars::container_env(pod, container, &facts)
+            .map_err(|e| config_error(e.to_string()))?;
+        let mounts = self
+            .volumes
+            .mounts(pod, container, restart_count, pod_ip)
+            .map_err(|e| config_error(e.to_string()))?;
+        Ok(RunContainerOptions {
+            env,
+            mounts,
+            resources: self.cm.container_resources(pod, container),
+        })
+    }
+}
