@@ -1,1 +1,726 @@
+//! The fake, driven the way the kubelet drives it: through `RuntimeClient`.
 
+use std::time::Duration;
+
+use cri_client::proto as pb;
+use cri_client::{Error, RuntimeClient};
+use pb::{ContainerEventType as Ev, ContainerState as Cs, PodSandboxState as Ps};
+use tokio::time::Instant;
+use tonic::{Code, Status};
+
+use super::{ExecResult, FakeRuntime, StopBehaviour};
+
+fn busybox() -> String {
+    crate::busybox_image()
+}
+
+fn sandbox(name: &str, labels: &[(&str, &str)]) -> pb::PodSandboxConfig {
+    let mut config = crate::sandbox_config(name, std::path::Path::new("/var/log/pods/fake"));
+    config.labels = labels
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    config.annotations = [("note".to_string(), name.to_string())].into();
+    config
+}
+
+async fn run(client: &RuntimeClient, config: &pb::PodSandboxConfig) -> String {
+    client
+        .run_pod_sandbox(pb::RunPodSandboxRequest {
+            config: Some(config.clone()),
+            runtime_handler: String::new(),
+        })
+        .await
+        .expect("RunPodSandbox")
+        .pod_sandbox_id
+}
+
+async fn pull(client: &RuntimeClient, image: &str) -> Result<String, Error> {
+    client
+        .pull_image(pb::PullImageRequest {
+            image: Some(pb::ImageSpec {
+                image: image.to_string(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        })
+        .await
+        .map(|r| r.image_ref)
+}
+
+async fn create(
+    client: &RuntimeClient,
+    pod: &str,
+    pod_config: &pb::PodSandboxConfig,
+    config: pb::ContainerConfig,
+) -> Result<String, Error> {
+    client
+        .create_container(pb::CreateContainerRequest {
+            pod_sandbox_id: pod.to_string(),
+            config: Some(config),
+            sandbox_config: Some(pod_config.clone()),
+        })
+        .await
+        .map(|r| r.container_id)
+}
+
+async fn start(client: &RuntimeClient, id: &str) {
+    client
+        .start_container(pb::StartContainerRequest {
+            container_id: id.to_string(),
+        })
+        .await
+        .expect("StartContainer");
+}
+
+async fn status(client: &RuntimeClient, id: &str) -> Result<pb::ContainerStatus, Error> {
+    client
+        .container_status(pb::ContainerStatusRequest {
+            container_id: id.to_string(),
+            verbose: false,
+        })
+        .await
+        .map(|r| r.status.expect("status"))
+}
+
+async fn pod_status(client: &RuntimeClient, id: &str) -> pb::PodSandboxStatus {
+    client
+        .pod_sandbox_status(pb::PodSandboxStatusRequest {
+            pod_sandbox_id: id.to_string(),
+            verbose: false,
+        })
+        .await
+        .expect("PodSandboxStatus")
+        .status
+        .expect("status")
+}
+
+async fn stop(client: &RuntimeClient, id: &str, timeout: i64) {
+    client
+        .stop_container(pb::StopContainerRequest {
+            container_id: id.to_string(),
+            timeout,
+        })
+        .await
+        .expect("StopContainer");
+}
+
+/// A pod with one running busybox container named `name`.
+async fn running(
+    client: &RuntimeClient,
+    pod_name: &str,
+    name: &str,
+) -> (String, pb::PodSandboxConfig, String) {
+    pull(client, &busybox()).await.expect("pull busybox");
+    let config = sandbox(pod_name, &[("app", pod_name)]);
+    let pod = run(client, &config).await;
+    let id = create(
+        client,
+        &pod,
+        &config,
+        crate::container_config(name, &busybox(), &["sleep", "1d"]),
+    )
+    .await
+    .expect("CreateContainer");
+    start(client, &id).await;
+    (pod, config, id)
+}
+
+#[tokio::test]
+async fn lifecycle_with_a_container_that_ignores_sigterm() {
+    let (fake, client) = FakeRuntime::start().await;
+    fake.set_stop_behaviour("app", StopBehaviour::IgnoresSigterm);
+    let (pod, _, id) = running(&client, "web", "app").await;
+
+    let s = status(&client, &id).await.unwrap();
+    assert_eq!(s.state, Cs::ContainerRunning as i32);
+    assert!(s.started_at > s.created_at && s.finished_at == 0);
+    assert_eq!(s.log_path, "/var/log/pods/fake/app/0.log");
+    assert_eq!(s.image.unwrap().image, busybox());
+    assert!(s.image_ref.contains("@sha256:"), "{}", s.image_ref);
+    assert_eq!(s.labels["berth-test"], "true");
+    let p = pod_status(&client, &pod).await;
+    assert_eq!(p.state, Ps::SandboxReady as i32);
+    assert!(p.network.unwrap().ip.starts_with("10.88."));
+    assert_eq!(p.metadata.unwrap().name, "web");
+    assert_eq!(p.annotations["note"], "web");
+
+    // The grace period passes in virtual time: 30 s without waiting.
+    tokio::time::pause();
+    let before = Instant::now();
+    stop(&client, &id, 30).await;
+    assert_eq!(before.elapsed().as_secs(), 30);
+    let s = status(&client, &id).await.unwrap();
+    assert_eq!(
+        (s.state, s.exit_code, s.reason.as_str()),
+        (Cs::ContainerExited as i32, 137, "Error")
+    );
+    assert!(s.finished_at - s.started_at >= 30_000_000_000);
+
+    client
+        .stop_pod_sandbox(pb::StopPodSandboxRequest {
+            pod_sandbox_id: pod.clone(),
+        })
+        .await
+        .unwrap();
+    let p = pod_status(&client, &pod).await;
+    assert_eq!(p.state, Ps::SandboxNotready as i32);
+    assert_eq!(p.network.unwrap().ip, "", "the IP goes with the network");
+    client
+        .remove_pod_sandbox(pb::RemovePodSandboxRequest {
+            pod_sandbox_id: pod.clone(),
+        })
+        .await
+        .unwrap();
+    let gone = status(&client, &id).await.unwrap_err();
+    assert!(gone.is_not_found(), "{gone}");
+    assert!(
+        gone.to_string()
+            .contains("an error occurred when try to find container")
+    );
+
+    let order = fake.calls_of(&["StopContainer", "StopPodSandbox", "RemovePodSandbox"]);
+    let got: Vec<_> = order.iter().map(|c| (c.rpc, c.name.as_deref())).collect();
+    assert_eq!(
+        got,
+        [
+            ("StopContainer", Some("app")),
+            ("StopPodSandbox", Some("berth-test/web")),
+            ("RemovePodSandbox", Some("berth-test/web")),
+        ]
+    );
+    assert_eq!(order[0].detail, "timeout=30");
+}
+
+#[tokio::test]
+async fn stop_signals_and_kills() {
+    let (fake, client) = FakeRuntime::start().await;
+    let (pod, config, term) = running(&client, "p", "term").await;
+    fake.set_stop_behaviour("graceful", StopBehaviour::ExitsOnSigtermWith(0));
+    let mk = |n: &str| crate::container_config(n, &busybox(), &[]);
+    let graceful = create(&client, &pod, &config, mk("graceful"))
+        .await
+        .unwrap();
+    let killed = create(&client, &pod, &config, mk("killed")).await.unwrap();
+    let never = create(&client, &pod, &config, mk("never")).await.unwrap();
+    start(&client, &graceful).await;
+    start(&client, &killed).await;
+
+    stop(&client, &term, 10).await;
+    stop(&client, &graceful, 10).await;
+    stop(&client, &killed, 0).await;
+    stop(&client, &never, 10).await; // not running: nothing to do
+    let outcome = |s: pb::ContainerStatus| (s.state, s.exit_code, s.reason);
+    let exited = Cs::ContainerExited as i32;
+    assert_eq!(
+        outcome(status(&client, &term).await.unwrap()),
+        (exited, 143, "Error".into())
+    );
+    assert_eq!(
+        outcome(status(&client, &graceful).await.unwrap()),
+        (exited, 0, "Completed".into())
+    );
+    assert_eq!(
+        outcome(status(&client, &killed).await.unwrap()),
+        (exited, 137, "Error".into())
+    );
+    let s = status(&client, &never).await.unwrap();
+    assert_eq!(s.state, Cs::ContainerCreated as i32);
+
+    // A created container cannot start twice, nor in a stopped sandbox.
+    let again = client
+        .start_container(pb::StartContainerRequest {
+            container_id: term.clone(),
+        })
+        .await
+        .unwrap_err();
+    assert!(
+        again
+            .to_string()
+            .contains("container is in CONTAINER_EXITED state"),
+        "{again}"
+    );
+    client
+        .stop_pod_sandbox(pb::StopPodSandboxRequest {
+            pod_sandbox_id: pod.clone(),
+        })
+        .await
+        .unwrap();
+    let err = client
+        .start_container(pb::StartContainerRequest {
+            container_id: never,
+        })
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("is not running"), "{err}");
+
+    // Exits of its own accord, and the OOM killer.
+    let (_, _, own) = running(&client, "q", "own").await;
+    assert_eq!(fake.exit_container("own", 3), own);
+    let s = status(&client, &own).await.unwrap();
+    assert_eq!((s.exit_code, s.reason.as_str()), (3, "Error"));
+    assert!(s.finished_at >= s.started_at);
+    let (_, _, oom) = running(&client, "r", "hog").await;
+    fake.oom_kill_container(&oom[..12]);
+    let s = status(&client, &oom).await.unwrap();
+    assert_eq!((s.exit_code, s.reason.as_str()), (137, "OOMKilled"));
+}
+
+#[tokio::test]
+async fn list_filters() {
+    let (fake, client) = FakeRuntime::start().await;
+    let (pod_a, config_a, run_a) = running(&client, "a", "one").await;
+    let config_b = sandbox("b", &[("app", "b"), ("tier", "db")]);
+    let pod_b = run(&client, &config_b).await;
+    let mut two = crate::container_config("two", &busybox(), &[]);
+    two.labels.insert("role".into(), "sidecar".into());
+    let created_b = create(&client, &pod_b, &config_b, two).await.unwrap();
+    fake.exit_container(&run_a, 0);
+    let _ = config_a;
+
+    let list = |filter: pb::ContainerFilter| {
+        let client = client.clone();
+        async move {
+            let mut ids: Vec<String> = client
+                .list_containers(pb::ListContainersRequest {
+                    filter: Some(filter),
+                })
+                .await
+                .unwrap()
+                .containers
+                .into_iter()
+                .map(|c| c.id)
+                .collect();
+            ids.sort();
+            ids
+        }
+    };
+    let mut all = vec![run_a.clone(), created_b.clone()];
+    all.sort();
+    assert_eq!(list(pb::ContainerFilter::default()).await, all);
+    let state = |s: Cs| Some(pb::ContainerStateValue { state: s as i32 });
+    assert_eq!(
+        list(pb::ContainerFilter {
+            state: state(Cs::ContainerCreated),
+            ..Default::default()
+        })
+        .await,
+        vec![created_b.clone()]
+    );
+    assert_eq!(
+        list(pb::ContainerFilter {
+            state: state(Cs::ContainerRunning),
+            ..Default::default()
+        })
+        .await,
+        Vec::<String>::new()
+    );
+    assert_eq!(
+        list(pb::ContainerFilter {
+            pod_sandbox_id: pod_a[..8].into(),
+            ..Default::default()
+        })
+        .await,
+        vec![run_a.clone()]
+    );
+    assert_eq!(
+        list(pb::ContainerFilter {
+            id: created_b[..10].into(),
+            ..Default::default()
+        })
+        .await,
+        vec![created_b.clone()]
+    );
+    assert_eq!(
+        list(pb::ContainerFilter {
+            id: "nosuch".into(),
+            ..Default::default()
+        })
+        .await,
+        Vec::<String>::new()
+    );
+    let selector = [("role".to_string(), "sidecar".to_string())].into();
+    assert_eq!(
+        list(pb::ContainerFilter {
+            label_selector: selector,
+            ..Default::default()
+        })
+        .await,
+        vec![created_b.clone()]
+    );
+
+    client
+        .stop_pod_sandbox(pb::StopPodSandboxRequest {
+            pod_sandbox_id: pod_a.clone(),
+        })
+        .await
+        .unwrap();
+    let pods = |filter: pb::PodSandboxFilter| {
+        let client = client.clone();
+        async move {
+            client
+                .list_pod_sandbox(pb::ListPodSandboxRequest {
+                    filter: Some(filter),
+                })
+                .await
+                .unwrap()
+                .items
+                .into_iter()
+                .map(|p| p.id)
+                .collect::<Vec<_>>()
+        }
+    };
+    let ready = Some(pb::PodSandboxStateValue {
+        state: Ps::SandboxReady as i32,
+    });
+    assert_eq!(
+        pods(pb::PodSandboxFilter {
+            state: ready,
+            ..Default::default()
+        })
+        .await,
+        vec![pod_b.clone()]
+    );
+    let tier = [("tier".to_string(), "db".to_string())].into();
+    assert_eq!(
+        pods(pb::PodSandboxFilter {
+            label_selector: tier,
+            ..Default::default()
+        })
+        .await,
+        vec![pod_b.clone()]
+    );
+    assert_eq!(
+        pods(pb::PodSandboxFilter {
+            id: pod_a.clone(),
+            ..Default::default()
+        })
+        .await,
+        vec![pod_a.clone()]
+    );
+    assert_eq!(pods(pb::PodSandboxFilter::default()).await.len(), 2);
+}
+
+#[tokio::test]
+async fn names_are_reserved_until_removal() {
+    let (_fake, client) = FakeRuntime::start().await;
+    let (pod, config, first) = running(&client, "web", "app").await;
+    let app = || crate::container_config("app", &busybox(), &[]);
+    let err = create(&client, &pod, &config, app()).await.unwrap_err();
+    let name = "app_web_berth-test_uid-web_0";
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "CreateContainer: failed to reserve container name {name:?}: name {name:?} is reserved for {first:?} (Unknown)"
+        )
+    );
+    // The next attempt is another name; removal frees the first.
+    let mut retry = app();
+    retry.metadata.as_mut().unwrap().attempt = 1;
+    create(&client, &pod, &config, retry).await.unwrap();
+    client
+        .remove_container(pb::RemoveContainerRequest {
+            container_id: first.clone(),
+        })
+        .await
+        .unwrap();
+    create(&client, &pod, &config, app()).await.unwrap();
+    // Removing what is gone is fine, as in containerd.
+    client
+        .remove_container(pb::RemoveContainerRequest {
+            container_id: first,
+        })
+        .await
+        .unwrap();
+
+    let dup = client
+        .run_pod_sandbox(pb::RunPodSandboxRequest {
+            config: Some(config.clone()),
+            runtime_handler: String::new(),
+        })
+        .await
+        .unwrap_err();
+    assert!(
+        dup.to_string()
+            .contains(r#"failed to reserve sandbox name "web_berth-test_uid-web_0""#),
+        "{dup}"
+    );
+    let missing = create(&client, "nosuch", &config, app()).await.unwrap_err();
+    assert!(missing.is_not_found(), "{missing}");
+    let no_image = create(
+        &client,
+        &pod,
+        &config,
+        crate::container_config("x", "localhost:5000/never-pulled:1", &[]),
+    )
+    .await
+    .unwrap_err();
+    assert!(
+        no_image.is_not_found() && no_image.to_string().contains("failed to resolve image"),
+        "{no_image}"
+    );
+}
+
+#[tokio::test]
+async fn pull_delays_holds_and_cancellation() {
+    let (fake, client) = FakeRuntime::start().await;
+    tokio::time::pause();
+    fake.set_pull_delay("busybox", Duration::from_secs(5));
+    let before = Instant::now();
+    let image_ref = pull(&client, &busybox()).await.unwrap();
+    assert_eq!(before.elapsed().as_secs(), 5);
+    assert!(image_ref.starts_with("sha256:"));
+    assert!(fake.image_present("busybox") || fake.image_present(&busybox()));
+
+    let unknown = pull(&client, "localhost:5000/nope").await.unwrap_err();
+    assert_eq!(unknown.code(), Some(Code::NotFound));
+    assert!(
+        unknown
+            .to_string()
+            .contains(r#"failed to resolve reference "localhost:5000/nope:latest""#),
+        "{unknown}"
+    );
+
+    // A held pull that the caller gives up on is seen as cancelled.
+    fake.hold_pulls("pause");
+    let c2 = client.clone();
+    let pending = tokio::spawn(async move { pull(&c2, &crate::pause_image()).await });
+    fake.wait_until("the pull arrives", |f| f.in_flight("PullImage") == 1)
+        .await;
+    pending.abort();
+    fake.wait_until("the pull is cancelled", |f| f.cancelled("PullImage") == 1)
+        .await;
+    assert_eq!(fake.in_flight("PullImage"), 0);
+    assert!(!fake.image_present(&crate::pause_image()));
+
+    // Released, a pull completes.
+    let c3 = client.clone();
+    let held = tokio::spawn(async move { pull(&c3, &crate::pause_image()).await });
+    fake.wait_until("the second pull arrives", |f| f.in_flight("PullImage") == 1)
+        .await;
+    fake.release_pulls("pause");
+    held.await.unwrap().unwrap();
+    assert!(fake.image_present(&crate::pause_image()));
+    assert_eq!(fake.call_count("PullImage"), 4);
+    assert_eq!(fake.cancelled("PullImage"), 1);
+
+    let listed = client
+        .list_images(pb::ListImagesRequest::default())
+        .await
+        .unwrap();
+    assert_eq!(listed.images.len(), 2);
+    client
+        .remove_image(pb::RemoveImageRequest {
+            image: Some(pb::ImageSpec {
+                image: image_ref,
+                ..Default::default()
+            }),
+        })
+        .await
+        .unwrap();
+    assert!(!fake.image_present(&busybox()));
+}
+
+#[tokio::test]
+async fn container_events_carry_the_pod_status() {
+    let (fake, client) = FakeRuntime::start().await;
+    let mut events = client
+        .get_container_events(pb::GetEventsRequest::default())
+        .await
+        .unwrap();
+    let (pod, _, id) = running(&client, "ev", "app").await;
+    fake.exit_container("app", 0);
+    client
+        .remove_pod_sandbox(pb::RemovePodSandboxRequest {
+            pod_sandbox_id: pod.clone(),
+        })
+        .await
+        .unwrap();
+
+    let mut got = Vec::new();
+    while got.len() < 8 {
+        let ev = tokio::time::timeout(Duration::from_secs(5), events.message())
+            .await
+            .expect("an event within 5 s")
+            .unwrap()
+            .expect("the stream stays open");
+        let status = ev.pod_sandbox_status.clone().expect("pod status");
+        assert_eq!(status.id, pod);
+        assert_eq!(status.metadata.unwrap().name, "ev");
+        let who = if ev.container_id == pod { "pod" } else { "app" };
+        got.push((who, Ev::try_from(ev.container_event_type).unwrap()));
+        if ev.container_id == id && ev.container_event_type == Ev::ContainerStoppedEvent as i32 {
+            let s = &ev.containers_statuses[0];
+            assert_eq!(
+                (s.state, s.exit_code, s.reason.as_str()),
+                (Cs::ContainerExited as i32, 0, "Completed")
+            );
+        }
+    }
+    use Ev::*;
+    assert_eq!(
+        got,
+        [
+            ("pod", ContainerCreatedEvent),
+            ("pod", ContainerStartedEvent),
+            ("app", ContainerCreatedEvent),
+            ("app", ContainerStartedEvent),
+            ("app", ContainerStoppedEvent),
+            ("pod", ContainerStoppedEvent),
+            ("app", ContainerDeletedEvent),
+            ("pod", ContainerDeletedEvent),
+        ]
+    );
+
+    // Dropping the handle ends the stream and the socket.
+    let endpoint = fake.endpoint().to_string();
+    drop(fake);
+    let end = tokio::time::timeout(Duration::from_secs(5), events.message()).await;
+    assert!(matches!(end, Ok(Ok(None)) | Ok(Err(_))), "{end:?}");
+    let path = endpoint.trim_start_matches("unix://");
+    assert!(!std::path::Path::new(path).exists(), "{path} still exists");
+}
+
+#[tokio::test]
+async fn events_unimplemented_like_containerd_1_6() {
+    let (fake, client) = FakeRuntime::start().await;
+    fake.set_events_unimplemented(true);
+    let err = client
+        .get_container_events(pb::GetEventsRequest::default())
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::Unimplemented { .. }), "{err}");
+    let exec = client.exec(pb::ExecRequest::default()).await.unwrap_err();
+    assert_eq!(exec.code(), Some(Code::Unimplemented));
+}
+
+#[tokio::test]
+async fn injected_failures_latency_and_exec_scripts() {
+    let (fake, client) = FakeRuntime::start().await;
+    let (_, _, id) = running(&client, "probe", "app").await;
+
+    fake.fail_next(
+        "ContainerStatus",
+        Status::unavailable("runtime is restarting"),
+    );
+    let err = status(&client, &id).await.unwrap_err();
+    assert_eq!(err.code(), Some(Code::Unavailable));
+    status(&client, &id)
+        .await
+        .expect("only the next call fails");
+
+    tokio::time::pause();
+    fake.set_latency("Version", Duration::from_secs(1));
+    let before = Instant::now();
+    client.version(pb::VersionRequest::default()).await.unwrap();
+    assert_eq!(before.elapsed().as_secs(), 1);
+
+    let exec = |cmd: &[&str], timeout: i64| {
+        let client = client.clone();
+        let req = pb::ExecSyncRequest {
+            container_id: id.clone(),
+            cmd: cmd.iter().map(|s| s.to_string()).collect(),
+            timeout,
+        };
+        async move { client.exec_sync(req).await }
+    };
+    fake.set_exec_result("app", Some(&["cat", "/ready"]), ExecResult::stdout("ok"));
+    fake.set_exec_result("busybox", Some(&["false"]), ExecResult::exit(1));
+    fake.set_exec_result(
+        "app",
+        Some(&["slow"]),
+        ExecResult {
+            delay: Duration::from_secs(5),
+            ..Default::default()
+        },
+    );
+    let r = exec(&["cat", "/ready"], 1).await.unwrap();
+    assert_eq!((r.exit_code, r.stdout.as_slice()), (0, &b"ok"[..]));
+    assert_eq!(exec(&["false"], 1).await.unwrap().exit_code, 1);
+    assert_eq!(exec(&["true"], 1).await.unwrap().exit_code, 0);
+    let slow = exec(&["slow"], 2).await.unwrap_err();
+    assert_eq!(slow.code(), Some(Code::DeadlineExceeded), "{slow}");
+    let cmds: Vec<String> = fake
+        .calls_of(&["ExecSync"])
+        .into_iter()
+        .map(|c| c.detail)
+        .collect();
+    assert_eq!(cmds, ["cat /ready", "false", "true", "slow"]);
+
+    fake.exit_container(&id, 0);
+    let dead = exec(&["true"], 1).await.unwrap_err();
+    assert!(dead.to_string().contains("CONTAINER_EXITED"), "{dead}");
+}
+
+#[tokio::test]
+async fn runtime_status_config_and_stats() {
+    let (fake, client) = FakeRuntime::start().await;
+    let st = client.status(pb::StatusRequest::default()).await.unwrap();
+    let conds: Vec<_> = st
+        .status
+        .unwrap()
+        .conditions
+        .into_iter()
+        .map(|c| (c.r#type, c.status))
+        .collect();
+    assert_eq!(
+        conds,
+        [("RuntimeReady".into(), true), ("NetworkReady".into(), true)]
+    );
+    fake.set_network_ready(false, "NetworkPluginNotReady", "cni config uninitialized");
+    let st = client.status(pb::StatusRequest::default()).await.unwrap();
+    let net = &st.status.unwrap().conditions[1];
+    assert_eq!(
+        (net.status, net.reason.as_str()),
+        (false, "NetworkPluginNotReady")
+    );
+    let cfg = client
+        .runtime_config(pb::RuntimeConfigRequest::default())
+        .await
+        .unwrap();
+    assert_eq!(
+        cfg.linux.unwrap().cgroup_driver,
+        pb::CgroupDriver::Cgroupfs as i32
+    );
+
+    let (pod, _, id) = running(&client, "stats", "app").await;
+    let stats = client
+        .list_container_stats(pb::ListContainerStatsRequest::default())
+        .await
+        .unwrap()
+        .stats;
+    assert_eq!(stats.len(), 1);
+    assert_eq!(stats[0].attributes.as_ref().unwrap().id, id);
+    let pods = client
+        .list_pod_sandbox_stats(pb::ListPodSandboxStatsRequest::default())
+        .await
+        .unwrap()
+        .stats;
+    assert_eq!(pods[0].attributes.as_ref().unwrap().id, pod);
+    assert_eq!(pods[0].linux.as_ref().unwrap().containers.len(), 1);
+    let fs = client
+        .image_fs_info(pb::ImageFsInfoRequest::default())
+        .await
+        .unwrap();
+    assert!(fs.image_filesystems[0].used_bytes.unwrap().value > 0);
+    client
+        .update_container_resources(pb::UpdateContainerResourcesRequest {
+            container_id: id.clone(),
+            linux: Some(pb::LinuxContainerResources {
+                cpu_shares: 512,
+                ..Default::default()
+            }),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let s = status(&client, &id).await.unwrap();
+    assert_eq!(s.resources.unwrap().linux.unwrap().cpu_shares, 512);
+    fake.exit_container("app", 0);
+    let stats = client
+        .list_container_stats(pb::ListContainerStatsRequest::default())
+        .await
+        .unwrap()
+        .stats;
+    assert!(stats.is_empty(), "no stats for exited containers");
+}
