@@ -36,6 +36,7 @@
 //! pattern naming an image matches the full reference or its last path
 //! component (`busybox`).
 
+mod behaviour;
 mod images;
 mod model;
 mod runtime;
@@ -43,6 +44,7 @@ mod server;
 mod shared;
 #[cfg(test)]
 mod tests;
+mod views;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -273,11 +275,12 @@ impl FakeRuntime {
             .update(|w| w.script.exec.push((pattern.to_string(), cmd, result)));
     }
 
-    /// The running container `id_or_name` names: an id or unique id prefix,
-    /// else the newest running container of that name (or image).
+    /// The running container `id_or_name` names: an id or unique id prefix
+    /// (12 characters or more), else the newest running container of that
+    /// name (or image).
     fn running_container(&self, id_or_name: &str) -> String {
         let w = self.shared.world();
-        if let Some(c) = w.model.container(id_or_name) {
+        if let Some(c) = w.model.container_by_test_id(id_or_name) {
             return c.id.clone();
         }
         w.model
@@ -308,10 +311,11 @@ impl FakeRuntime {
         id
     }
 
-    /// The status of a container by id, id prefix or newest of that name.
+    /// The status of a container by id, id prefix (12 characters or more)
+    /// or the newest of that name.
     pub fn container(&self, id_or_name: &str) -> Option<pb::ContainerStatus> {
         let w = self.shared.world();
-        let c = w.model.container(id_or_name).or_else(|| {
+        let c = w.model.container_by_test_id(id_or_name).or_else(|| {
             w.model
                 .containers
                 .values()

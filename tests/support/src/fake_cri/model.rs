@@ -10,7 +10,7 @@ use pb::{ContainerEventType as Ev, ContainerState as Cs, PodSandboxState as Ps};
 use tokio::sync::broadcast;
 use tonic::Status;
 
-use super::images::{self, Image};
+use super::images::Image;
 
 /// Exit code of a process killed by SIGKILL, as containerd reports it.
 pub(super) const SIGKILL_EXIT: i32 = 137;
@@ -30,12 +30,12 @@ pub(super) struct Sandbox {
 }
 
 impl Sandbox {
-    fn host_network(&self) -> bool {
+    pub fn host_network(&self) -> bool {
         self.namespace_options()
             .is_some_and(|o| o.network == pb::NamespaceMode::Node as i32)
     }
 
-    fn namespace_options(&self) -> Option<&pb::NamespaceOption> {
+    pub fn namespace_options(&self) -> Option<&pb::NamespaceOption> {
         self.config
             .linux
             .as_ref()?
@@ -159,7 +159,7 @@ pub(super) fn state_name(s: Cs) -> &'static str {
 
 /// The id `id` names: itself, or the one id it is a unique prefix of
 /// (containerd's truncated-id index). Empty or ambiguous names nothing.
-fn resolve<V>(map: &BTreeMap<String, V>, id: &str) -> Option<String> {
+pub(super) fn resolve<V>(map: &BTreeMap<String, V>, id: &str) -> Option<String> {
     if id.is_empty() {
         return None;
     }
@@ -175,7 +175,10 @@ fn resolve<V>(map: &BTreeMap<String, V>, id: &str) -> Option<String> {
     }
 }
 
-fn labels_match(labels: &HashMap<String, String>, selector: &HashMap<String, String>) -> bool {
+pub(super) fn labels_match(
+    labels: &HashMap<String, String>,
+    selector: &HashMap<String, String>,
+) -> bool {
     selector.iter().all(|(k, v)| labels.get(k) == Some(v))
 }
 
@@ -231,14 +234,23 @@ impl Model {
         resolve(&self.containers, id).and_then(|id| self.containers.get(&id))
     }
 
-    /// A human name for a call's key: the container's or pod's name.
+    /// A human name for a call's key (a full id, as the kubelet sends):
+    /// the container's name or the pod's `namespace/name`.
     pub fn describe(&self, key: &str) -> Option<String> {
-        if let Some(id) = resolve(&self.containers, key) {
-            return self.containers.get(&id).map(|c| c.short_name().to_string());
+        if let Some(c) = self.containers.get(key) {
+            return Some(c.short_name().to_string());
         }
-        resolve(&self.sandboxes, key)
-            .and_then(|id| self.sandboxes.get(&id))
-            .map(Sandbox::pod_name)
+        self.sandboxes.get(key).map(Sandbox::pod_name)
+    }
+
+    /// The container a test names by id or by an id prefix of at least 12
+    /// characters (shorter prefixes could be mistaken for names: `cafe`).
+    pub fn container_by_test_id(&self, id: &str) -> Option<&Container> {
+        if id.len() >= 12 {
+            self.container(id)
+        } else {
+            self.containers.get(id)
+        }
     }
 
     // ---- sandboxes ----
@@ -343,61 +355,6 @@ impl Model {
             self.sandbox_names.remove(&s.name);
         }
         Ok(())
-    }
-
-    pub fn sandbox_status(&self, s: &Sandbox) -> pb::PodSandboxStatus {
-        let ip = if s.state == Ps::SandboxReady {
-            s.ip.clone()
-        } else {
-            String::new()
-        };
-        pb::PodSandboxStatus {
-            id: s.id.clone(),
-            metadata: s.config.metadata.clone(),
-            state: s.state as i32,
-            created_at: s.created_at,
-            network: Some(pb::PodSandboxNetworkStatus {
-                ip,
-                additional_ips: Vec::new(),
-            }),
-            linux: Some(pb::LinuxPodSandboxStatus {
-                namespaces: Some(pb::Namespace {
-                    options: s.namespace_options().cloned(),
-                }),
-            }),
-            labels: s.config.labels.clone(),
-            annotations: s.config.annotations.clone(),
-            runtime_handler: s.runtime_handler.clone(),
-        }
-    }
-
-    pub fn list_sandboxes(&self, filter: Option<&pb::PodSandboxFilter>) -> Vec<pb::PodSandbox> {
-        let id = match filter.map(|f| f.id.as_str()) {
-            Some(id) if !id.is_empty() => match resolve(&self.sandboxes, id) {
-                Some(id) => Some(id),
-                None => return Vec::new(),
-            },
-            _ => None,
-        };
-        self.sandboxes
-            .values()
-            .filter(|s| id.as_ref().is_none_or(|id| &s.id == id))
-            .filter(|s| {
-                filter
-                    .and_then(|f| f.state.as_ref())
-                    .is_none_or(|st| st.state == s.state as i32)
-            })
-            .filter(|s| filter.is_none_or(|f| labels_match(&s.config.labels, &f.label_selector)))
-            .map(|s| pb::PodSandbox {
-                id: s.id.clone(),
-                metadata: s.config.metadata.clone(),
-                state: s.state as i32,
-                created_at: s.created_at,
-                labels: s.config.labels.clone(),
-                annotations: s.config.annotations.clone(),
-                runtime_handler: s.runtime_handler.clone(),
-            })
-            .collect()
     }
 
     // ---- containers ----
@@ -507,8 +464,9 @@ impl Model {
         Ok(())
     }
 
-    /// The container's process ended: with `code`, or killed by the kernel
-    /// OOM killer when `oom`. Nothing happens unless it was running.
+    /// The container's process ended with `code`; `reason` overrides the
+    /// one the code implies (`OOMKilled`). Nothing happens unless it was
+    /// running; returns whether it was.
     pub fn exit(&mut self, id: &str, code: i32, reason: Option<&str>) -> bool {
         let now = self.now();
         let Some(c) = self.containers.get_mut(id) else {
@@ -548,95 +506,6 @@ impl Model {
         }
     }
 
-    pub fn container_status(&self, c: &Container) -> pb::ContainerStatus {
-        // As containerd: the image's tag and repo digest while the image
-        // still exists, else what the config said and the image id.
-        let present = self.present.contains(&c.image.name);
-        let (image, image_ref) = if present {
-            (c.image.name.clone(), c.image.digest_ref.clone())
-        } else {
-            (c.image_ref().to_string(), c.image.id.clone())
-        };
-        pb::ContainerStatus {
-            id: c.id.clone(),
-            metadata: c.config.metadata.clone(),
-            state: c.state as i32,
-            created_at: c.created_at,
-            started_at: c.started_at,
-            finished_at: c.finished_at,
-            exit_code: c.exit_code,
-            image: Some(pb::ImageSpec {
-                image,
-                ..Default::default()
-            }),
-            image_ref,
-            reason: c.reason.clone(),
-            message: c.message.clone(),
-            labels: c.config.labels.clone(),
-            annotations: c.config.annotations.clone(),
-            mounts: c.config.mounts.clone(),
-            log_path: c.log_path.clone(),
-            resources: Some(pb::ContainerResources {
-                linux: c.resources.clone(),
-                windows: None,
-            }),
-            image_id: c.image.id.clone(),
-            user: None,
-            stop_signal: c.config.stop_signal,
-        }
-    }
-
-    pub fn statuses_in(&self, sandbox_id: &str) -> Vec<pb::ContainerStatus> {
-        self.containers
-            .values()
-            .filter(|c| c.sandbox_id == sandbox_id)
-            .map(|c| self.container_status(c))
-            .collect()
-    }
-
-    pub fn list_containers(&self, filter: Option<&pb::ContainerFilter>) -> Vec<pb::Container> {
-        let id = match filter.map(|f| f.id.as_str()) {
-            Some(id) if !id.is_empty() => match resolve(&self.containers, id) {
-                Some(id) => Some(id),
-                None => return Vec::new(),
-            },
-            _ => None,
-        };
-        let sandbox = match filter.map(|f| f.pod_sandbox_id.as_str()) {
-            Some(s) if !s.is_empty() => match resolve(&self.sandboxes, s) {
-                Some(s) => Some(s),
-                None => return Vec::new(),
-            },
-            _ => None,
-        };
-        self.containers
-            .values()
-            .filter(|c| id.as_ref().is_none_or(|id| &c.id == id))
-            .filter(|c| sandbox.as_ref().is_none_or(|s| &c.sandbox_id == s))
-            .filter(|c| {
-                filter
-                    .and_then(|f| f.state.as_ref())
-                    .is_none_or(|st| st.state == c.state as i32)
-            })
-            .filter(|c| filter.is_none_or(|f| labels_match(&c.config.labels, &f.label_selector)))
-            .map(|c| {
-                let status = self.container_status(c);
-                pb::Container {
-                    id: c.id.clone(),
-                    pod_sandbox_id: c.sandbox_id.clone(),
-                    metadata: c.config.metadata.clone(),
-                    image: status.image,
-                    image_ref: status.image_ref,
-                    state: c.state as i32,
-                    created_at: c.created_at,
-                    labels: c.config.labels.clone(),
-                    annotations: c.config.annotations.clone(),
-                    image_id: c.image.id.clone(),
-                }
-            })
-            .collect()
-    }
-
     /// Sends one container event (for a sandbox: `container_id ==
     /// sandbox_id`) with the pod's current status, as containerd does.
     fn emit(&mut self, container_id: &str, sandbox_id: &str, kind: Ev) {
@@ -654,83 +523,5 @@ impl Model {
             pod_sandbox_status,
             containers_statuses,
         });
-    }
-
-    // ---- stats ----
-
-    pub fn container_stats(&mut self, c_id: &str) -> Option<pb::ContainerStats> {
-        let now = self.now();
-        let c = self.containers.get(c_id)?;
-        Some(pb::ContainerStats {
-            attributes: Some(pb::ContainerAttributes {
-                id: c.id.clone(),
-                metadata: c.config.metadata.clone(),
-                labels: c.config.labels.clone(),
-                annotations: c.config.annotations.clone(),
-            }),
-            cpu: Some(pb::CpuUsage {
-                timestamp: now,
-                usage_core_nano_seconds: Some(pb::UInt64Value { value: 0 }),
-                usage_nano_cores: Some(pb::UInt64Value { value: 0 }),
-                psi: None,
-            }),
-            memory: Some(pb::MemoryUsage {
-                timestamp: now,
-                working_set_bytes: Some(pb::UInt64Value { value: 0 }),
-                ..Default::default()
-            }),
-            writable_layer: Some(images::usage(now, 0, 0)),
-            swap: None,
-            io: None,
-        })
-    }
-
-    /// Stats exist only for running containers (those with a task).
-    pub fn running_in(&self, sandbox_id: Option<&str>) -> Vec<String> {
-        self.containers
-            .values()
-            .filter(|c| c.state == Cs::ContainerRunning)
-            .filter(|c| sandbox_id.is_none_or(|s| c.sandbox_id == s))
-            .map(|c| c.id.clone())
-            .collect()
-    }
-
-    pub fn sandbox_stats(&mut self, id: &str) -> Option<pb::PodSandboxStats> {
-        let now = self.now();
-        let running = self.running_in(Some(id));
-        let containers = running
-            .iter()
-            .filter_map(|c| self.container_stats(c))
-            .collect();
-        let s = self.sandboxes.get(id)?;
-        Some(pb::PodSandboxStats {
-            attributes: Some(pb::PodSandboxAttributes {
-                id: s.id.clone(),
-                metadata: s.config.metadata.clone(),
-                labels: s.config.labels.clone(),
-                annotations: s.config.annotations.clone(),
-            }),
-            linux: Some(pb::LinuxPodSandboxStats {
-                cpu: Some(pb::CpuUsage {
-                    timestamp: now,
-                    usage_core_nano_seconds: Some(pb::UInt64Value { value: 0 }),
-                    usage_nano_cores: Some(pb::UInt64Value { value: 0 }),
-                    psi: None,
-                }),
-                memory: Some(pb::MemoryUsage {
-                    timestamp: now,
-                    working_set_bytes: Some(pb::UInt64Value { value: 0 }),
-                    ..Default::default()
-                }),
-                network: None,
-                process: Some(pb::ProcessUsage {
-                    timestamp: now,
-                    process_count: Some(pb::UInt64Value { value: 0 }),
-                }),
-                containers,
-                io: None,
-            }),
-            windows: None,
-        })
     }
 }

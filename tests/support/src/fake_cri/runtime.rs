@@ -2,25 +2,22 @@
 
 use std::pin::Pin;
 use std::sync::Arc;
-use std::time::Duration;
 
 use cri_proto::v1 as pb;
 use cri_proto::v1::runtime_service_server::RuntimeService;
 use pb::ContainerState as Cs;
-use tokio::sync::broadcast::error::RecvError;
 use tokio_stream::Stream;
 use tonic::{Request, Response, Status};
 
-use super::StopBehaviour;
-use super::model::{SIGKILL_EXIT, SIGTERM_EXIT, container_not_found, state_name};
+use super::model::{container_not_found, state_name};
 use super::shared::Shared;
 
-type BoxStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;
+pub(super) type BoxStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;
 
 #[derive(Clone)]
 pub(super) struct Runtime(pub Arc<Shared>);
 
-fn unimplemented<T>(rpc: &str) -> Result<T, Status> {
+pub(super) fn unimplemented<T>(rpc: &str) -> Result<T, Status> {
     Err(Status::unimplemented(format!(
         "unknown method {rpc} for service runtime.v1.RuntimeService"
     )))
@@ -31,108 +28,6 @@ impl Runtime {
         self.0
             .call(rpc, "", String::new(), async { unimplemented(rpc) })
             .await
-    }
-
-    /// True while the container exists and runs.
-    fn running(&self, id: &str) -> bool {
-        self.0
-            .world()
-            .model
-            .containers
-            .get(id)
-            .is_some_and(|c| c.state == Cs::ContainerRunning)
-    }
-
-    async fn stop(&self, id: &str, timeout: i64) -> Result<(), Status> {
-        let (id, behaviour) = {
-            let w = self.0.world();
-            let id = w.model.container_id(id)?;
-            let Some(c) = w.model.containers.get(&id) else {
-                return Err(container_not_found(&id));
-            };
-            // Stopping anything but a running container is a no-op.
-            if c.state != Cs::ContainerRunning {
-                return Ok(());
-            }
-            (id, w.script.stop_behaviour(c))
-        };
-        let code = match behaviour {
-            // No grace period: SIGKILL straight away.
-            _ if timeout <= 0 => SIGKILL_EXIT,
-            StopBehaviour::ExitsOnSigterm => SIGTERM_EXIT,
-            StopBehaviour::ExitsOnSigtermWith(code) => code,
-            StopBehaviour::IgnoresSigterm => {
-                let deadline =
-                    tokio::time::Instant::now() + Duration::from_secs(timeout.unsigned_abs());
-                let mut changed = self.0.subscribe();
-                loop {
-                    // It may exit on its own (or be removed) meanwhile.
-                    if !self.running(&id) {
-                        return Ok(());
-                    }
-                    tokio::select! {
-                        _ = tokio::time::sleep_until(deadline) => break,
-                        r = changed.changed() => if r.is_err() { break },
-                    }
-                }
-                SIGKILL_EXIT
-            }
-        };
-        self.0.update(|w| w.model.exit(&id, code, None));
-        Ok(())
-    }
-
-    async fn exec_sync(&self, r: pb::ExecSyncRequest) -> Result<pb::ExecSyncResponse, Status> {
-        let result = {
-            let w = self.0.world();
-            let id = w.model.container_id(&r.container_id)?;
-            let Some(c) = w.model.containers.get(&id) else {
-                return Err(container_not_found(&id));
-            };
-            if c.state != Cs::ContainerRunning {
-                return Err(Status::unknown(format!(
-                    "failed to exec in container: container is in {} state",
-                    state_name(c.state)
-                )));
-            }
-            w.script.exec_result(c, &r.cmd)
-        };
-        if r.timeout > 0 && result.delay > Duration::from_secs(r.timeout.unsigned_abs()) {
-            tokio::time::sleep(Duration::from_secs(r.timeout.unsigned_abs())).await;
-            return Err(Status::deadline_exceeded(format!(
-                "failed to exec in container: timeout {}s exceeded: context deadline exceeded",
-                r.timeout
-            )));
-        }
-        if !result.delay.is_zero() {
-            tokio::time::sleep(result.delay).await;
-        }
-        Ok(pb::ExecSyncResponse {
-            stdout: result.stdout,
-            stderr: result.stderr,
-            exit_code: result.exit_code,
-        })
-    }
-
-    fn events(&self) -> BoxStream<pb::ContainerEventResponse> {
-        let rx = self.0.events.subscribe();
-        let closed = self.0.closed.subscribe();
-        Box::pin(futures_util::stream::unfold(
-            (rx, closed),
-            |(mut rx, mut closed)| async move {
-                let item = tokio::select! {
-                    ev = rx.recv() => match ev {
-                        Ok(ev) => Ok(ev),
-                        Err(RecvError::Lagged(n)) => Err(Status::resource_exhausted(format!(
-                            "event subscriber fell {n} events behind"
-                        ))),
-                        Err(RecvError::Closed) => return None,
-                    },
-                    _ = closed.wait_for(|c| *c) => return None,
-                };
-                Some((item, (rx, closed)))
-            },
-        ))
     }
 }
 
@@ -161,40 +56,7 @@ impl RuntimeService for Runtime {
         self.0
             .call("Status", "", String::new(), async {
                 let w = self.0.world();
-                let cond = |kind: &str, (status, reason, message): &(bool, String, String)| {
-                    pb::RuntimeCondition {
-                        r#type: kind.into(),
-                        status: *status,
-                        reason: reason.clone(),
-                        message: message.clone(),
-                    }
-                };
-                let handlers = w
-                    .model
-                    .handlers
-                    .iter()
-                    .map(|name| pb::RuntimeHandler {
-                        name: name.clone(),
-                        features: Some(pb::RuntimeHandlerFeatures {
-                            recursive_read_only_mounts: true,
-                            user_namespaces: true,
-                        }),
-                    })
-                    .collect();
-                Ok(pb::StatusResponse {
-                    status: Some(pb::RuntimeStatus {
-                        conditions: vec![
-                            cond("RuntimeReady", &w.script.runtime_ready),
-                            cond("NetworkReady", &w.script.network_ready),
-                        ],
-                    }),
-                    info: Default::default(),
-                    runtime_handlers: handlers,
-                    features: Some(pb::RuntimeFeatures {
-                        supplemental_groups_policy: true,
-                        user_namespaces_host_network: false,
-                    }),
-                })
+                Ok(w.model.status_response(&w.script))
             })
             .await
     }
@@ -506,24 +368,7 @@ impl RuntimeService for Runtime {
         let filter = r.into_inner().filter.unwrap_or_default();
         self.0
             .call("ListContainerStats", "", String::new(), async {
-                let mut w = self.0.world();
-                let listed: Vec<String> = w
-                    .model
-                    .list_containers(Some(&pb::ContainerFilter {
-                        id: filter.id.clone(),
-                        state: Some(pb::ContainerStateValue {
-                            state: Cs::ContainerRunning as i32,
-                        }),
-                        pod_sandbox_id: filter.pod_sandbox_id.clone(),
-                        label_selector: filter.label_selector.clone(),
-                    }))
-                    .into_iter()
-                    .map(|c| c.id)
-                    .collect();
-                let stats = listed
-                    .iter()
-                    .filter_map(|id| w.model.container_stats(id))
-                    .collect();
+                let stats = self.0.world().model.list_container_stats(&filter);
                 Ok(pb::ListContainerStatsResponse { stats })
             })
             .await
@@ -551,24 +396,7 @@ impl RuntimeService for Runtime {
         let filter = r.into_inner().filter.unwrap_or_default();
         self.0
             .call("ListPodSandboxStats", "", String::new(), async {
-                let mut w = self.0.world();
-                // Stats exist for sandboxes that run (have a pause task).
-                let ready: Vec<String> = w
-                    .model
-                    .list_sandboxes(Some(&pb::PodSandboxFilter {
-                        id: filter.id.clone(),
-                        state: Some(pb::PodSandboxStateValue {
-                            state: pb::PodSandboxState::SandboxReady as i32,
-                        }),
-                        label_selector: filter.label_selector.clone(),
-                    }))
-                    .into_iter()
-                    .map(|s| s.id)
-                    .collect();
-                let stats = ready
-                    .iter()
-                    .filter_map(|id| w.model.sandbox_stats(id))
-                    .collect();
+                let stats = self.0.world().model.list_sandbox_stats(&filter);
                 Ok(pb::ListPodSandboxStatsResponse { stats })
             })
             .await
