@@ -460,3 +460,51 @@ async fn names_are_reserved_until_removal() {
         "{no_image}"
     );
 }
+
+#[tokio::test]
+async fn namespace_options_and_mounts_are_echoed() {
+    let (_fake, client) = FakeRuntime::start().await;
+    pull(&client, &busybox()).await.unwrap();
+    let mut config = sandbox("host", &[]);
+    let options = pb::NamespaceOption {
+        network: pb::NamespaceMode::Node as i32,
+        pid: pb::NamespaceMode::Container as i32,
+        ipc: pb::NamespaceMode::Pod as i32,
+        ..Default::default()
+    };
+    config.linux = Some(pb::LinuxPodSandboxConfig {
+        security_context: Some(pb::LinuxSandboxSecurityContext {
+            namespace_options: Some(options.clone()),
+            ..Default::default()
+        }),
+        ..Default::default()
+    });
+    let pod = run(&client, &config).await;
+    let p = pod_status(&client, &pod).await;
+    assert_eq!(p.network.unwrap().ip, "", "host-network pods get no IP");
+    assert_eq!(p.linux.unwrap().namespaces.unwrap().options, Some(options));
+
+    let mut app = crate::container_config("app", &busybox(), &[]);
+    let mount = pb::Mount {
+        container_path: "/data".into(),
+        host_path: "/var/lib/kubelet/pods/x/volumes/data".into(),
+        readonly: true,
+        ..Default::default()
+    };
+    app.mounts = vec![mount.clone()];
+    app.annotations = [(
+        "io.kubernetes.container.hash".to_string(),
+        "abc".to_string(),
+    )]
+    .into();
+    let id = create(&client, &pod, &config, app).await.unwrap();
+    let s = status(&client, &id).await.unwrap();
+    assert_eq!(s.mounts, [mount]);
+    assert_eq!(s.annotations["io.kubernetes.container.hash"], "abc");
+    assert_eq!(s.metadata.unwrap().name, "app");
+    assert!(s.image_id.starts_with("sha256:"));
+    assert_eq!(
+        (s.state, s.started_at, s.reason.as_str()),
+        (Cs::ContainerCreated as i32, 0, "")
+    );
+}
