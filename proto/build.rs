@@ -1,7 +1,18 @@
-//! Compiles `proto/api.proto` (CRI runtime.v1) with protox, a pure-Rust
-//! protobuf compiler, so building Berth needs no system `protoc`.
+//! Compiles the protos with protox, a pure-Rust protobuf compiler, so
+//! building Berth needs no system `protoc`:
+//!
+//! - `proto/api.proto`: CRI runtime.v1, clients, servers and serde impls;
+//! - `containerd/`: the slice of containerd's event API Berth subscribes
+//!   to, clients and messages only.
 
 use prost::Message;
+
+/// containerd's files, relative to the `containerd` include directory.
+const CONTAINERD_PROTOS: &[&str] = &[
+    "services/events/v1/events.proto",
+    "events/task.proto",
+    "events/container.proto",
+];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("cargo:rerun-if-changed=proto/api.proto");
@@ -17,5 +28,15 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .register_descriptors(&descriptor_bytes)?
         .emit_fields()
         .build(&[".runtime.v1"])?;
+
+    for file in CONTAINERD_PROTOS {
+        println!("cargo:rerun-if-changed=containerd/{file}");
+    }
+    // google.protobuf.Any and Timestamp map to prost-types.
+    let containerd = protox::compile(CONTAINERD_PROTOS, ["containerd"])?;
+    tonic_prost_build::configure()
+        .build_client(true)
+        .build_server(false)
+        .compile_fds(containerd)?;
     Ok(())
 }

@@ -10,6 +10,7 @@
 //! - [`trace`]: a CRI proxy that forwards every call and reports it.
 
 pub mod client;
+pub mod containerd_events;
 pub mod endpoint;
 pub mod error;
 pub mod logs;

@@ -1,11 +1,13 @@
 //! Helpers shared by Berth's end-to-end tests and benchmarks. Everything here
-//! talks to the real containerd that `tests/env/up` starts; nothing is mocked.
+//! talks to the real containerd that `tests/env/up` starts, except
+//! [`fake_cri`], an in-process fake runtime for fast unit tests.
 //!
 //! These helpers panic with a clear message on failure: they run only in
 //! tests and benchmarks, where a panic is the failure report.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 pub mod berth;
+pub mod fake_cri;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};
