@@ -21,7 +21,9 @@
 //! `OOMKilled`), pod IPs that vanish once the sandbox stops, images that
 //! must be pulled before a container can use them, and container events
 //! (for containers and for the sandbox itself) carrying the pod's status.
-//! Timestamps and waits follow tokio's clock, so tests may pause time.
+//! Timestamps and waits follow tokio's clock, so tests may pause time
+//! (`#[tokio::test(start_paused = true)]` or `tokio::time::pause()`; the
+//! test crate needs tokio's `test-util` feature in its dev-dependencies).
 //!
 //! What it does not: processes, logs (no log files are written), streaming
 //! (Exec, Attach, PortForward), metrics, checkpoints and the list streams
@@ -29,7 +31,11 @@
 //! empty; registries, credentials and image layers do not exist (a pull
 //! succeeds for any image in the known set); there is no CNI, cgroups or
 //! seccomp validation, and the sandbox's own config is not checked beyond
-//! metadata and runtime handler.
+//! metadata and runtime handler. RunPodSandbox needs no pulled pause image.
+//!
+//! The server runs on the test's own tokio runtime: [`crate::Pod`], whose
+//! drop blocks the thread while it cleans up over a fresh connection, would
+//! stall a current-thread test, so drive the fake with the client instead.
 //!
 //! Scripting and observation go through the [`FakeRuntime`] handle; a
 //! pattern naming a container matches its id, its name or its image, and a
