@@ -279,6 +279,43 @@ enum PullFailure {
 type PullOutcome = Result<(String, Duration), PullFailure>;
 type PullFuture = Shared<BoxFuture<'static, PullOutcome>>;
 
+/// A pull under way, with how many syncs wait on it.
+struct InFlight {
+    pull: PullFuture,
+    waiters: usize,
+    abort: tokio::task::AbortHandle,
+}
+
+/// One sync's interest in a pull. Dropped unfinished (the sync was
+/// cancelled), it gives the interest up; the last one gone cancels the pull,
+/// as the Go kubelet's pull is cancelled with its pod worker's context.
+struct PullInterest {
+    inner: Arc<Inner>,
+    image: String,
+    finished: bool,
+}
+
+impl Drop for PullInterest {
+    fn drop(&mut self) {
+        if self.finished {
+            return;
+        }
+        let mut in_flight = self
+            .inner
+            .in_flight
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        if let Some(f) = in_flight.get_mut(&self.image) {
+            f.waiters = f.waiters.saturating_sub(1);
+            if f.waiters == 0 {
+                tracing::info!(image = %self.image, "no pod waits for the pull any more: cancelling it");
+                f.abort.abort();
+                in_flight.remove(&self.image);
+            }
+        }
+    }
+}
+
 #[derive(Default)]
 struct PullBackoff {
     backoff: Backoff,
@@ -289,7 +326,7 @@ struct Inner {
     client: RuntimeClient,
     /// One pull at a time when set (the Go kubelet's serializeImagePulls).
     serial: Option<Semaphore>,
-    in_flight: Mutex<HashMap<String, PullFuture>>,
+    in_flight: Mutex<HashMap<String, InFlight>>,
     backoff: Mutex<PullBackoff>,
 }
 
@@ -389,7 +426,9 @@ impl ImageManager {
 
         tracing::info!(pod = %pref, uid = %uid, image = requested, "pulling image");
         let started = Instant::now();
-        let outcome = self.shared_pull(&image, spec, sandbox.clone()).await;
+        let (pull, mut interest) = self.shared_pull(&image, spec, sandbox.clone());
+        let outcome = pull.await;
+        interest.finished = true;
         match outcome {
             Ok((image_ref, pulled_in)) => {
                 tracing::info!(
@@ -441,21 +480,27 @@ impl ImageManager {
     }
 
     /// Joins the pull of `image` already under way, or starts one. The pull
-    /// runs in its own task, so it finishes (and records its outcome) even
-    /// if every caller waiting on it goes away.
+    /// runs in its own task, shared by every sync that needs the image; it
+    /// is cancelled when the last of them is.
     fn shared_pull(
         &self,
         image: &str,
         spec: pb::ImageSpec,
         sandbox: pb::PodSandboxConfig,
-    ) -> PullFuture {
+    ) -> (PullFuture, PullInterest) {
         let mut in_flight = self
             .inner
             .in_flight
             .lock()
             .unwrap_or_else(|e| e.into_inner());
-        if let Some(pull) = in_flight.get(image) {
-            return pull.clone();
+        let interest = PullInterest {
+            inner: Arc::clone(&self.inner),
+            image: image.to_string(),
+            finished: false,
+        };
+        if let Some(f) = in_flight.get_mut(image) {
+            f.waiters += 1;
+            return (f.pull.clone(), interest);
         }
         let inner = Arc::clone(&self.inner);
         let key = image.to_string();
@@ -498,11 +543,19 @@ impl ImageManager {
                 .map(|r| (r.image_ref, elapsed))
                 .map_err(|e| PullFailure::Cri(Arc::new(e)))
         });
+        let abort = task.abort_handle();
         let pull: PullFuture = async move { task.await.unwrap_or(Err(PullFailure::Aborted)) }
             .boxed()
             .shared();
-        in_flight.insert(image.to_string(), pull.clone());
-        pull
+        in_flight.insert(
+            image.to_string(),
+            InFlight {
+                pull: pull.clone(),
+                waiters: 1,
+                abort,
+            },
+        );
+        (pull, interest)
     }
 }
 

@@ -249,6 +249,10 @@ async fn run_with(
         client.clone(),
         relist.clone(),
     ));
+    tokio::spawn(kubelet::pleg::watch_containerd_events(
+        client.endpoint().to_string(),
+        relist.clone(),
+    ));
     let kl = Arc::new(Kubelet {
         runtime,
         cm,

@@ -135,6 +135,66 @@ pub async fn watch_cri_events(client: cri_client::RuntimeClient, trigger: Relist
     }
 }
 
+/// Relists early on containerd's own task events (`/tasks/start`, `exit`,
+/// `delete`, `oom` in namespace `k8s.io`, on the CRI socket itself), which
+/// containerd 1.6 has although it lacks CRI `GetContainerEvents`. Exec
+/// processes' events are ignored. Ends quietly on a runtime without the
+/// service (CRI-O); otherwise resubscribes after a lost stream, while PLEG
+/// relists every second meanwhile.
+pub async fn watch_containerd_events(endpoint: String, trigger: RelistTrigger) {
+    use cri_client::containerd_events::{ContainerdEvents, RuntimeEvent};
+    use futures_util::StreamExt;
+    let mut delay = Duration::from_secs(1);
+    let mut warned = false;
+    loop {
+        let subscribed = match ContainerdEvents::connect(&endpoint).await {
+            Ok(events) => events.subscribe("k8s.io", &["topic~=\"/tasks/\""]).await,
+            Err(e) => Err(e),
+        };
+        let stream = match subscribed {
+            Ok(s) => s,
+            Err(e) if e.is_unimplemented() => {
+                tracing::debug!("no containerd event service at {endpoint}: {e}");
+                return;
+            }
+            Err(e) => {
+                if !warned {
+                    tracing::warn!(
+                        "subscribing to containerd events at {endpoint}: {e}; relisting every {RELIST_PERIOD:?} meanwhile"
+                    );
+                    warned = true;
+                }
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(30));
+                continue;
+            }
+        };
+        tracing::info!(endpoint = %endpoint, "following containerd task events; relisting every {EVENTED_RELIST_PERIOD:?} as a safety net");
+        trigger.stream_health(true);
+        delay = Duration::from_secs(1);
+        warned = false;
+        let mut stream = std::pin::pin!(stream);
+        while let Some(ev) = stream.next().await {
+            let Ok(ev) = ev else { continue };
+            let relevant = matches!(
+                ev.event,
+                RuntimeEvent::TaskStart { .. }
+                    | RuntimeEvent::TaskExit { .. }
+                    | RuntimeEvent::TaskDelete { .. }
+                    | RuntimeEvent::TaskOom { .. }
+            );
+            if relevant && !ev.event.is_exec() {
+                trigger.relist_now();
+            }
+        }
+        trigger.stream_health(false);
+        tracing::warn!(
+            "containerd event stream ended; relisting every {RELIST_PERIOD:?} until it is back"
+        );
+        tokio::time::sleep(delay).await;
+    }
+}
+
 pub struct Pleg {
     runtime: Arc<dyn Runtime>,
     cache: Arc<PodCache>,

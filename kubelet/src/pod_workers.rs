@@ -187,10 +187,14 @@ impl PodWorkers {
         Worker { desired: tx, wake }
     }
 
-    /// The runtime view to act on: newer than `after` when given.
+    /// The runtime view to act on: newer than `after` when given, which
+    /// asks PLEG for a relist rather than waiting for its timer.
     async fn view(&self, uid: &str, after: Option<Instant>) -> Arc<RuntimePod> {
         match after {
-            Some(t) => self.cache.get_newer_than(uid, t).await,
+            Some(t) => {
+                self.relist.relist_now();
+                self.cache.get_newer_than(uid, t).await
+            }
             None => self.cache.get(uid),
         }
     }
@@ -317,9 +321,7 @@ impl PodWorkers {
         }
         loop {
             // The removal must see the state after the stop.
-            let stopped = Instant::now();
-            self.relist.relist_now();
-            let rt = self.cache.get_newer_than(uid, stopped).await;
+            let rt = self.view(uid, Some(Instant::now())).await;
             match self.kubelet.sync_terminated_pod(uid, pod, &rt).await {
                 Ok(()) => return,
                 Err(e) => {

@@ -395,9 +395,9 @@ pub fn compute_pod_actions(pod: &Pod, rt: &RuntimePod) -> PodActions {
 
 #[cfg(test)]
 mod tests {
-    use crate::container::runtime_pod::SandboxState;
     use super::*;
     use crate::container::runtime_pod::ContainerInfo;
+    use crate::container::runtime_pod::SandboxState;
 
     fn pod(v: serde_json::Value) -> Pod {
         serde_json::from_value(

@@ -80,9 +80,9 @@ impl KubeRuntimeManager {
 
 #[cfg(test)]
 mod tests {
-    use crate::container::runtime_pod::{ContainerState, SandboxState};
     use super::*;
     use crate::container::runtime_pod::ContainerInfo;
+    use crate::container::runtime_pod::{ContainerState, SandboxState};
 
     fn c(
         id: &str,
