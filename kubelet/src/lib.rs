@@ -53,3 +53,16 @@ pub fn pod_ref(pod: &k8s_openapi::api::core::v1::Pod) -> String {
 pub fn pod_uid(pod: &k8s_openapi::api::core::v1::Pod) -> &str {
     pod.metadata.uid.as_deref().unwrap_or("")
 }
+
+/// The pod's hostname: spec.hostname, or the pod name, cut to 63
+/// characters without a trailing '-' or '.', as the Go kubelet.
+pub fn pod_hostname(pod: &k8s_openapi::api::core::v1::Pod) -> String {
+    let spec_host = pod
+        .spec
+        .as_ref()
+        .and_then(|s| s.hostname.clone())
+        .filter(|h| !h.is_empty());
+    let name = spec_host.unwrap_or_else(|| pod.metadata.name.clone().unwrap_or_default());
+    let cut: String = name.chars().take(63).collect();
+    cut.trim_end_matches(['-', '.']).to_string()
+}

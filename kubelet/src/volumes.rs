@@ -24,7 +24,7 @@ use k8s_openapi::api::core::v1::{
     Container, EmptyDirVolumeSource, HostPathVolumeSource, Pod, Volume, VolumeMount,
 };
 
-use crate::kuberuntime::sandbox::pod_hostname;
+use crate::pod_hostname;
 use crate::pod_uid;
 
 /// Where the emptyDir plugin keeps its volumes, as in the Go kubelet.

@@ -8,6 +8,7 @@ use k8s_openapi::api::core::v1::Pod;
 
 use super::hash::sandbox_hash;
 use super::labels;
+use crate::pod_hostname;
 
 /// `/var/log/pods/<namespace>_<name>_<uid>`, the kubelet's layout.
 pub fn pod_log_dir(pod_logs_dir: &Path, pod: &Pod) -> std::path::PathBuf {
@@ -18,19 +19,6 @@ pub fn pod_log_dir(pod_logs_dir: &Path, pod: &Pod) -> std::path::PathBuf {
         m.name.as_deref().unwrap_or_default(),
         m.uid.as_deref().unwrap_or_default()
     ))
-}
-
-/// The pod's hostname: spec.hostname, or the pod name, cut to 63
-/// characters without a trailing '-' or '.', as the Go kubelet.
-pub fn pod_hostname(pod: &Pod) -> String {
-    let spec_host = pod
-        .spec
-        .as_ref()
-        .and_then(|s| s.hostname.clone())
-        .filter(|h| !h.is_empty());
-    let name = spec_host.unwrap_or_else(|| pod.metadata.name.clone().unwrap_or_default());
-    let cut: String = name.chars().take(63).collect();
-    cut.trim_end_matches(['-', '.']).to_string()
 }
 
 pub fn protocol(p: Option<&str>) -> i32 {
