@@ -1,22 +1,54 @@
-//! What the berth benchmarks share: sleeping pods started through berth's
-//! static manifests, and a process's CPU time and memory from /proc.
+//! What the berth benchmarks share: pods started directly through the CRI
+//! (the raw floor) and through berth's static manifests, and a process's CPU
+//! time and memory from /proc.
 
 use std::time::{Duration, Instant};
 
-use anyhow::{Result, bail};
+use anyhow::{Context, Result, bail};
 use cri_client::RuntimeClient;
 use cri_client::proto as pb;
+use futures_util::future::join_all;
 use test_support::berth::Berth;
-use test_support::busybox_image;
+use test_support::{busybox_image, container_config, endpoint};
 
 /// Clock ticks per second of /proc/PID/stat times (USER_HZ, 100 on Linux).
 const HZ: f64 = 100.0;
 
+/// The label on every sandbox and container the raw floor starts.
+const BENCH_LABEL: &str = "berth-bench";
+
+/// A container command that sleeps an hour and ignores SIGTERM whatever its
+/// PID: the shell sets SIGTERM to ignored and execs `sleep`, which keeps
+/// that disposition. Only SIGKILL at the end of the grace period stops it.
+pub const IGNORE_TERM: [&str; 3] = ["sh", "-c", "trap '' TERM; exec sleep 3600"];
+
+/// A static pod `name` with one busybox container named `container`
+/// running `command`; `spec_extra` holds more `spec:` fields, one per line,
+/// indented by two spaces.
+pub fn one_container_manifest(
+    name: &str,
+    container: &str,
+    command: &[&str],
+    spec_extra: &str,
+) -> String {
+    let command = command
+        .iter()
+        .map(|a| format!("'{}'", a.replace('\'', "''")))
+        .collect::<Vec<_>>()
+        .join(", ");
+    format!(
+        "apiVersion: v1\nkind: Pod\nmetadata: {{name: {name}}}\nspec:\n{spec_extra}  containers:\n  - {{name: {container}, image: {}, imagePullPolicy: IfNotPresent, command: [{command}]}}\n",
+        busybox_image()
+    )
+}
+
 /// A static pod `name` with one busybox container sleeping an hour.
 fn sleep_manifest(name: &str) -> String {
-    format!(
-        "apiVersion: v1\nkind: Pod\nmetadata: {{name: {name}}}\nspec:\n  terminationGracePeriodSeconds: 0\n  containers:\n  - {{name: sleep, image: {}, imagePullPolicy: IfNotPresent, command: [sleep, '3600']}}\n",
-        busybox_image()
+    one_container_manifest(
+        name,
+        "sleep",
+        &["sleep", "3600"],
+        "  terminationGracePeriodSeconds: 0\n",
     )
 }
 
@@ -27,6 +59,172 @@ pub fn write_sleep_pods(b: &Berth, prefix: &str, n: usize) {
         let name = format!("{prefix}-{i}");
         b.write_manifest(&format!("{name}.yaml"), &sleep_manifest(&name));
     }
+}
+
+/// Writes the manifests `<prefix>-<i>.yaml` for `i` below `n`: pods whose
+/// container ignores SIGTERM ([`IGNORE_TERM`]), with a grace period of
+/// `grace` seconds.
+pub fn write_ignore_term_pods(b: &Berth, prefix: &str, n: usize, grace: u64) {
+    let extra = format!("  terminationGracePeriodSeconds: {grace}\n");
+    for i in 0..n {
+        let name = format!("{prefix}-{i}");
+        let text = one_container_manifest(&name, "stubborn", &IGNORE_TERM, &extra);
+        b.write_manifest(&format!("{name}.yaml"), &text);
+    }
+}
+
+/// A client with a 60 s deadline on quick calls, for polls that must not
+/// fail because containerd is busy stopping 110 pods on two cores.
+pub async fn patient_client() -> Result<RuntimeClient> {
+    RuntimeClient::connect(
+        Some(&endpoint()),
+        cri_client::client::Timeouts {
+            call: Duration::from_secs(60),
+            ..Default::default()
+        },
+    )
+    .await
+    .with_context(|| format!("connecting to {}", endpoint()))
+}
+
+/// `--pods 1,30,110` as a list of sizes.
+pub fn parse_sizes(text: &str) -> Result<Vec<usize>> {
+    text.split(',')
+        .map(|s| {
+            s.trim()
+                .parse()
+                .with_context(|| format!("--pods: {s:?} is not a number"))
+        })
+        .collect()
+}
+
+/// The `q` quantile (0 to 1) of sorted samples, nearest rank; zero when
+/// there are none.
+pub fn quantile(sorted: &[Duration], q: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    sorted[((sorted.len() - 1) as f64 * q.clamp(0.0, 1.0)).round() as usize]
+}
+
+/// One pod the raw floor started.
+pub struct RawPod {
+    pub sandbox_id: String,
+    pub container_id: String,
+}
+
+/// Starts `n` pods at once, as a kubelet's pod workers would, each one
+/// busybox container sleeping an hour.
+pub async fn start_raw_pods(client: &RuntimeClient, prefix: &str, n: usize) -> Result<()> {
+    start_raw_pods_running(client, prefix, n, &["sleep", "3600"]).await?;
+    Ok(())
+}
+
+/// Starts `n` pods at once, each one busybox container running `command`.
+pub async fn start_raw_pods_running(
+    client: &RuntimeClient,
+    prefix: &str,
+    n: usize,
+    command: &[&str],
+) -> Result<Vec<RawPod>> {
+    let started = join_all((0..n).map(|i| {
+        let client = client.clone();
+        let name = format!("{prefix}-{i}");
+        async move { start_raw_pod(&client, &name, command).await }
+    }))
+    .await;
+    started.into_iter().collect()
+}
+
+/// The three calls a kubelet makes to get one container running.
+async fn start_raw_pod(client: &RuntimeClient, name: &str, command: &[&str]) -> Result<RawPod> {
+    let log_dir = std::env::temp_dir().join("berth-bench-logs").join(name);
+    let mut config = test_support::sandbox_config(&format!("bench-{name}"), &log_dir);
+    config.labels.insert(BENCH_LABEL.into(), "true".into());
+    let pod = client
+        .run_pod_sandbox(pb::RunPodSandboxRequest {
+            config: Some(config.clone()),
+            runtime_handler: String::new(),
+        })
+        .await?;
+    let mut container = container_config("sleep", &busybox_image(), command);
+    container.labels.insert(BENCH_LABEL.into(), "true".into());
+    let ctr = client
+        .create_container(pb::CreateContainerRequest {
+            pod_sandbox_id: pod.pod_sandbox_id.clone(),
+            config: Some(container),
+            sandbox_config: Some(config),
+        })
+        .await?;
+    client
+        .start_container(pb::StartContainerRequest {
+            container_id: ctr.container_id.clone(),
+        })
+        .await?;
+    Ok(RawPod {
+        sandbox_id: pod.pod_sandbox_id,
+        container_id: ctr.container_id,
+    })
+}
+
+/// The raw floor's sandboxes and containers still in the runtime, in any
+/// state.
+pub async fn raw_leftovers(client: &RuntimeClient) -> Result<(usize, usize)> {
+    let selector: std::collections::HashMap<String, String> =
+        [(BENCH_LABEL.to_string(), "true".to_string())].into();
+    let sandboxes = client
+        .list_pod_sandbox(pb::ListPodSandboxRequest {
+            filter: Some(pb::PodSandboxFilter {
+                label_selector: selector.clone(),
+                ..Default::default()
+            }),
+        })
+        .await?
+        .items
+        .len();
+    let containers = client
+        .list_containers(pb::ListContainersRequest {
+            filter: Some(pb::ContainerFilter {
+                label_selector: selector,
+                ..Default::default()
+            }),
+        })
+        .await?
+        .containers
+        .len();
+    Ok((sandboxes, containers))
+}
+
+/// Removes every sandbox the raw floor created.
+pub async fn cleanup(client: &RuntimeClient) -> Result<()> {
+    let pods = client
+        .list_pod_sandbox(pb::ListPodSandboxRequest {
+            filter: Some(pb::PodSandboxFilter {
+                label_selector: [(BENCH_LABEL.to_string(), "true".to_string())].into(),
+                ..Default::default()
+            }),
+        })
+        .await?
+        .items;
+    let removals = pods.into_iter().map(|p| {
+        let client = client.clone();
+        async move {
+            client
+                .stop_pod_sandbox(pb::StopPodSandboxRequest {
+                    pod_sandbox_id: p.id.clone(),
+                })
+                .await?;
+            client
+                .remove_pod_sandbox(pb::RemovePodSandboxRequest {
+                    pod_sandbox_id: p.id,
+                })
+                .await
+        }
+    });
+    for r in join_all(removals).await {
+        r?;
+    }
+    Ok(())
 }
 
 /// Running containers and sandboxes that belong to berth's node.

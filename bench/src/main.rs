@@ -8,12 +8,20 @@
 //! `berth-bench static-pods` measures berth's static pod start-up and
 //! teardown beside the raw CRI floor; see `static_pods.rs`.
 //!
+//! `berth-bench teardown` measures how long removing N pods that ignore
+//! SIGTERM takes, and `berth-bench exit-latency` how late berth's status
+//! shows a container's exit, each beside the raw CRI floor; see
+//! `teardown.rs` and `exit_latency.rs`. Both use berth as a black box: its
+//! binary, manifest directory, read-only `/pods` and the CRI.
+//!
 //! Benchmarks report figures; they assert nothing (tests do that).
 
 mod common;
+mod exit_latency;
 mod probes;
 mod static_pods;
 mod stats;
+mod teardown;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -21,11 +29,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use cri_client::RuntimeClient;
-use cri_client::proto as pb;
-use futures_util::future::join_all;
-use test_support::{busybox_image, container_config, endpoint, ensure_image, pause_image};
+use test_support::{busybox_image, endpoint, ensure_image, pause_image};
 
-const BENCH_LABEL: &str = "berth-bench";
+pub use common::{cleanup, start_raw_pods};
 
 fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -37,8 +43,10 @@ fn main() -> Result<()> {
         Some("static-pods") => rt.block_on(static_pods_bench(&args[1..])),
         Some("probes") => rt.block_on(probes::run(&args[1..])),
         Some("stats") => rt.block_on(stats::run(&args[1..])),
+        Some("teardown") => rt.block_on(teardown::run(&args[1..])),
+        Some("exit-latency") => rt.block_on(exit_latency::run(&args[1..])),
         _ => bail!(
-            "usage: berth-bench cli [--runs N] [--pods N] [--berthctl PATH]\n       berth-bench static-pods [--pods 1,30,110] [--idle SECONDS] [--repeat 3]\n       berth-bench probes [see bench/src/probes.rs]\n       berth-bench stats [see bench/src/stats.rs]"
+            "usage: berth-bench cli [--runs N] [--pods N] [--berthctl PATH]\n       berth-bench static-pods [--pods 1,30,110] [--idle SECONDS] [--repeat 3]\n       berth-bench probes [see bench/src/probes.rs]\n       berth-bench stats [see bench/src/stats.rs]\n       berth-bench teardown [--pods 30,110] [--grace 30]\n       berth-bench exit-latency [--samples 20]"
         ),
     }
 }
@@ -146,7 +154,7 @@ async fn cli_bench(args: &[String]) -> Result<()> {
     let mut single = Vec::new();
     for i in 0..5 {
         let t = Instant::now();
-        start_raw_pod(&client, &format!("floor-{i}")).await?;
+        start_raw_pods(&client, &format!("floor-{i}"), 1).await?;
         single.push(t.elapsed());
         cleanup(&client).await?;
     }
@@ -209,15 +217,7 @@ fn run_cli(berthctl: &Path, cmd: &[&str], runs: usize) -> Result<Summary> {
 }
 
 async fn static_pods_bench(args: &[String]) -> Result<()> {
-    let sizes: String = flag(args, "--pods", "1,30,110".to_string())?;
-    let sizes: Vec<usize> = sizes
-        .split(',')
-        .map(|s| {
-            s.trim()
-                .parse()
-                .with_context(|| format!("--pods: {s:?} is not a number"))
-        })
-        .collect::<Result<_>>()?;
+    let sizes = common::parse_sizes(&flag(args, "--pods", "1,30,110".to_string())?)?;
     let idle = Duration::from_secs(flag(args, "--idle", 20)?);
     let repeat: usize = flag(args, "--repeat", 3)?;
     let client = RuntimeClient::connect(Some(&endpoint()), Default::default()).await?;
@@ -235,77 +235,4 @@ async fn static_pods_bench(args: &[String]) -> Result<()> {
         "(median of {repeat} runs by start-up ratio; each run measures the floor and berth back to back)"
     );
     static_pods::run(&client, &sizes, idle, repeat).await
-}
-
-/// Starts `n` pods at once, as a kubelet's pod workers would.
-pub async fn start_raw_pods(client: &RuntimeClient, prefix: &str, n: usize) -> Result<()> {
-    let started = join_all((0..n).map(|i| {
-        let client = client.clone();
-        let name = format!("{prefix}-{i}");
-        async move { start_raw_pod(&client, &name).await }
-    }))
-    .await;
-    started.into_iter().collect()
-}
-
-/// The three calls a kubelet makes to get one container running.
-async fn start_raw_pod(client: &RuntimeClient, name: &str) -> Result<()> {
-    let log_dir = std::env::temp_dir().join("berth-bench-logs").join(name);
-    let mut config = test_support::sandbox_config(&format!("bench-{name}"), &log_dir);
-    config.labels.insert(BENCH_LABEL.into(), "true".into());
-    let pod = client
-        .run_pod_sandbox(pb::RunPodSandboxRequest {
-            config: Some(config.clone()),
-            runtime_handler: String::new(),
-        })
-        .await?;
-    let ctr = client
-        .create_container(pb::CreateContainerRequest {
-            pod_sandbox_id: pod.pod_sandbox_id,
-            config: Some(container_config(
-                "sleep",
-                &busybox_image(),
-                &["sleep", "3600"],
-            )),
-            sandbox_config: Some(config),
-        })
-        .await?;
-    client
-        .start_container(pb::StartContainerRequest {
-            container_id: ctr.container_id,
-        })
-        .await?;
-    Ok(())
-}
-
-/// Removes every sandbox this benchmark created.
-pub async fn cleanup(client: &RuntimeClient) -> Result<()> {
-    let pods = client
-        .list_pod_sandbox(pb::ListPodSandboxRequest {
-            filter: Some(pb::PodSandboxFilter {
-                label_selector: [(BENCH_LABEL.to_string(), "true".to_string())].into(),
-                ..Default::default()
-            }),
-        })
-        .await?
-        .items;
-    let removals = pods.into_iter().map(|p| {
-        let client = client.clone();
-        async move {
-            client
-                .stop_pod_sandbox(pb::StopPodSandboxRequest {
-                    pod_sandbox_id: p.id.clone(),
-                })
-                .await?;
-            client
-                .remove_pod_sandbox(pb::RemovePodSandboxRequest {
-                    pod_sandbox_id: p.id,
-                })
-                .await
-        }
-    });
-    for r in join_all(removals).await {
-        r?;
-    }
-    Ok(())
 }

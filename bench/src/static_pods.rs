@@ -123,13 +123,13 @@ pub async fn run(
         idle.as_secs()
     );
     println!("|---|---|---|---|---|---|---|---|");
-    for r in rows {
+    for r in &rows {
         println!(
             "| {} | {:.0} ms | {:.0} ms | {:.2}× | {:.0} ms | {:.0} ms | {:.1} MiB ({:.1} MiB) | {:.2} % |",
             r.pods,
             ms(r.floor_start),
             ms(r.berth_start),
-            ratio(&r),
+            ratio(r),
             ms(r.floor_stop),
             ms(r.berth_stop),
             r.rss_mib,
@@ -137,5 +137,29 @@ pub async fn run(
             r.idle_cpu_pct
         );
     }
+    // berth always collects stats (every --housekeeping-interval, 10 s by
+    // default), so the idle figure is with stats on.
+    println!();
+    println!(
+        "Idle CPU is with stats on: berth collects every 10 s (the default), {} times in the {} s window.",
+        idle.as_secs() / 10,
+        idle.as_secs()
+    );
+    println!(
+        "Targets (issue 9): start ≤ 1.05× the floor at 1, 30 and 110 pods; RSS ≤ 15 MB at 1 pod and ≤ 20 MB at 110 pods; idle CPU ≤ 0.3 % of a core at 110 pods."
+    );
+    for r in &rows {
+        println!(
+            "- {} pods: start {:.2}× the floor, RSS {:.1} MB (peak {:.1} MB), idle CPU {:.2} % of a core",
+            r.pods,
+            ratio(r),
+            r.rss_mib * MB_PER_MIB,
+            r.hwm_mib * MB_PER_MIB,
+            r.idle_cpu_pct
+        );
+    }
     Ok(())
 }
+
+/// MB (10^6 bytes, the unit of the targets) in one MiB.
+const MB_PER_MIB: f64 = 1.048_576;

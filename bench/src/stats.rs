@@ -13,7 +13,9 @@ use kubelet::stats::{StatsConfig, StatsProvider};
 use test_support::berth::{Berth, exclusive};
 use test_support::{busybox_image, endpoint, ensure_image, pause_image};
 
-use crate::common::{remove_pods, stat_cpu_seconds, status_mib, wait_running, write_sleep_pods};
+use crate::common::{
+    quantile, remove_pods, stat_cpu_seconds, status_mib, wait_running, write_sleep_pods,
+};
 use crate::{flag, ms};
 
 struct Dist {
@@ -24,11 +26,10 @@ struct Dist {
 
 fn dist(mut v: Vec<Duration>) -> Dist {
     v.sort_unstable();
-    let at = |q: f64| v[((v.len() as f64 - 1.0) * q).round() as usize];
     Dist {
-        median: at(0.5),
-        p95: at(0.95),
-        max: v[v.len() - 1],
+        median: quantile(&v, 0.5),
+        p95: quantile(&v, 0.95),
+        max: quantile(&v, 1.0),
     }
 }
 
