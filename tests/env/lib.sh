@@ -1,3 +1,4 @@
+# shellcheck shell=bash disable=SC2034 # the settings are used by up and down
 # Shared settings and helpers for tests/env/up and tests/env/down.
 # Sourced, not executed. Everything Berth's test environment owns lives
 # under the paths below, so `down` can remove it without touching the host.
