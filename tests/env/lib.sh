@@ -1,3 +1,4 @@
+# shellcheck shell=bash disable=SC2034 # the settings are used by up and down
 # Shared settings and helpers for tests/env/up and tests/env/down.
 # Sourced, not executed. Everything Berth's test environment owns lives
 # under the paths below, so `down` can remove it without touching the host.
@@ -129,4 +130,90 @@ unmount_under() {
         [ -n "$m" ] || continue
         umount "$m" 2>/dev/null || umount -l "$m" 2>/dev/null || log "could not unmount $m"
     done < <(mounts_under "$dir")
+}
+
+# --- packages -------------------------------------------------------------------
+# Every Debian package that tests/env/up, examples/run, examples/stop,
+# tests/run, the end-to-end tests and the benchmarks call into, beyond the
+# Essential set (bash, coreutils, grep, sed, util-linux, dpkg ...):
+#   containerd (containerd, ctr), runc, containernetworking-plugins (bridge,
+#   portmap, host-local, loopback in /usr/lib/cni), busybox-static (the busybox
+#   image), docker-registry, skopeo, apache2-utils (htpasswd);
+#   iproute2 and iptables (the CNI plugins, our route check, tests/env/down);
+#   build-essential (cc: cargo links with it and builds ring's C code);
+#   ca-certificates (cargo fetches crates over https);
+#   procps (pgrep in examples/stop, kill in the e2e helpers);
+#   curl and jq (examples/run --check, the README's commands);
+#   mount (mount/umount; Priority required, but not Essential).
+# The Rust toolchain is the one prerequisite apt does not provide (rustup).
+PACKAGES=(containerd runc containernetworking-plugins busybox-static
+    docker-registry skopeo apache2-utils iproute2 iptables
+    build-essential ca-certificates procps curl jq mount)
+
+# Commands the scripts and tests run, each checked after install_packages
+# (as executables: `kill` must exist as a program, not only as bash's builtin).
+TOOLS=(containerd ctr runc skopeo docker-registry htpasswd busybox ip iptables
+    iptables-save iptables-restore cc curl jq pgrep kill mount umount setsid)
+
+# Installs whatever in PACKAGES is missing with apt-get; apt-get update runs
+# only when something is missing.
+install_packages() {
+    local missing=() p
+    for p in "${PACKAGES[@]}"; do
+        if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed'; then
+            missing+=("$p")
+        fi
+    done
+    [ "${#missing[@]}" -eq 0 ] && return 0
+    command -v apt-get >/dev/null || die "missing packages ${missing[*]} and no apt-get to install them"
+    log "installing ${missing[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq || die "apt-get update failed"
+    # Debian's containerd package may try to start the system containerd;
+    # policy-rc.d 101 forbids that for the duration of the install.
+    local policy=/usr/sbin/policy-rc.d had_policy=0
+    [ -e "$policy" ] && had_policy=1
+    if [ "$had_policy" -eq 0 ]; then printf '#!/bin/sh\nexit 101\n' >"$policy" && chmod 755 "$policy"; fi
+    local rc=0
+    apt-get install -y -qq --no-install-recommends "${missing[@]}" || rc=$?
+    if [ "$had_policy" -eq 0 ]; then rm -f "$policy"; fi
+    [ "$rc" -eq 0 ] || die "apt-get install ${missing[*]} failed (exit $rc)"
+}
+
+# Dies naming the first command or CNI plugin missing after install_packages,
+# and says how to get cargo, which apt does not provide here.
+check_tools() {
+    local tool plugin
+    for tool in "${TOOLS[@]}"; do
+        type -P "$tool" >/dev/null || die "'$tool' not found in PATH after installing packages"
+    done
+    for plugin in bridge portmap loopback host-local; do
+        [ -x "/usr/lib/cni/$plugin" ] ||
+            die "CNI plugin /usr/lib/cni/$plugin missing (package containernetworking-plugins)"
+    done
+    command -v cargo >/dev/null ||
+        die "cargo not found in PATH: install a Rust toolchain with rustup (https://rustup.rs) first, then rerun (see README.md, Quick start)"
+}
+
+# --- templates --------------------------------------------------------------------
+# render TEMPLATE KEY=VALUE...: prints TEMPLATE with each @KEY@ replaced by VALUE.
+render() {
+    local text kv
+    text="$(cat "$1")" || die "cannot read template $1"
+    shift
+    for kv in "$@"; do
+        text="${text//@${kv%%=*}@/${kv#*=}}"
+    done
+    printf '%s\n' "$text"
+}
+
+# write_if_changed FILE CONTENT: writes FILE only if its content differs;
+# returns 0 if it wrote, 1 if FILE was already up to date.
+write_if_changed() {
+    local file="$1" content="$2"
+    if [ -f "$file" ] && [ "$(cat "$file")" = "$content" ]; then return 1; fi
+    mkdir -p "$(dirname "$file")"
+    printf '%s\n' "$content" >"$file.tmp"
+    mv -f "$file.tmp" "$file"
+    return 0
 }
