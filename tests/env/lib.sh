@@ -217,3 +217,20 @@ write_if_changed() {
     mv -f "$file.tmp" "$file"
     return 0
 }
+
+# Starts a daemon in the background with only stdin/stdout/stderr open. A
+# descriptor inherited from the caller (e.g. the lock of `flock FILE
+# tests/env/up`) would otherwise stay open, and held, for the daemon's life.
+# Usage: spawn_daemon LOGFILE CMD ARGS... ; the daemon's pid is in $!.
+spawn_daemon() {
+    local logf="$1"
+    shift
+    (
+        for fd in /proc/self/fd/*; do
+            fd="${fd##*/}"
+            if [ "$fd" -gt 2 ] 2>/dev/null; then eval "exec $fd>&-" 2>/dev/null || true; fi
+        done
+        exec setsid nohup "$@" </dev/null >>"$logf" 2>&1
+    ) &
+}
+
