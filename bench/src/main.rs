@@ -123,7 +123,7 @@ async fn cli_bench(args: &[String]) -> Result<()> {
     let berthctl: PathBuf = flag(args, "--berthctl", default_berthctl())?;
     if !berthctl.exists() {
         bail!(
-            "{} not found; build with cargo build --release -p berth-cri-client",
+            "{} not found; build with cargo build --release -p berthctl",
             berthctl.display()
         );
     }

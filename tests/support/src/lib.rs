@@ -263,7 +263,7 @@ fn workspace_bin(name: &str, var: &str, package: &str) -> PathBuf {
 
 /// The berthctl binary built alongside the test (`target/<profile>/berthctl`).
 pub fn berthctl_bin() -> PathBuf {
-    workspace_bin("berthctl", "BERTHCTL", "berth-cri-client")
+    workspace_bin("berthctl", "BERTHCTL", "berthctl")
 }
 
 /// The berth binary built alongside the test.

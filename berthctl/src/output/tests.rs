@@ -2,6 +2,15 @@
 //! containerd 1.6.20) and against crictl's rules for the cases the
 //! samples do not show.
 
+use super::lists::{
+    POD_NAME_LABEL, POD_NAMESPACE_LABEL, render_containers, render_pods, repo_digest,
+    repo_tag_pairs,
+};
+use super::stats::print_statsp_sampled;
+use super::status::{
+    container_status_json, inspect_documents, inspectp_documents, print_inspecti_many,
+    render_container_status, render_pod_status, status_document, write_status_documents,
+};
 use super::*;
 
 const PODS_JSON: &str = include_str!("testdata/pods.json");
