@@ -410,7 +410,7 @@ mod tests {
         assert_eq!(
             ImageError::InvalidName {
                 image: image.clone(),
-                why: String::new()
+                why: ImageRefError::Empty
             }
             .reason(),
             "InvalidImageName"

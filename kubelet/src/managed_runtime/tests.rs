@@ -1,3 +1,7 @@
+use super::discovery::socket_from_args;
+use super::image_import::{layout_ref_name, split_tag, tar_layout};
+use super::render::write_default_cni_conf;
+use super::supervise::log_tail;
 use super::*;
 
 #[test]
