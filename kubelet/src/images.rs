@@ -19,6 +19,8 @@ use futures_util::future::{BoxFuture, Shared};
 use k8s_openapi::api::core::v1::{Container, Pod};
 use tokio::sync::Semaphore;
 
+use api::{ImageRef, ImageRefError};
+
 use crate::backoff::{Backoff, Nanos, now_nanos};
 use crate::{pod_ref, pod_uid};
 
@@ -27,7 +29,11 @@ pub enum ImageError {
     #[error(
         "Failed to apply default image tag {image:?}: couldn't parse image name {image:?}: {why}"
     )]
-    InvalidName { image: String, why: String },
+    InvalidName {
+        image: String,
+        #[source]
+        why: ImageRefError,
+    },
     #[error("Failed to inspect image {image:?}: {source}")]
     Inspect {
         image: String,
@@ -61,188 +67,8 @@ impl ImageError {
     }
 }
 
-/// An image reference, split as docker's reference grammar splits it.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ImageRef {
-    /// Registry host (and port), when the reference names one.
-    pub domain: Option<String>,
-    /// The repository path within the registry.
-    pub path: String,
-    pub tag: Option<String>,
-    pub digest: Option<String>,
-}
-
-const NAME_TOTAL_LENGTH_MAX: usize = 255;
 /// Backoff entries older than this start over anyway (10 min).
 const FORGET_AFTER_NANOS: Nanos = 600_000_000_000;
-
-/// Parses `[domain/]path[:tag][@digest]`, with the checks of
-/// distribution/reference's ParseNormalizedNamed (lowercase paths, tags of
-/// at most 128 characters, digests of a known algorithm and length).
-pub fn parse_image_ref(s: &str) -> Result<ImageRef, String> {
-    if s.is_empty() {
-        return Err("the image name is empty".into());
-    }
-    let (name_tag, digest) = match s.split_once('@') {
-        Some((n, d)) => (n, Some(check_digest(d)?)),
-        None => (s, None),
-    };
-    // A ':' after the last '/' starts the tag; one before it is a port.
-    let (name, tag) = match name_tag.rsplit_once(':') {
-        Some((n, t)) if !t.contains('/') => (n, Some(t)),
-        _ => (name_tag, None),
-    };
-    if let Some(t) = tag {
-        let ok = t.len() <= 128
-            && t.chars()
-                .next()
-                .is_some_and(|c| c.is_ascii_alphanumeric() || c == '_')
-            && t.chars()
-                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'));
-        if !ok {
-            return Err(format!("invalid tag {t:?}"));
-        }
-    }
-    if name.len() > NAME_TOTAL_LENGTH_MAX {
-        return Err(format!(
-            "repository name must not be more than {NAME_TOTAL_LENGTH_MAX} characters"
-        ));
-    }
-    // The first component is a registry when it looks like a host name.
-    let (domain, path) = match name.split_once('/') {
-        Some((d, rest))
-            if d.contains(['.', ':'])
-                || d == "localhost"
-                || d.chars().any(|c| c.is_ascii_uppercase()) =>
-        {
-            check_domain(d)?;
-            (Some(d), rest)
-        }
-        _ => (None, name),
-    };
-    if path.chars().any(|c| c.is_ascii_uppercase()) {
-        return Err("repository name must be lowercase".into());
-    }
-    if !path.split('/').all(path_component_ok) {
-        return Err("invalid reference format".into());
-    }
-    if domain.is_none() && path.len() == 64 && path.bytes().all(|b| b.is_ascii_hexdigit()) {
-        return Err("cannot specify 64-byte hexadecimal strings".into());
-    }
-    Ok(ImageRef {
-        domain: domain.map(str::to_string),
-        path: path.to_string(),
-        tag: tag.map(str::to_string),
-        digest,
-    })
-}
-
-/// `[a-z0-9]+` pieces joined by `.`, `_`, `__` or runs of `-`.
-fn path_component_ok(c: &str) -> bool {
-    let b = c.as_bytes();
-    let alnum = |x: u8| x.is_ascii_lowercase() || x.is_ascii_digit();
-    if !b.first().is_some_and(|&x| alnum(x)) || !b.last().is_some_and(|&x| alnum(x)) {
-        return false;
-    }
-    let mut i = 0;
-    while i < b.len() {
-        if alnum(b[i]) {
-            i += 1;
-            continue;
-        }
-        let start = i;
-        while i < b.len() && !alnum(b[i]) {
-            i += 1;
-        }
-        let sep = &c[start..i];
-        if !(sep == "." || sep == "_" || sep == "__" || sep.bytes().all(|x| x == b'-')) {
-            return false;
-        }
-    }
-    true
-}
-
-fn check_domain(d: &str) -> Result<(), String> {
-    let bad = || Err(format!("invalid registry host {d:?}"));
-    let (host, port) = if let Some(rest) = d.strip_prefix('[') {
-        // [IPv6]:port
-        let Some((v6, after)) = rest.split_once(']') else {
-            return bad();
-        };
-        if v6.is_empty() || !v6.chars().all(|c| c.is_ascii_hexdigit() || c == ':') {
-            return bad();
-        }
-        match after {
-            "" => return Ok(()),
-            p => (None, Some(p.strip_prefix(':').unwrap_or("x"))),
-        }
-    } else {
-        match d.split_once(':') {
-            Some((h, p)) => (Some(h), Some(p)),
-            None => (Some(d), None),
-        }
-    };
-    if let Some(p) = port
-        && (p.is_empty() || !p.bytes().all(|b| b.is_ascii_digit()))
-    {
-        return bad();
-    }
-    if let Some(h) = host {
-        let label_ok = |l: &str| {
-            !l.is_empty()
-                && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
-                && !l.starts_with('-')
-                && !l.ends_with('-')
-        };
-        if !h.split('.').all(label_ok) {
-            return bad();
-        }
-    }
-    Ok(())
-}
-
-fn check_digest(d: &str) -> Result<String, String> {
-    let Some((alg, hex)) = d.split_once(':') else {
-        return Err(format!("invalid digest {d:?}"));
-    };
-    let want = match alg {
-        "sha256" => 64,
-        "sha384" => 96,
-        "sha512" => 128,
-        _ => return Err(format!("unsupported digest algorithm {alg:?}")),
-    };
-    if hex.len() != want
-        || !hex
-            .bytes()
-            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
-    {
-        return Err(format!("invalid {alg} digest {hex:?}"));
-    }
-    Ok(d.to_string())
-}
-
-impl ImageRef {
-    /// The tag the image resolves to: its own, or "latest" when it names
-    /// neither tag nor digest (docker's TagNameOnly).
-    pub fn effective_tag(&self) -> Option<&str> {
-        match (&self.tag, &self.digest) {
-            (Some(t), _) => Some(t),
-            (None, None) => Some("latest"),
-            (None, Some(_)) => None,
-        }
-    }
-}
-
-/// The image name to ask the runtime for: the user's, plus ":latest" when it
-/// has neither tag nor digest (Go's applyDefaultImageTag; no "docker.io/"
-/// is added, that is the runtime's business).
-pub fn with_default_tag(image: &str, r: &ImageRef) -> String {
-    if r.tag.is_none() && r.digest.is_none() {
-        format!("{image}:latest")
-    } else {
-        image.to_string()
-    }
-}
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum PullPolicy {
@@ -258,7 +84,7 @@ pub fn pull_policy(c: &Container, r: &ImageRef) -> PullPolicy {
         Some("Always") => PullPolicy::Always,
         Some("IfNotPresent") => PullPolicy::IfNotPresent,
         Some("Never") => PullPolicy::Never,
-        None | Some("") if r.effective_tag() == Some("latest") => PullPolicy::Always,
+        None | Some("") if r.is_latest() => PullPolicy::Always,
         None | Some("") => PullPolicy::IfNotPresent,
         // API validation would refuse it; Go's shouldPullImage never pulls
         // for a policy it doesn't know, and neither does berth.
@@ -366,11 +192,11 @@ impl ImageManager {
         sandbox: &pb::PodSandboxConfig,
     ) -> Result<String, ImageError> {
         let requested = c.image.as_deref().unwrap_or("");
-        let parsed = parse_image_ref(requested).map_err(|why| ImageError::InvalidName {
+        let parsed = ImageRef::parse(requested).map_err(|why| ImageError::InvalidName {
             image: requested.to_string(),
             why,
         })?;
-        let image = with_default_tag(requested, &parsed);
+        let image = parsed.with_default_tag();
         let policy = pull_policy(c, &parsed);
         let spec = pb::ImageSpec {
             image: image.clone(),
@@ -570,69 +396,6 @@ mod tests {
     }
 
     #[test]
-    fn references_are_split_like_docker() {
-        let r = parse_image_ref("localhost:5000/busybox:latest").unwrap();
-        assert_eq!(
-            r,
-            ImageRef {
-                domain: Some("localhost:5000".into()),
-                path: "busybox".into(),
-                tag: Some("latest".into()),
-                digest: None
-            }
-        );
-        let r = parse_image_ref("busybox").unwrap();
-        assert_eq!((r.domain, r.path.as_str(), r.tag), (None, "busybox", None));
-        let d = format!("sha256:{}", "a".repeat(64));
-        let r = parse_image_ref(&format!("registry.k8s.io/pause:3.9@{d}")).unwrap();
-        assert_eq!(
-            (r.domain.as_deref(), r.tag.as_deref(), r.digest.as_deref()),
-            (Some("registry.k8s.io"), Some("3.9"), Some(d.as_str()))
-        );
-        let r = parse_image_ref("localhost:5000/a/b-c__d.e").unwrap();
-        assert_eq!((r.path.as_str(), r.tag), ("a/b-c__d.e", None));
-        assert!(parse_image_ref("[::1]:5000/x:1").is_ok());
-        assert!(parse_image_ref("library/busybox:1.36.1-glibc").is_ok());
-    }
-
-    #[test]
-    fn bad_references_are_refused_with_a_reason() {
-        let long_tag = format!("x:{}", "t".repeat(129));
-        let hex = "f".repeat(64);
-        for (image, why) in [
-            ("", "empty"),
-            ("Busybox", "must be lowercase"),
-            ("busybox:", "invalid tag"),
-            ("busybox:-x", "invalid tag"),
-            (long_tag.as_str(), "invalid tag"),
-            ("busy box", "invalid reference format"),
-            ("a//b", "invalid reference format"),
-            ("a/-b", "invalid reference format"),
-            ("a/b..c", "invalid reference format"),
-            ("busybox@sha256:abc", "invalid sha256 digest"),
-            (
-                "busybox@md5:0123456789abcdef0123456789abcdef",
-                "unsupported digest algorithm",
-            ),
-            ("busybox@nodigest", "invalid digest"),
-            ("local-host:x/busybox", "invalid registry host"),
-            ("-bad.com/busybox", "invalid registry host"),
-            (hex.as_str(), "64-byte hexadecimal"),
-        ] {
-            match parse_image_ref(image) {
-                Err(e) => assert!(e.contains(why), "{image:?}: {e}"),
-                Ok(r) => panic!("{image:?} parsed as {r:?}"),
-            }
-        }
-        let name = format!("{}/x", "a".repeat(255));
-        assert!(
-            parse_image_ref(&name)
-                .unwrap_err()
-                .contains("more than 255")
-        );
-    }
-
-    #[test]
     fn default_tag_and_policy_follow_the_api_defaults() {
         let digest = format!("sha256:{}", "0".repeat(64));
         let by_digest = format!("busybox@{digest}");
@@ -662,12 +425,12 @@ mod tests {
                 PullPolicy::Always,
             ),
         ] {
-            let r = parse_image_ref(image).unwrap();
-            assert_eq!(with_default_tag(image, &r), tagged);
+            let r = ImageRef::parse(image).unwrap();
+            assert_eq!(r.with_default_tag(), tagged);
             let c = container(serde_json::json!({"name": "c", "image": image}));
             assert_eq!(pull_policy(&c, &r), policy, "{image}");
         }
-        let r = parse_image_ref("busybox").unwrap();
+        let r = ImageRef::parse("busybox").unwrap();
         for (set, want) in [
             ("Never", PullPolicy::Never),
             ("IfNotPresent", PullPolicy::IfNotPresent),
@@ -700,7 +463,7 @@ mod tests {
         assert_eq!(
             ImageError::InvalidName {
                 image: image.clone(),
-                why: String::new()
+                why: ImageRefError::Empty
             }
             .reason(),
             "InvalidImageName"

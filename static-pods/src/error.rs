@@ -1,9 +1,8 @@
 //! Error types shared by the crate's modules.
 
-use std::fmt;
 use std::path::{Path, PathBuf};
 
-use crate::quantity::QuantityError;
+pub use api::FieldError;
 
 /// Crate result alias.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -15,8 +14,6 @@ pub enum Error {
     Config(#[from] ConfigError),
     #[error(transparent)]
     Manifest(#[from] ManifestError),
-    #[error(transparent)]
-    Quantity(#[from] QuantityError),
 }
 
 /// A [`crate::Config`] that cannot work.
@@ -32,30 +29,6 @@ pub enum ConfigError {
     ZeroFileCheckFrequency,
     #[error("max file size must be greater than zero")]
     ZeroMaxFileSize,
-}
-
-/// One problem with one field, e.g. `spec.containers[1].name: duplicate name "c"`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FieldError {
-    /// Field path in the manifest, e.g. `spec.containers[0].image`.
-    pub field: String,
-    /// What is wrong with it.
-    pub detail: String,
-}
-
-impl FieldError {
-    pub fn new(field: impl Into<String>, detail: impl Into<String>) -> Self {
-        Self {
-            field: field.into(),
-            detail: detail.into(),
-        }
-    }
-}
-
-impl fmt::Display for FieldError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {}", self.field, self.detail)
-    }
 }
 
 /// Why one manifest file produced no (new) pod.
@@ -82,15 +55,10 @@ pub enum ManifestErrorKind {
     #[error("kind: {0}")]
     Kind(String),
     /// Validation failures; all of them, not just the first.
-    #[error("{}", join_fields(.0))]
+    #[error("{}", api::InvalidPod(.0.clone()))]
     Invalid(Vec<FieldError>),
     #[error("pod {pod:?} is already defined by {}", .other.display())]
     DuplicatePod { pod: String, other: PathBuf },
-}
-
-fn join_fields(errors: &[FieldError]) -> String {
-    let parts: Vec<String> = errors.iter().map(ToString::to_string).collect();
-    parts.join("; ")
 }
 
 /// An error tied to the manifest file it came from.

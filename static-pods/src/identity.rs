@@ -1,13 +1,12 @@
-//! Static pod identity and defaulting: what the apiserver's defaulting and the Go kubelet's
-//! `config/common.go` `applyDefaults` do to a pod read from a file.
+//! Static pod identity: what the Go kubelet's `config/common.go` `applyDefaults` does to a
+//! pod read from a file (name, namespace, UID, annotations). The apiserver's defaulting is
+//! [`api::defaults`].
 
 use std::path::Path;
 
-use k8s_openapi::api::core::v1::{Container, EmptyDirVolumeSource, Pod, Toleration};
+use api::defaults::DEFAULT_NAMESPACE;
+use k8s_openapi::api::core::v1::{Pod, Toleration};
 use sha2::{Digest, Sha256};
-
-use crate::quantity::Quantity;
-use crate::validation::{ImageReference, volume_source_count};
 
 /// Annotation naming where the pod came from (`file` here).
 pub const CONFIG_SOURCE_ANNOTATION: &str = "kubernetes.io/config.source";
@@ -17,10 +16,6 @@ pub const CONFIG_HASH_ANNOTATION: &str = "kubernetes.io/config.hash";
 pub const CONFIG_SEEN_ANNOTATION: &str = "kubernetes.io/config.seen";
 /// Value of [`CONFIG_SOURCE_ANNOTATION`] for manifests read from the directory.
 pub const FILE_SOURCE: &str = "file";
-
-const DEFAULT_NAMESPACE: &str = "default";
-const DEFAULT_TERMINATION_GRACE_PERIOD: i64 = 30;
-const DEFAULT_TERMINATION_MESSAGE_PATH: &str = "/dev/termination-log";
 
 /// The static pod name: `<name>-<node name lowercased>`, like Go's `generatePodName`.
 pub fn static_pod_name(name: &str, node_name: &str) -> String {
@@ -73,59 +68,6 @@ pub fn static_pod_config_hash(pod: &Pod, node_name: &str, path: &Path) -> String
     hasher.update(b"file:");
     hasher.update(path.as_os_str().as_encoded_bytes());
     hex32(hasher)
-}
-
-/// Fills the fields the apiserver would default and the kubelet relies on.
-pub fn apply_api_defaults(pod: &mut Pod) {
-    let spec = pod.spec.get_or_insert_with(Default::default);
-    spec.restart_policy.get_or_insert_with(|| "Always".into());
-    spec.termination_grace_period_seconds
-        .get_or_insert(DEFAULT_TERMINATION_GRACE_PERIOD);
-    spec.dns_policy.get_or_insert_with(|| "ClusterFirst".into());
-    if let Some(init) = spec.init_containers.as_mut() {
-        init.iter_mut().for_each(default_container);
-    }
-    spec.containers.iter_mut().for_each(default_container);
-    // A volume without a source is an emptyDir, as in Go's SetDefaults_Volume.
-    for v in spec.volumes.iter_mut().flatten() {
-        if volume_source_count(v) == 0 {
-            v.empty_dir = Some(EmptyDirVolumeSource::default());
-        }
-    }
-}
-
-fn default_container(c: &mut Container) {
-    if c.image_pull_policy.is_none() {
-        // Go picks Always only for an explicit or implied `latest` tag; a digest-only
-        // reference has no tag and gets IfNotPresent. An invalid image is left for
-        // validation to report.
-        c.image_pull_policy = match c.image.as_deref().map(ImageReference::parse) {
-            Some(Ok(r)) if r.tag == Some("latest") || (r.tag.is_none() && r.digest.is_none()) => {
-                Some("Always".into())
-            }
-            Some(Ok(_)) => Some("IfNotPresent".into()),
-            _ => None,
-        };
-    }
-    c.termination_message_path
-        .get_or_insert_with(|| DEFAULT_TERMINATION_MESSAGE_PATH.into());
-    c.termination_message_policy
-        .get_or_insert_with(|| "File".into());
-    for p in c.ports.iter_mut().flatten() {
-        p.protocol.get_or_insert_with(|| "TCP".into());
-    }
-    // Requests default to limits for each resource that has only a limit.
-    if let Some(resources) = c.resources.as_mut()
-        && let Some(limits) = resources.limits.as_ref()
-    {
-        let requests = resources.requests.get_or_insert_with(Default::default);
-        // An unparsable limit is not copied, so it is reported once.
-        for (name, limit) in limits.iter().filter(|(_, q)| Quantity::parse(&q.0).is_ok()) {
-            requests
-                .entry(name.clone())
-                .or_insert_with(|| limit.clone());
-        }
-    }
 }
 
 /// Sets name, namespace, UID, node name, annotations and the NoExecute toleration, as
@@ -240,7 +182,7 @@ mod tests {
 
     #[test]
     fn pull_policy_and_port_defaults() {
-        let yaml = "apiVersion: v1\nkind: Pod\nmetadata: {name: p, namespace: kube-system}\nspec:\n  containers:\n  - {name: a, image: nginx, ports: [{containerPort: 80}]}\n  - {name: b, image: 'nginx:latest'}\n  - {name: c, image: 'nginx@sha256:0123456789abcdef0123456789abcdef'}\n  - {name: d, image: nginx, imagePullPolicy: Never, resources: {limits: {cpu: 500m}, requests: {memory: 1Gi}}}\n";
+        let yaml = "apiVersion: v1\nkind: Pod\nmetadata: {name: p, namespace: kube-system}\nspec:\n  containers:\n  - {name: a, image: nginx, ports: [{containerPort: 80}]}\n  - {name: b, image: 'nginx:latest'}\n  - {name: c, image: 'nginx@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef'}\n  - {name: d, image: nginx, imagePullPolicy: Never, resources: {limits: {cpu: 500m}, requests: {memory: 1Gi}}}\n";
         let pod = load_manifest(Path::new("p.yaml"), yaml.as_bytes(), "n").unwrap();
         assert_eq!(pod.metadata.namespace.as_deref(), Some("kube-system"));
         let cs = &pod.spec.as_ref().unwrap().containers;

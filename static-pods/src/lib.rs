@@ -3,6 +3,7 @@
 //!
 //! Mirrors the Go kubelet's `pkg/kubelet/config/file.go`, `file_linux.go` and `common.go`,
 //! with the departures noted where they happen (e.g. an invalid edit keeps the last valid pod).
+//! The API defaulting and validation a manifest goes through are the `berth-api` crate's.
 //!
 //! ```no_run
 //! # async fn demo() -> static_pods::Result<()> {
@@ -23,11 +24,11 @@
 pub mod error;
 pub mod identity;
 pub mod manifest;
-pub mod quantity;
 pub mod source;
-pub mod validation;
+
+#[cfg(test)]
+mod manifest_validation_tests;
 
 pub use error::{ConfigError, Error, FieldError, ManifestError, ManifestErrorKind, Result};
 pub use manifest::{DEFAULT_MAX_FILE_SIZE, load_manifest, load_manifest_with_limit};
-pub use quantity::{Quantity, QuantityError};
 pub use source::{Config, DEFAULT_FILE_CHECK_FREQUENCY, Snapshot, StaticPod, StaticPodSource};

@@ -6,7 +6,7 @@ use k8s_openapi::api::core::v1::Pod;
 use serde::Deserialize;
 
 use crate::error::{ManifestError, ManifestErrorKind};
-use crate::{identity, validation};
+use crate::identity;
 
 /// Default refusal threshold for a manifest file.
 pub const DEFAULT_MAX_FILE_SIZE: u64 = 10 * 1024 * 1024;
@@ -42,14 +42,10 @@ pub fn load_manifest_with_limit(
         }));
     }
     let mut pod = parse_pod(path, bytes).map_err(err)?;
-    identity::apply_api_defaults(&mut pod);
+    api::apply_api_defaults(&mut pod);
     identity::apply_identity(&mut pod, node_name, path);
-    let errors = validation::validate_pod(&pod);
-    if errors.is_empty() {
-        Ok(pod)
-    } else {
-        Err(err(ManifestErrorKind::Invalid(errors)))
-    }
+    api::check_pod(&pod).map_err(|invalid| err(ManifestErrorKind::Invalid(invalid.0)))?;
+    Ok(pod)
 }
 
 #[derive(Debug, PartialEq)]

@@ -23,7 +23,7 @@ use tracing::{debug, info, warn};
 use crate::error::{ConfigError, ManifestError, ManifestErrorKind};
 use crate::identity::{self, CONFIG_SEEN_ANNOTATION};
 use crate::manifest::{DEFAULT_MAX_FILE_SIZE, load_manifest_with_limit};
-use crate::validation::dns1123_subdomain;
+use api::names::{DNS1123_SUBDOMAIN_MAX, dns1123_subdomain};
 
 /// The Go kubelet's default `fileCheckFrequency`.
 pub const DEFAULT_FILE_CHECK_FREQUENCY: Duration = Duration::from_secs(20);
@@ -62,7 +62,7 @@ impl Config {
         if self.node_name.is_empty() {
             return Err(ConfigError::EmptyNodeName);
         }
-        if dns1123_subdomain(&self.node_name.to_lowercase(), 253).is_err() {
+        if dns1123_subdomain(&self.node_name.to_lowercase(), DNS1123_SUBDOMAIN_MAX).is_err() {
             return Err(ConfigError::InvalidNodeName(self.node_name.clone()));
         }
         if self.file_check_frequency.is_zero() {

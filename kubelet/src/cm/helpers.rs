@@ -4,9 +4,9 @@
 
 use std::collections::BTreeMap;
 
+use api::Quantity;
 use k8s_openapi::api::core::v1::{Container, Pod};
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity as ApiQuantity;
-use static_pods::Quantity;
 
 use super::qos::{QosClass, qos_class};
 

@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use static_pods::Quantity;
+use api::Quantity;
 
 use super::CmError;
 use super::helpers::{MachineInfo, ResourceConfig, milli, milli_cpu_to_shares, value};

@@ -1,0 +1,144 @@
+//! The command-line flags: the Go kubelet's that Berth honours, and those it refuses.
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+
+use super::DEFAULT_ROOT_DIR;
+
+/// The Go kubelet's flags that Berth honours, plus Berth's own `--trace-cri`.
+#[derive(clap::Args, Debug, Clone)]
+pub struct KubeletFlags {
+    /// Load the configuration from this KubeletConfiguration file
+    /// (kubelet.config.k8s.io/v1beta1, YAML or JSON). Flags override it.
+    #[arg(long, value_name = "PATH")]
+    pub config: Option<PathBuf>,
+
+    /// Directory of static pod manifests, or a single manifest file
+    /// (the file's staticPodPath).
+    #[arg(long, value_name = "PATH")]
+    pub pod_manifest_path: Option<PathBuf>,
+
+    /// The CRI runtime's endpoint, e.g. unix:///run/containerd/containerd.sock.
+    /// Without it berth uses containerd's default socket, or starts its own containerd.
+    #[arg(long, value_name = "ENDPOINT")]
+    pub container_runtime_endpoint: Option<String>,
+
+    /// The CRI image service's endpoint, if it differs from the runtime's.
+    #[arg(long, value_name = "ENDPOINT")]
+    pub image_service_endpoint: Option<String>,
+
+    /// Directory for the kubelet's state (volumes, the managed containerd).
+    #[arg(long, value_name = "DIR", default_value = DEFAULT_ROOT_DIR)]
+    pub root_dir: PathBuf,
+
+    /// Use this name as the node name instead of the machine's hostname.
+    #[arg(long, value_name = "NAME")]
+    pub hostname_override: Option<String>,
+
+    /// Log verbosity, as klog's -v: 0-1 info, 2-4 debug, 5 and up trace.
+    #[arg(short = 'v', long = "v", value_name = "LEVEL", default_value_t = 0)]
+    pub verbosity: u8,
+
+    /// Log every CRI call with its duration and status (berth only).
+    #[arg(long)]
+    pub trace_cri: bool,
+
+    /// Port of the read-only HTTP server (/healthz, /pods); 0 disables it.
+    #[arg(long, value_name = "PORT")]
+    pub read_only_port: Option<u16>,
+
+    /// IP address the read-only server listens on.
+    #[arg(long, value_name = "IP")]
+    pub address: Option<IpAddr>,
+
+    /// How often resource usage stats are collected (cadvisor's flag; a
+    /// Go duration, default 10s). There is no config file field for it.
+    #[arg(long, value_name = "DURATION")]
+    pub housekeeping_interval: Option<String>,
+
+    #[command(flatten)]
+    pub unsupported: UnsupportedFlags,
+}
+
+impl Default for KubeletFlags {
+    fn default() -> Self {
+        KubeletFlags {
+            config: None,
+            pod_manifest_path: None,
+            container_runtime_endpoint: None,
+            image_service_endpoint: None,
+            root_dir: PathBuf::from(DEFAULT_ROOT_DIR),
+            hostname_override: None,
+            verbosity: 0,
+            trace_cri: false,
+            read_only_port: None,
+            address: None,
+            housekeeping_interval: None,
+            unsupported: UnsupportedFlags::default(),
+        }
+    }
+}
+
+/// Go kubelet flags users commonly pass that Berth does not honour. They are
+/// accepted by the parser (hidden from --help) so that `load` can explain
+/// why, rather than clap printing "unexpected argument".
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct UnsupportedFlags {
+    #[arg(long, hide = true, num_args = 0..=1, default_missing_value = "")]
+    pub kubeconfig: Option<String>,
+    #[arg(long, hide = true, num_args = 0..=1, default_missing_value = "")]
+    pub bootstrap_kubeconfig: Option<String>,
+    #[arg(long, hide = true, num_args = 0..=1, default_missing_value = "")]
+    pub network_plugin: Option<String>,
+    #[arg(long, hide = true, num_args = 0..=1, default_missing_value = "")]
+    pub cni_bin_dir: Option<String>,
+    #[arg(long, hide = true, num_args = 0..=1, default_missing_value = "")]
+    pub cni_conf_dir: Option<String>,
+    #[arg(long, hide = true, num_args = 0..=1, default_missing_value = "")]
+    pub container_runtime: Option<String>,
+    #[arg(long, hide = true, num_args = 0..=1, default_missing_value = "")]
+    pub cgroup_driver: Option<String>,
+    #[arg(long, hide = true, num_args = 0..=1, default_missing_value = "")]
+    pub node_ip: Option<String>,
+    #[arg(long, hide = true, num_args = 0..=1, default_missing_value = "")]
+    pub node_labels: Option<String>,
+    #[arg(long, hide = true, num_args = 0..=1, default_missing_value = "")]
+    pub register_node: Option<String>,
+}
+
+impl UnsupportedFlags {
+    /// The first unsupported flag given, with the reason.
+    pub(super) fn first_given(&self) -> Option<(&'static str, &'static str)> {
+        const STANDALONE: &str =
+            "berth runs standalone (static pods only) and does not talk to an apiserver";
+        const CNI: &str = "removed from the Go kubelet in 1.24; pod networking is the runtime's CNI configuration";
+        let table: [(&Option<String>, &'static str, &'static str); 10] = [
+            (&self.kubeconfig, "kubeconfig", STANDALONE),
+            (
+                &self.bootstrap_kubeconfig,
+                "bootstrap-kubeconfig",
+                STANDALONE,
+            ),
+            (&self.node_ip, "node-ip", STANDALONE),
+            (&self.node_labels, "node-labels", STANDALONE),
+            (&self.register_node, "register-node", STANDALONE),
+            (&self.network_plugin, "network-plugin", CNI),
+            (&self.cni_bin_dir, "cni-bin-dir", CNI),
+            (&self.cni_conf_dir, "cni-conf-dir", CNI),
+            (
+                &self.container_runtime,
+                "container-runtime",
+                "removed from the Go kubelet in 1.27; berth always talks CRI, use --container-runtime-endpoint",
+            ),
+            (
+                &self.cgroup_driver,
+                "cgroup-driver",
+                "deprecated in the Go kubelet; set cgroupDriver in the --config file",
+            ),
+        ];
+        table
+            .into_iter()
+            .find(|(v, _, _)| v.is_some())
+            .map(|(_, f, w)| (f, w))
+    }
+}
