@@ -280,18 +280,10 @@ async fn pinned_ids(ctx: &Ctx, images: &[pb::Image]) -> HashSet<String> {
     pinned
 }
 
-/// `pause:3.6` and `docker.io/library/pause:3.6` name the same image.
+/// `pause:3.6` and `docker.io/library/pause:3.6` name the same image; a
+/// reference that doesn't parse is compared as written.
 fn normalize(r: &str) -> String {
-    let first = r.split('/').next().unwrap_or_default();
-    let has_registry =
-        r.contains('/') && (first.contains('.') || first.contains(':') || first == "localhost");
-    if has_registry {
-        r.to_string()
-    } else if r.contains('/') {
-        format!("docker.io/{r}")
-    } else {
-        format!("docker.io/library/{r}")
-    }
+    api::ImageRef::parse(r).map_or_else(|_| r.to_string(), |r| r.to_string())
 }
 
 #[cfg(test)]

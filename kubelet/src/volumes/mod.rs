@@ -209,57 +209,15 @@ fn describe(ft: fs::FileType) -> &'static str {
     }
 }
 
-/// Parses a resource quantity ("64Mi", "1G", "1.5Gi", "2e6") into bytes,
-/// rounded up as `resource.Quantity.Value()` does.
+/// A resource quantity ("64Mi", "1G", "1.5Gi", "2e6") in bytes, rounded up
+/// as `resource.Quantity.Value()` does (and capped as it is); None when it
+/// is not one, or is negative.
 fn quantity_bytes(q: &str) -> Option<u64> {
-    let q = q.trim();
-    let q = q.strip_prefix('+').unwrap_or(q);
-    let num_end = q
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(q.len());
-    let (num, suffix) = q.split_at(num_end);
-    let (int, frac) = num.split_once('.').unwrap_or((num, ""));
-    if int.is_empty() && frac.is_empty() || frac.contains('.') {
+    let q = api::Quantity::parse(q).ok()?;
+    if q.is_negative() {
         return None;
     }
-    let digits = format!("{int}{frac}");
-    let significant = digits.trim_start_matches('0');
-    let mantissa: u128 = if significant.is_empty() {
-        0
-    } else {
-        significant.parse().ok()?
-    };
-    let frac_len = i32::try_from(frac.len()).ok()?;
-    // value = mantissa * 2^bin * 10^dec
-    let (bin, dec): (u32, i32) = match suffix {
-        "Ki" => (10, 0),
-        "Mi" => (20, 0),
-        "Gi" => (30, 0),
-        "Ti" => (40, 0),
-        "Pi" => (50, 0),
-        "Ei" => (60, 0),
-        "n" => (0, -9),
-        "u" => (0, -6),
-        "m" => (0, -3),
-        "" => (0, 0),
-        "k" => (0, 3),
-        "M" => (0, 6),
-        "G" => (0, 9),
-        "T" => (0, 12),
-        "P" => (0, 15),
-        "E" => (0, 18),
-        s if s.starts_with(['e', 'E']) => (0, s.get(1..)?.parse::<i32>().ok()?),
-        _ => return None,
-    };
-    let exp = dec.checked_sub(frac_len)?;
-    let scaled = mantissa.checked_mul(1u128.checked_shl(bin)?)?;
-    let value = if exp >= 0 {
-        scaled.checked_mul(10u128.checked_pow(u32::try_from(exp).ok()?)?)?
-    } else {
-        let div = 10u128.checked_pow(u32::try_from(-exp).ok()?)?;
-        scaled.div_ceil(div)
-    };
-    u64::try_from(value).ok()
+    u64::try_from(q.as_units_ceil()).ok()
 }
 
 /// Manages pod directories and volumes under the kubelet root dir.

@@ -30,26 +30,23 @@ fn mode(p: &Path) -> u32 {
 
 fn host_path_err(path: &Path, ty: &str) -> String {
     let (_root, vm) = manager();
-    let p = with_volumes(
-        serde_json::json!([{"name": "data", "hostPath": {"path": path, "type": ty}}]),
-    );
+    let p =
+        with_volumes(serde_json::json!([{"name": "data", "hostPath": {"path": path, "type": ty}}]));
     vm.prepare(&p).unwrap_err().to_string()
 }
 
 fn host_path_ok(path: &Path, ty: &str) {
     let (_root, vm) = manager();
-    let p = with_volumes(
-        serde_json::json!([{"name": "data", "hostPath": {"path": path, "type": ty}}]),
-    );
+    let p =
+        with_volumes(serde_json::json!([{"name": "data", "hostPath": {"path": path, "type": ty}}]));
     vm.prepare(&p).unwrap();
 }
 
 #[test]
 fn empty_dir_is_created_world_writable_and_kept_on_repeat() {
     let (_root, vm) = manager();
-    let p = with_volumes(
-        serde_json::json!([{"name": "cache", "emptyDir": {}}, {"name": "nosource"}]),
-    );
+    let p =
+        with_volumes(serde_json::json!([{"name": "cache", "emptyDir": {}}, {"name": "nosource"}]));
     vm.prepare(&p).unwrap();
     let dir = vm
         .pod_dir("u-1")
@@ -70,8 +67,7 @@ fn empty_dir_is_created_world_writable_and_kept_on_repeat() {
 #[test]
 fn empty_dir_refuses_unknown_medium_and_bad_size() {
     let (_root, vm) = manager();
-    let p =
-        with_volumes(serde_json::json!([{"name": "h", "emptyDir": {"medium": "HugePages"}}]));
+    let p = with_volumes(serde_json::json!([{"name": "h", "emptyDir": {"medium": "HugePages"}}]));
     let e = vm.prepare(&p).unwrap_err().to_string();
     assert!(
         e.starts_with("volume \"h\": emptyDir ")
@@ -642,7 +638,8 @@ fn quantities_parse_to_bytes() {
         ("1Xi", None),
         ("-1Mi", None),
         ("1.2.3", None),
-        ("99999999999Ei", None),
+        // Saturates, as api::Quantity (and Go's Value()) does.
+        ("99999999999Ei", Some(i64::MAX as u64)),
     ] {
         assert_eq!(quantity_bytes(q), want, "{q}");
     }
