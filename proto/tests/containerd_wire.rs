@@ -25,8 +25,11 @@ fn kind(k: &Kind) -> String {
     }
 }
 
-/// `(message, [(field, number, type)])`, containerd's declarations.
-const EXPECTED: &[(&str, &[(&str, u32, &str)])] = &[
+/// `(field, number, type)`.
+type Field = (&'static str, u32, &'static str);
+
+/// `(message, fields)`, containerd's declarations.
+const EXPECTED: &[(&str, &[Field])] = &[
     (
         "containerd.services.events.v1.SubscribeRequest",
         &[("filters", 1, "string")],
