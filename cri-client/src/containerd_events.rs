@@ -16,6 +16,8 @@
 //! have [`RuntimeEvent::exec_id`] set and [`RuntimeEvent::is_exec`] true; a
 //! kubelet ignores them when tracking container state.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::time::Duration;
 
 use cri_proto::containerd::events as ev;
@@ -38,6 +40,11 @@ const NAMESPACE_HEADER: &str = "containerd-namespace";
 
 /// The RPC, for error messages.
 const SUBSCRIBE: &str = "containerd.services.events.v1.Events/Subscribe";
+
+/// How long [`ContainerdEvents::subscribe`] waits for an immediate answer
+/// (Unimplemented, a broken connection) before taking the subscription as
+/// live. containerd answers a healthy Subscribe only with its first event.
+pub const SUBSCRIBE_SETTLE: Duration = Duration::from_millis(200);
 
 /// How long [`ContainerdEvents::connect`] waits for the socket.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
@@ -227,7 +234,12 @@ impl ContainerdEvents {
     /// on arrival.
     ///
     /// Fails with [`EventsError::Unimplemented`] if the runtime has no such
-    /// service. The stream has no deadline. It yields
+    /// service. containerd confirms a subscription only with its first
+    /// event, so this returns after [`SUBSCRIBE_SETTLE`] when nothing has
+    /// answered; by then containerd has registered the subscriber. Events
+    /// from before that are not replayed: relist once after subscribing.
+    ///
+    /// The stream has no deadline. It yields
     /// [`EventsError::Decode`] for an undecodable payload and goes on; it
     /// yields [`EventsError::Rpc`] and ends when the connection breaks or
     /// containerd closes the stream with an error; it ends with no error if
@@ -246,37 +258,69 @@ impl ContainerdEvents {
         });
         request.metadata_mut().insert(NAMESPACE_HEADER, header);
         let mut client = self.client.clone();
-        let stream = client
-            .subscribe(request)
-            .await
-            .map_err(|status| map_status(&self.endpoint, status))?
-            .into_inner();
+        let mut call: PendingCall = Box::pin(async move { client.subscribe(request).await });
+        // containerd sends the response headers only along with the first
+        // event, so the call does not complete on a quiet node. A runtime
+        // without the service, or a broken connection, answers at once;
+        // after a short settle time the subscription is taken as live and
+        // the stream finishes the call when it is first polled.
+        let state = match tokio::time::timeout(SUBSCRIBE_SETTLE, &mut call).await {
+            Ok(Ok(response)) => State::Open(Box::new(response.into_inner())),
+            Ok(Err(status)) => return Err(map_status(&self.endpoint, status)),
+            Err(_) => State::Pending(call),
+        };
         tracing::debug!(endpoint = %self.endpoint, namespace, ?filters, "subscribed to containerd events");
 
         let endpoint = self.endpoint.clone();
         let namespace = namespace.to_string();
-        // `None` once the stream has failed, so nothing follows the error.
-        let events = futures_util::stream::unfold(Some(stream), move |state| {
+        let events = futures_util::stream::unfold(state, move |state| {
             let endpoint = endpoint.clone();
             let namespace = namespace.clone();
             async move {
-                let mut stream = state?;
+                let mut stream = match state {
+                    State::Open(stream) => stream,
+                    State::Pending(call) => match call.await {
+                        Ok(response) => Box::new(response.into_inner()),
+                        Err(status) => {
+                            return Some((Err(map_status(&endpoint, status)), State::Done));
+                        }
+                    },
+                    State::Done => return None,
+                };
                 loop {
                     match stream.message().await {
                         Ok(Some(envelope)) => {
                             if envelope.namespace != namespace {
                                 continue;
                             }
-                            return Some((decode_envelope(envelope), Some(stream)));
+                            return Some((decode_envelope(envelope), State::Open(stream)));
                         }
                         Ok(None) => return None,
-                        Err(status) => return Some((Err(map_status(&endpoint, status)), None)),
+                        Err(status) => {
+                            return Some((Err(map_status(&endpoint, status)), State::Done));
+                        }
                     }
                 }
             }
         });
         Ok(events.boxed())
     }
+}
+
+/// The Subscribe call, possibly still waiting for containerd's headers.
+type PendingCall = Pin<
+    Box<
+        dyn Future<Output = Result<tonic::Response<tonic::Streaming<pb::Envelope>>, Status>> + Send,
+    >,
+>;
+
+/// Where the event stream is.
+enum State {
+    /// Subscribed, headers not yet received (no event yet).
+    Pending(PendingCall),
+    Open(Box<tonic::Streaming<pb::Envelope>>),
+    /// Failed; the error has been yielded.
+    Done,
 }
 
 fn map_status(endpoint: &str, status: Status) -> EventsError {
