@@ -154,6 +154,8 @@ impl Kubelet {
             self.runtime.kill_pod(pod, rt, Some(0)).await?;
         }
         self.runtime.remove_pod(rt).await?;
+        // Gone from the runtime: gone from status at once, before clean-up.
+        self.status.remove(uid);
         let (cm, volumes, id) = (self.cm.clone(), self.volumes.clone(), uid.to_string());
         let cleanup = tokio::task::spawn_blocking(move || {
             if let Err(e) = cm.remove_pod_cgroup(&id) {
@@ -164,7 +166,6 @@ impl Kubelet {
             }
         });
         let _ = cleanup.await;
-        self.status.remove(uid);
         if !rt.sandboxes.is_empty() || !rt.containers.is_empty() {
             tracing::info!(pod = %pod.map_or_else(|| format!("{}/{}", rt.namespace, rt.name), pod_ref), uid = %uid, "pod removed");
         }

@@ -195,7 +195,7 @@ impl PodWorkers {
                 self.relist.relist_now();
                 self.cache.get_newer_than(uid, t).await
             }
-            None => self.cache.get(uid),
+            None => self.cache.get_after_first_relist(uid).await,
         }
     }
 

@@ -88,6 +88,22 @@ impl PodCache {
         }
     }
 
+    /// The pod as last seen, once a full relist has completed: before that
+    /// an absent pod may simply not have been listed yet (after a restart,
+    /// a pod that runs must not look like one to create).
+    pub async fn get_after_first_relist(&self, uid: &str) -> Arc<RuntimePod> {
+        let mut rx = self.version.subscribe();
+        loop {
+            rx.borrow_and_update();
+            if self.initialized() {
+                return self.get(uid);
+            }
+            if rx.changed().await.is_err() {
+                return self.get(uid);
+            }
+        }
+    }
+
     /// Stores what the runtime showed of one pod at `observed`.
     pub fn set(&self, uid: &str, pod: Arc<RuntimePod>, observed: Instant) {
         self.lock()

@@ -500,6 +500,15 @@ impl KubeRuntimeManager {
         for c in &rt.containers {
             self.remove_container(&c.id).await?;
         }
+        // Logs go before the sandbox, so a pod the runtime no longer lists
+        // has no log directory left either.
+        let dir = self
+            .settings
+            .pod_logs_dir
+            .join(format!("{}_{}_{}", rt.namespace, rt.name, rt.uid));
+        if !rt.uid.is_empty() && !rt.name.is_empty() {
+            let _ = tokio::fs::remove_dir_all(&dir).await;
+        }
         for s in &rt.sandboxes {
             match self
                 .client
@@ -511,13 +520,6 @@ impl KubeRuntimeManager {
                 Err(e) if !e.is_not_found() => return Err(e),
                 _ => {}
             }
-        }
-        let dir = self
-            .settings
-            .pod_logs_dir
-            .join(format!("{}_{}_{}", rt.namespace, rt.name, rt.uid));
-        if !rt.uid.is_empty() && !rt.name.is_empty() {
-            let _ = tokio::fs::remove_dir_all(&dir).await;
         }
         self.crash_backoff
             .lock()
