@@ -188,26 +188,25 @@ pub struct MemoryStat {
 
 /// Reads a whole (small) file into `buf`, which is kept between calls.
 /// cgroupfs reports size 0, so read until EOF rather than trusting stat.
+/// `buf` keeps its length (only its prefix is the file): it is zeroed when
+/// it grows, not on every read.
 pub fn read_into<'b>(path: &Path, buf: &'b mut Vec<u8>) -> std::io::Result<&'b [u8]> {
     let mut f = File::open(path)?;
-    buf.clear();
-    if buf.capacity() < 8192 {
-        buf.reserve(8192);
+    if buf.len() < 8192 {
+        buf.resize(8192, 0);
     }
     let mut len = 0;
     loop {
-        if len == buf.capacity() {
-            buf.reserve(buf.capacity());
+        if len == buf.len() {
+            buf.resize(len * 2, 0);
         }
-        buf.resize(buf.capacity(), 0);
         let n = f.read(&mut buf[len..])?;
         if n == 0 {
             break;
         }
         len += n;
     }
-    buf.truncate(len);
-    Ok(&buf[..])
+    Ok(&buf[..len])
 }
 
 /// A file holding one decimal number (v2's "max" reads as `None`).
