@@ -28,7 +28,7 @@ use cri_client::RuntimeClient;
 use cri_client::proto as pb;
 
 use crate::container::{ContainerState, PodCache, RuntimePod, SandboxState};
-use cgroup::{CgroupFs, CgroupSample};
+use cgroup::{CgroupFiles, CgroupFs, CgroupSample};
 use cri::val;
 use node::FsInfo;
 use summary::{
@@ -419,6 +419,31 @@ struct Collector {
     pod_cgroups: HashMap<String, String>,
     /// Last CPU sample per container id, `pod/<uid>` and `node`.
     cpu: HashMap<String, CpuSample>,
+    /// Open counter files by cgroup, re-read every cycle.
+    files: HashMap<String, CgroupFiles>,
+    /// Descriptors `files` holds, and how many it may hold.
+    fds_open: usize,
+    fd_budget: usize,
+}
+
+/// How many descriptors the stats may keep open: half of what the soft
+/// RLIMIT_NOFILE leaves after 512 for everything else (none when it can't
+/// be read; cgroups are then opened on every read).
+fn fd_budget() -> usize {
+    let limits = std::fs::read_to_string("/proc/self/limits").unwrap_or_default();
+    let soft = limits
+        .lines()
+        .find_map(|l| l.strip_prefix("Max open files"))
+        .and_then(|rest| rest.split_whitespace().next())
+        .map_or(Some(0), |v| {
+            if v == "unlimited" {
+                Some(usize::MAX)
+            } else {
+                v.parse().ok()
+            }
+        })
+        .unwrap_or(0);
+    soft.saturating_sub(512) / 2
 }
 
 /// One pod to report: its newest ready sandbox and, per container name,
@@ -487,6 +512,9 @@ impl Collector {
             container_cgroups: HashMap::new(),
             pod_cgroups: HashMap::new(),
             cpu: HashMap::new(),
+            files: HashMap::new(),
+            fds_open: 0,
+            fd_budget: fd_budget(),
         }
     }
 
@@ -507,6 +535,22 @@ impl Collector {
         let uids: HashSet<&str> = pods.iter().map(|v| v.pod.uid.as_str()).collect();
         self.pod_cgroups
             .retain(|uid, _| uids.contains(uid.as_str()));
+        // Close the files of cgroups no longer read.
+        let read: HashSet<&str> = self
+            .pod_cgroups
+            .values()
+            .chain(self.container_cgroups.values().flatten())
+            .map(String::as_str)
+            .chain(std::iter::once("/"))
+            .collect();
+        let fds_open = &mut self.fds_open;
+        self.files.retain(|cg, f| {
+            let keep = read.contains(cg.as_str());
+            if !keep {
+                *fds_open = fds_open.saturating_sub(f.open_count());
+            }
+            keep
+        });
 
         let mut lookups = Vec::new();
         for v in &pods {
@@ -601,13 +645,35 @@ impl Collector {
         u64::try_from(self.epoch.elapsed().as_nanos()).unwrap_or(u64::MAX)
     }
 
-    /// Reads a cgroup; a failed read forgets where it was so the next cycle
-    /// looks again.
+    /// Reads a cgroup, through its open files while the descriptor budget
+    /// allows. A failed read closes them; callers forget where the cgroup
+    /// was so the next cycle looks again.
     fn read_cgroup(&mut self, cg: &str, want_pids: bool) -> Option<(CgroupSample, u64)> {
-        match self.cgroups.read(cg, &mut self.buf, want_pids) {
-            Ok(s) => Some((s, self.now_ns())),
-            Err(_) => None,
-        }
+        let r = match self.files.get_mut(cg) {
+            Some(files) => {
+                let before = files.open_count();
+                let r = self.cgroups.read_with(cg, files, &mut self.buf, want_pids);
+                let after = if r.is_ok() { files.open_count() } else { 0 };
+                self.fds_open = (self.fds_open + after).saturating_sub(before);
+                if r.is_err() {
+                    self.files.remove(cg);
+                }
+                r
+            }
+            None => {
+                let mut files = CgroupFiles::default();
+                let r = self
+                    .cgroups
+                    .read_with(cg, &mut files, &mut self.buf, want_pids);
+                let n = files.open_count();
+                if r.is_ok() && self.fds_open + n <= self.fd_budget {
+                    self.fds_open += n;
+                    self.files.insert(cg.to_string(), files);
+                }
+                r
+            }
+        };
+        r.ok().map(|s| (s, self.now_ns()))
     }
 
     fn cpu_stats(
