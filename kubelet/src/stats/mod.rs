@@ -344,6 +344,12 @@ impl StatsProvider {
 
 struct AbortOnDrop(tokio::task::JoinHandle<()>);
 
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
 /// Runs `f` on the collector on a blocking thread (it reads files), handing
 /// the lock back with the result.
 async fn with_collector<T: Send + 'static>(
@@ -364,12 +370,6 @@ struct Built {
     lacks_cgroup: bool,
     /// Time the reads and the summary took.
     reads: Duration,
-}
-
-impl Drop for AbortOnDrop {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
 }
 
 /// After ListPodSandboxStats fails, refreshes to skip before trying again.
