@@ -280,7 +280,7 @@ async fn run_with(
         &config.cgroup_root,
     );
     stats_config.interval = config.housekeeping_interval;
-    let stats = kubelet::stats::StatsProvider::new(client.clone(), stats_config);
+    let stats = kubelet::stats::StatsProvider::new(client.clone(), cache.clone(), stats_config);
     tokio::spawn(stats.clone().run());
 
     if config.read_only_port != 0 {

@@ -202,11 +202,12 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let stats = StatsProvider::new(
             client,
+            crate::container::PodCache::new(),
             crate::stats::StatsConfig::new("n", dir.path(), dir.path(), "/"),
         );
         let r = handle_with_stats(&Method::GET, "/stats/summary", &status, Some(&stats));
         assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
-        // A failed cycle (no runtime) keeps it that way.
+        // A failed cycle (PLEG hasn't filled the pod cache) keeps it that way.
         assert!(stats.collect().await.is_err());
         let r = handle_with_stats(&Method::GET, "/stats/summary/", &status, Some(&stats));
         assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);

@@ -1,9 +1,13 @@
 //! Reading a cgroup's CPU, memory and pids counters from cgroupfs, v1 or v2,
 //! the way cadvisor does for the Go kubelet. Every read goes through one
-//! reused buffer; parsing doesn't allocate.
+//! reused buffer; parsing doesn't allocate. A cgroup's files can stay open
+//! between cycles ([`CgroupFiles`]): cgroupfs regenerates a file's content on
+//! every read from offset 0, and a path walk down the hierarchy costs more
+//! than the read itself.
 
 use std::fs::File;
 use std::io::Read;
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
 /// Which cgroup hierarchy the host uses, and where each controller lives.
@@ -72,47 +76,78 @@ impl CgroupFs {
         buf: &mut Vec<u8>,
         want_pids: bool,
     ) -> std::io::Result<CgroupSample> {
+        self.read_with(cgroup, &mut CgroupFiles::default(), buf, want_pids)
+    }
+
+    /// [`read`](Self::read), through `files`: files it holds are re-read,
+    /// others are opened and kept there. After an `Err`, drop `files` (the
+    /// cgroup is gone or was replaced).
+    pub fn read_with(
+        &self,
+        cgroup: &str,
+        files: &mut CgroupFiles,
+        buf: &mut Vec<u8>,
+        want_pids: bool,
+    ) -> std::io::Result<CgroupSample> {
         let rel = cgroup.trim_start_matches('/');
-        let mut s = CgroupSample::default();
-        match self {
+        let (mem, cpu, pids) = match self {
             CgroupFs::V1 {
                 cpuacct,
                 memory,
                 pids,
-            } => {
-                let mem = memory.join(rel);
-                s.memory_usage = parse_u64(read_into(&mem.join("memory.usage_in_bytes"), buf)?);
-                let limit = read_into(&mem.join("memory.limit_in_bytes"), buf)
-                    .ok()
-                    .and_then(parse_u64);
-                s.memory_limit = limit.filter(|&l| l < V1_UNLIMITED);
-                s.memory_stat = parse_v1_memory_stat(read_into(&mem.join("memory.stat"), buf)?);
-                s.cpu_usage_ns = read_into(&cpuacct.join(rel).join("cpuacct.usage"), buf)
-                    .ok()
-                    .and_then(parse_u64);
-                if want_pids {
-                    s.pids = read_into(&pids.join(rel).join("pids.current"), buf)
-                        .ok()
-                        .and_then(parse_u64);
-                }
-            }
+            } => (memory.join(rel), cpuacct.join(rel), pids.join(rel)),
             CgroupFs::V2 { root } => {
-                let dir = root.join(rel);
-                s.memory_usage = parse_u64(read_into(&dir.join("memory.current"), buf)?);
-                s.memory_limit = read_into(&dir.join("memory.max"), buf)
-                    .ok()
-                    .and_then(parse_u64);
-                s.memory_stat = parse_v2_memory_stat(read_into(&dir.join("memory.stat"), buf)?);
-                s.cpu_usage_ns = read_into(&dir.join("cpu.stat"), buf)
-                    .ok()
-                    .and_then(parse_v2_cpu_usage_ns);
-                if want_pids {
-                    s.pids = read_into(&dir.join("pids.current"), buf)
-                        .ok()
-                        .and_then(parse_u64);
-                }
+                let d = root.join(rel);
+                (d.clone(), d.clone(), d)
             }
-        }
+        };
+        let v2 = self.is_v2();
+        let name = |v1: &'static str, v2_name: &'static str| if v2 { v2_name } else { v1 };
+        let memory_usage = parse_u64(reread(
+            &mut files.memory_usage,
+            &mem,
+            name("memory.usage_in_bytes", "memory.current"),
+            buf,
+        )?);
+        let limit = reread(
+            &mut files.memory_limit,
+            &mem,
+            name("memory.limit_in_bytes", "memory.max"),
+            buf,
+        )
+        .ok()
+        .and_then(parse_u64);
+        let memory_limit = if v2 {
+            limit
+        } else {
+            limit.filter(|&l| l < V1_UNLIMITED)
+        };
+        let stat = reread(&mut files.memory_stat, &mem, "memory.stat", buf)?;
+        let memory_stat = if v2 {
+            parse_v2_memory_stat(stat)
+        } else {
+            parse_v1_memory_stat(stat)
+        };
+        let cpu_text = reread(&mut files.cpu, &cpu, name("cpuacct.usage", "cpu.stat"), buf).ok();
+        let cpu_usage_ns = if v2 {
+            cpu_text.and_then(parse_v2_cpu_usage_ns)
+        } else {
+            cpu_text.and_then(parse_u64)
+        };
+        let pids = if want_pids {
+            reread(&mut files.pids, &pids, "pids.current", buf)
+                .ok()
+                .and_then(parse_u64)
+        } else {
+            None
+        };
+        let s = CgroupSample {
+            cpu_usage_ns,
+            memory_usage,
+            memory_limit,
+            memory_stat,
+            pids,
+        };
         Ok(s)
     }
 
@@ -186,28 +221,95 @@ pub struct MemoryStat {
     pub pgmajfault: Option<u64>,
 }
 
-/// Reads a whole (small) file into `buf`, which is kept between calls.
-/// cgroupfs reports size 0, so read until EOF rather than trusting stat.
-pub fn read_into<'b>(path: &Path, buf: &'b mut Vec<u8>) -> std::io::Result<&'b [u8]> {
-    let mut f = File::open(path)?;
-    buf.clear();
-    if buf.capacity() < 8192 {
-        buf.reserve(8192);
+/// One cgroup's counter files, open for re-reading (each field is the file
+/// of the same name: `memory.current`/`memory.usage_in_bytes`, ...). Holds
+/// up to five descriptors.
+#[derive(Debug, Default)]
+pub struct CgroupFiles {
+    memory_usage: Option<File>,
+    memory_limit: Option<File>,
+    memory_stat: Option<File>,
+    cpu: Option<File>,
+    pids: Option<File>,
+}
+
+impl CgroupFiles {
+    /// How many descriptors it holds.
+    pub fn open_count(&self) -> usize {
+        [
+            &self.memory_usage,
+            &self.memory_limit,
+            &self.memory_stat,
+            &self.cpu,
+            &self.pids,
+        ]
+        .iter()
+        .filter(|f| f.is_some())
+        .count()
+    }
+}
+
+/// Reads `dir/name` from its start through `slot`, opening it into `slot`
+/// the first time. A failed read closes it, so the next try opens afresh.
+fn reread<'b>(
+    slot: &mut Option<File>,
+    dir: &Path,
+    name: &str,
+    buf: &'b mut Vec<u8>,
+) -> std::io::Result<&'b [u8]> {
+    let f = match slot {
+        Some(f) => f,
+        None => slot.insert(File::open(dir.join(name))?),
+    };
+    match read_from_start(f, buf) {
+        Ok(len) => Ok(&buf[..len]),
+        Err(e) => {
+            *slot = None;
+            Err(e)
+        }
+    }
+}
+
+/// Reads all of `f` from offset 0 into `buf` (grown, never zeroed again);
+/// returns the length.
+fn read_from_start(f: &File, buf: &mut Vec<u8>) -> std::io::Result<usize> {
+    if buf.len() < 8192 {
+        buf.resize(8192, 0);
     }
     let mut len = 0;
     loop {
-        if len == buf.capacity() {
-            buf.reserve(buf.capacity());
+        if len == buf.len() {
+            buf.resize(len * 2, 0);
         }
-        buf.resize(buf.capacity(), 0);
+        let n = f.read_at(&mut buf[len..], len as u64)?;
+        if n == 0 {
+            return Ok(len);
+        }
+        len += n;
+    }
+}
+
+/// Reads a whole (small) file into `buf`, which is kept between calls.
+/// cgroupfs reports size 0, so read until EOF rather than trusting stat.
+/// `buf` keeps its length (only its prefix is the file): it is zeroed when
+/// it grows, not on every read.
+pub fn read_into<'b>(path: &Path, buf: &'b mut Vec<u8>) -> std::io::Result<&'b [u8]> {
+    let mut f = File::open(path)?;
+    if buf.len() < 8192 {
+        buf.resize(8192, 0);
+    }
+    let mut len = 0;
+    loop {
+        if len == buf.len() {
+            buf.resize(len * 2, 0);
+        }
         let n = f.read(&mut buf[len..])?;
         if n == 0 {
             break;
         }
         len += n;
     }
-    buf.truncate(len);
-    Ok(&buf[..])
+    Ok(&buf[..len])
 }
 
 /// A file holding one decimal number (v2's "max" reads as `None`).
@@ -395,6 +497,39 @@ mod tests {
         let s = fs.read("a", &mut buf, true).unwrap();
         assert_eq!(s.working_set(), Some(0));
         assert_eq!(s.memory_limit, Some(4096));
+    }
+
+    #[test]
+    fn open_files_are_reread_from_the_start() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        write(d, "cgroup.controllers", "cpu memory pids\n");
+        write(d, "c/memory.current", "1000000\n");
+        write(d, "c/memory.max", "max\n");
+        write(d, "c/memory.stat", V2_STAT);
+        write(d, "c/cpu.stat", "usage_usec 1500\n");
+        let fs = CgroupFs::detect(d);
+        let mut files = CgroupFiles::default();
+        let mut buf = Vec::new();
+        let s = fs.read_with("/c", &mut files, &mut buf, false).unwrap();
+        assert_eq!(s.memory_usage, Some(1_000_000));
+        assert_eq!(files.open_count(), 4, "pids.current isn't wanted");
+        // Shorter content than before: only the new bytes count.
+        write(d, "c/memory.current", "7\n");
+        write(d, "c/cpu.stat", "usage_usec 2\n");
+        let s = fs.read_with("/c", &mut files, &mut buf, true).unwrap();
+        assert_eq!(s.memory_usage, Some(7));
+        assert_eq!(s.cpu_usage_ns, Some(2000));
+        assert_eq!(s.pids, None, "no pids.current");
+        assert_eq!(files.open_count(), 4, "a missing file isn't kept");
+        write(d, "c/pids.current", "3\n");
+        let s = fs.read_with("/c", &mut files, &mut buf, true).unwrap();
+        assert_eq!(s.pids, Some(3));
+        assert_eq!(files.open_count(), 5);
+        // A cgroup that isn't there.
+        let mut none = CgroupFiles::default();
+        assert!(fs.read_with("/gone", &mut none, &mut buf, true).is_err());
+        assert_eq!(none.open_count(), 0);
     }
 
     #[test]

@@ -1,65 +1,26 @@
-//! The CRI side of stats: list calls only, never one call per container.
+//! The CRI side of stats: the few calls the pod cache can't answer, never one
+//! call per container. Which pods and containers run comes from the pod cache
+//! (PLEG's relist), so stats never list sandboxes or containers themselves.
 //!
-//! A collection cycle makes the cheap ones (ListPodSandbox, ListContainers,
-//! ImageFsInfo). The runtime's stats calls are slow on containerd 1.6, which
-//! asks every container's shim (ListContainerStats ~250 ms and
-//! ListPodSandboxStats ~1.5 s for 110 pods on the test machine), so they run
-//! on their own task at the same interval and the cycle uses their latest
-//! answer; see [`super::StatsProvider::refresh_runtime_stats`].
+//! The runtime's stats calls are slow on containerd 1.6, which asks every
+//! container's shim (ListContainerStats ~250 ms and ListPodSandboxStats
+//! ~1.5 s for 110 pods on the test machine), so they run on their own task at
+//! the same interval and the cycle uses their latest answer; see
+//! [`super::StatsProvider::refresh_runtime_stats`].
 
 use std::collections::HashMap;
-use std::sync::Arc;
 
 use cri_client::RuntimeClient;
 use cri_client::proto as pb;
 
-/// What the runtime said in one cycle.
-#[derive(Debug, Default)]
-pub struct CriSnapshot {
-    /// Ready sandboxes.
-    pub sandboxes: Vec<pb::PodSandbox>,
-    /// Running containers.
-    pub containers: Vec<pb::Container>,
-    /// The latest ListContainerStats, by container id (empty until it first
-    /// answers).
-    pub container_stats: Arc<HashMap<String, pb::ContainerStats>>,
-    /// The latest ListPodSandboxStats, by sandbox id, when the runtime
-    /// answers it.
-    pub sandbox_stats: Option<Arc<HashMap<String, pb::PodSandboxStats>>>,
-    /// ImageFsInfo's first image filesystem.
-    pub image_fs: Option<pb::FilesystemUsage>,
-}
-
-/// ListPodSandbox, ListContainers and ImageFsInfo, concurrently. Only the
-/// two list calls must succeed.
-pub async fn snapshot(client: &RuntimeClient) -> Result<CriSnapshot, cri_client::Error> {
-    let sandboxes = client.list_pod_sandbox(pb::ListPodSandboxRequest {
-        filter: Some(pb::PodSandboxFilter {
-            state: Some(pb::PodSandboxStateValue {
-                state: pb::PodSandboxState::SandboxReady as i32,
-            }),
-            ..Default::default()
-        }),
-    });
-    let containers = client.list_containers(pb::ListContainersRequest {
-        filter: Some(pb::ContainerFilter {
-            state: Some(pb::ContainerStateValue {
-                state: pb::ContainerState::ContainerRunning as i32,
-            }),
-            ..Default::default()
-        }),
-    });
-    let image_fs = client.image_fs_info(pb::ImageFsInfoRequest::default());
-    let (sandboxes, containers, image_fs) = tokio::join!(sandboxes, containers, image_fs);
-    let mut snap = CriSnapshot {
-        sandboxes: sandboxes?.items,
-        containers: containers?.containers,
-        ..Default::default()
-    };
-    snap.image_fs = image_fs
+/// ImageFsInfo's first image filesystem; `None` when the runtime doesn't
+/// answer (the node's `runtime.imageFs` is then left out).
+pub async fn image_fs(client: &RuntimeClient) -> Option<pb::FilesystemUsage> {
+    client
+        .image_fs_info(pb::ImageFsInfoRequest::default())
+        .await
         .ok()
-        .and_then(|r| r.image_filesystems.into_iter().next());
-    Ok(snap)
+        .and_then(|r| r.image_filesystems.into_iter().next())
 }
 
 /// ListContainerStats, by container id.

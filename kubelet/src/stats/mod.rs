@@ -4,11 +4,14 @@
 //! `--housekeeping-interval` and kept in memory for the kubelet API
 //! ([`StatsProvider::summary`] does no I/O).
 //!
-//! Each cycle makes a fixed handful of CRI list calls (never one per
-//! container), then reads cgroup files: the pod cgroup for pod totals, each
+//! Each cycle takes the running pods from the [`PodCache`] (which PLEG's
+//! relist fills, so stats never list the runtime), asks the runtime only for
+//! ImageFsInfo, then reads cgroup files: the pod cgroup for pod totals, each
 //! container's own cgroup for its figures. What cgroupfs can't give (a
-//! container's writable layer) comes from ListContainerStats; where a
-//! cgroup can't be found the runtime's figures are used instead.
+//! container's writable layer) comes from ListContainerStats; where a cgroup
+//! can't be found the runtime's figures are used instead. The file reads
+//! (cgroupfs, /proc, statvfs, the log directory walks) run on one blocking
+//! task per cycle, off the async runtime.
 
 pub mod cgroup;
 pub mod cri;
@@ -24,8 +27,9 @@ use std::time::{Duration, Instant};
 use cri_client::RuntimeClient;
 use cri_client::proto as pb;
 
-use cgroup::{CgroupFs, CgroupSample};
-use cri::{CriSnapshot, val};
+use crate::container::{ContainerState, PodCache, RuntimePod, SandboxState};
+use cgroup::{CgroupFiles, CgroupFs, CgroupSample};
+use cri::val;
 use node::FsInfo;
 use summary::{
     ContainerStats, CpuStats, MemoryStats, NodeStats, PodReference, PodStats, ProcessStats,
@@ -34,8 +38,26 @@ use summary::{
 
 #[derive(Debug, thiserror::Error)]
 pub enum StatsError {
-    #[error("listing sandboxes and containers for stats: {0}")]
-    Runtime(#[from] cri_client::Error),
+    #[error("the pod cache has not been filled yet (PLEG's first relist is pending)")]
+    CacheNotReady,
+    #[error("the stats collection task failed: {0}")]
+    Task(#[from] tokio::task::JoinError),
+}
+
+/// What one cycle works from: the pods (from the pod cache) and the
+/// runtime's answers.
+#[derive(Debug, Default)]
+pub struct Snapshot {
+    /// Every pod the runtime holds, as the pod cache last saw it.
+    pub pods: Vec<Arc<RuntimePod>>,
+    /// The latest ListContainerStats, by container id (empty until it first
+    /// answers).
+    pub container_stats: Arc<HashMap<String, pb::ContainerStats>>,
+    /// The latest ListPodSandboxStats, by sandbox id, when the runtime
+    /// answers it.
+    pub sandbox_stats: Option<Arc<HashMap<String, pb::PodSandboxStats>>>,
+    /// ImageFsInfo's first image filesystem.
+    pub image_fs: Option<pb::FilesystemUsage>,
 }
 
 /// What the provider needs from the kubelet's configuration.
@@ -75,7 +97,8 @@ impl StatsConfig {
 pub struct CycleReport {
     pub pods: usize,
     pub containers: usize,
-    /// Time spent in CRI calls.
+    /// Time spent in CRI calls (ImageFsInfo, and ContainerStatus for a
+    /// container whose cgroup isn't where berth looks).
     pub cri: Duration,
     /// Time spent reading cgroups, /proc and log directories and building
     /// the summary.
@@ -86,8 +109,10 @@ pub struct CycleReport {
 
 pub struct StatsProvider {
     client: RuntimeClient,
+    cache: Arc<PodCache>,
     interval: Duration,
-    collector: tokio::sync::Mutex<Collector>,
+    /// Owned guards of it move into the cycle's blocking task.
+    collector: Arc<tokio::sync::Mutex<Collector>>,
     latest: RwLock<Option<Arc<Summary>>>,
     /// The runtime's latest stats answers, refreshed off the cycle's path.
     runtime: RwLock<RuntimeAnswers>,
@@ -112,11 +137,18 @@ struct RefreshState {
 }
 
 impl StatsProvider {
-    pub fn new(client: RuntimeClient, config: StatsConfig) -> Arc<StatsProvider> {
+    /// A provider that reads the running pods from `cache` and asks `client`
+    /// only for what the cache can't say.
+    pub fn new(
+        client: RuntimeClient,
+        cache: Arc<PodCache>,
+        config: StatsConfig,
+    ) -> Arc<StatsProvider> {
         Arc::new(StatsProvider {
             client,
+            cache,
             interval: config.interval,
-            collector: tokio::sync::Mutex::new(Collector::new(config)),
+            collector: Arc::new(tokio::sync::Mutex::new(Collector::new(config))),
             latest: RwLock::new(None),
             runtime: RwLock::new(RuntimeAnswers::default()),
             want_sandbox_stats: AtomicBool::new(false),
@@ -206,37 +238,55 @@ impl StatsProvider {
         }
     }
 
-    /// Collects once and publishes the result. Uses the runtime stats from
-    /// the last [`refresh_runtime_stats`](Self::refresh_runtime_stats).
+    /// Collects once and publishes the result. Uses the pods the pod cache
+    /// holds and the runtime stats from the last
+    /// [`refresh_runtime_stats`](Self::refresh_runtime_stats). Fails, keeping
+    /// the previous summary, until PLEG has filled the cache once.
     pub async fn collect(&self) -> Result<CycleReport, StatsError> {
         let started = Instant::now();
-        let mut snap = cri::snapshot(&self.client).await?;
+        if !self.cache.initialized() {
+            return Err(StatsError::CacheNotReady);
+        }
+        let image_fs = cri::image_fs(&self.client).await;
+        let mut cri_time = started.elapsed();
+        let mut snap = Snapshot {
+            pods: self.cache.pods(),
+            image_fs,
+            ..Default::default()
+        };
         if let Ok(r) = self.runtime.read() {
             snap.container_stats = r.containers.clone();
             snap.sandbox_stats = r.sandboxes.clone();
         }
-        let mut cri_time = started.elapsed();
-        let mut c = self.collector.lock().await;
-        let lookups = c.resolve_cgroups(&snap);
-        if !lookups.is_empty() {
-            let t = Instant::now();
-            let pids = futures_util::future::join_all(
-                lookups
-                    .iter()
-                    .map(|id| cri::container_pid(&self.client, id)),
-            )
-            .await;
-            cri_time += t.elapsed();
-            for (id, pid) in lookups.into_iter().zip(pids) {
-                c.learn_pid(&id, pid);
+        let snap = Arc::new(snap);
+        let collector = self.collector.clone().lock_owned().await;
+        // Steady state is one blocking task; a container whose cgroup isn't
+        // where berth looks costs a ContainerStatus and a second one.
+        let s = snap.clone();
+        let (collector, first) = with_collector(collector, move |c| c.start_cycle(&s)).await?;
+        let Built {
+            summary,
+            lacks_cgroup,
+            reads,
+        } = match first {
+            Ok(built) => built,
+            Err(lookups) => {
+                let t = Instant::now();
+                let pids = futures_util::future::join_all(
+                    lookups
+                        .iter()
+                        .map(|id| cri::container_pid(&self.client, id)),
+                )
+                .await;
+                cri_time += t.elapsed();
+                let learned: Vec<_> = lookups.into_iter().zip(pids).collect();
+                with_collector(collector, move |c| c.finish_cycle(&snap, learned))
+                    .await?
+                    .1
             }
-        }
+        };
         self.want_sandbox_stats
-            .store(c.some_pod_lacks_a_cgroup(&snap), Ordering::Relaxed);
-        let t = Instant::now();
-        let summary = c.build(&snap);
-        let reads = t.elapsed();
-        drop(c);
+            .store(lacks_cgroup, Ordering::Relaxed);
         let report = CycleReport {
             pods: summary.pods.len(),
             containers: summary.pods.iter().map(|p| p.containers.len()).sum(),
@@ -300,6 +350,28 @@ impl Drop for AbortOnDrop {
     }
 }
 
+/// Runs `f` on the collector on a blocking thread (it reads files), handing
+/// the lock back with the result.
+async fn with_collector<T: Send + 'static>(
+    mut guard: tokio::sync::OwnedMutexGuard<Collector>,
+    f: impl FnOnce(&mut Collector) -> T + Send + 'static,
+) -> Result<(tokio::sync::OwnedMutexGuard<Collector>, T), tokio::task::JoinError> {
+    tokio::task::spawn_blocking(move || {
+        let r = f(&mut guard);
+        (guard, r)
+    })
+    .await
+}
+
+/// What a cycle's file reads produced.
+struct Built {
+    summary: Summary,
+    /// Some reported pod has no pod cgroup (ListPodSandboxStats may help).
+    lacks_cgroup: bool,
+    /// Time the reads and the summary took.
+    reads: Duration,
+}
+
 /// After ListPodSandboxStats fails, refreshes to skip before trying again.
 const SANDBOX_STATS_RETRY_ROUNDS: u64 = 30;
 /// ContainerStatus lookups (for containers whose cgroup isn't at a known
@@ -347,76 +419,86 @@ struct Collector {
     pod_cgroups: HashMap<String, String>,
     /// Last CPU sample per container id, `pod/<uid>` and `node`.
     cpu: HashMap<String, CpuSample>,
+    /// Open counter files by cgroup, re-read every cycle.
+    files: HashMap<String, CgroupFiles>,
+    /// Descriptors `files` holds, and how many it may hold.
+    fds_open: usize,
+    fd_budget: usize,
 }
 
-/// The sandbox's pod identity, from its metadata (as the Go kubelet's CRI
-/// stats provider), else its labels.
-fn pod_identity(sb: &pb::PodSandbox) -> PodReference {
-    use crate::kuberuntime::labels;
-    let label = |k: &str| sb.labels.get(k).cloned().unwrap_or_default();
-    match &sb.metadata {
-        Some(m) if !m.uid.is_empty() => PodReference {
-            name: m.name.clone(),
-            namespace: m.namespace.clone(),
-            uid: m.uid.clone(),
-        },
-        _ => PodReference {
-            name: label(labels::POD_NAME),
-            namespace: label(labels::POD_NAMESPACE),
-            uid: label(labels::POD_UID),
-        },
-    }
-}
-
-/// The sandboxes to report: ready ones, the newest per pod UID (a pod whose
-/// sandbox is being replaced briefly has two).
-fn pod_sandboxes(snap: &CriSnapshot) -> Vec<(PodReference, &pb::PodSandbox)> {
-    let mut by_uid: HashMap<String, (PodReference, &pb::PodSandbox)> = HashMap::new();
-    for sb in &snap.sandboxes {
-        let r = pod_identity(sb);
-        if r.uid.is_empty() {
-            continue;
-        }
-        match by_uid.get(&r.uid) {
-            Some((_, old)) if old.created_at >= sb.created_at => {}
-            _ => {
-                by_uid.insert(r.uid.clone(), (r, sb));
+/// How many descriptors the stats may keep open: half of what the soft
+/// RLIMIT_NOFILE leaves after 512 for everything else (none when it can't
+/// be read; cgroups are then opened on every read).
+fn fd_budget() -> usize {
+    let limits = std::fs::read_to_string("/proc/self/limits").unwrap_or_default();
+    let soft = limits
+        .lines()
+        .find_map(|l| l.strip_prefix("Max open files"))
+        .and_then(|rest| rest.split_whitespace().next())
+        .map_or(Some(0), |v| {
+            if v == "unlimited" {
+                Some(usize::MAX)
+            } else {
+                v.parse().ok()
             }
-        }
-    }
-    let mut pods: Vec<_> = by_uid.into_values().collect();
-    pods.sort_by(|a, b| (&a.0.namespace, &a.0.name).cmp(&(&b.0.namespace, &b.0.name)));
-    pods
+        })
+        .unwrap_or(0);
+    soft.saturating_sub(512) / 2
 }
 
-/// Running containers by sandbox id, the newest per name.
-fn containers_by_sandbox(snap: &CriSnapshot) -> HashMap<&str, Vec<&pb::Container>> {
-    let mut m: HashMap<&str, Vec<&pb::Container>> = HashMap::new();
-    for c in &snap.containers {
-        let Some(name) = c.metadata.as_ref().map(|m| m.name.as_str()) else {
-            continue;
-        };
-        let list = m.entry(c.pod_sandbox_id.as_str()).or_default();
-        match list
-            .iter_mut()
-            .find(|o| o.metadata.as_ref().is_some_and(|m| m.name == name))
-        {
-            Some(o) if o.created_at >= c.created_at => {}
-            Some(o) => *o = c,
-            None => list.push(c),
-        }
-    }
-    for list in m.values_mut() {
-        list.sort_by(|a, b| {
-            let n = |c: &pb::Container| c.metadata.as_ref().map(|m| m.name.clone());
-            n(a).cmp(&n(b))
-        });
-    }
-    m
+/// One pod to report: its newest ready sandbox and, per container name,
+/// the newest running instance in that sandbox (sorted by name).
+struct PodView<'a> {
+    pod: &'a RuntimePod,
+    sandbox: &'a SandboxState,
+    containers: Vec<&'a ContainerState>,
 }
 
-fn container_name(c: &pb::Container) -> &str {
-    c.metadata.as_ref().map_or("", |m| m.name.as_str())
+impl PodView<'_> {
+    fn pod_ref(&self) -> PodReference {
+        PodReference {
+            name: self.pod.name.clone(),
+            namespace: self.pod.namespace.clone(),
+            uid: self.pod.uid.clone(),
+        }
+    }
+}
+
+/// The pods to report, by namespace and name: those with a ready sandbox (a
+/// pod whose sandbox is being replaced briefly has two; the newest counts).
+fn pod_views(snap: &Snapshot) -> Vec<PodView<'_>> {
+    let mut views: Vec<PodView<'_>> = snap
+        .pods
+        .iter()
+        .filter(|p| !p.uid.is_empty())
+        .filter_map(|p| {
+            let sandbox = p
+                .sandboxes
+                .iter()
+                .filter(|s| s.ready)
+                .max_by_key(|s| (s.created_at, s.attempt))?;
+            let mut containers: Vec<&ContainerState> = Vec::new();
+            for c in p
+                .containers
+                .iter()
+                .filter(|c| c.is_running() && c.sandbox_id == sandbox.id)
+            {
+                match containers.iter_mut().find(|o| o.name() == c.name()) {
+                    Some(o) if o.created_at >= c.created_at => {}
+                    Some(o) => *o = c,
+                    None => containers.push(c),
+                }
+            }
+            containers.sort_by(|a, b| a.name().cmp(b.name()));
+            Some(PodView {
+                pod: p,
+                sandbox,
+                containers,
+            })
+        })
+        .collect();
+    views.sort_by(|a, b| (&a.pod.namespace, &a.pod.name).cmp(&(&b.pod.namespace, &b.pod.name)));
+    views
 }
 
 impl Collector {
@@ -430,46 +512,60 @@ impl Collector {
             container_cgroups: HashMap::new(),
             pod_cgroups: HashMap::new(),
             cpu: HashMap::new(),
+            files: HashMap::new(),
+            fds_open: 0,
+            fd_budget: fd_budget(),
         }
     }
 
     /// Finds the pod cgroup of each pod and the cgroup of each container
     /// (and sandbox) not seen before. Returns the ids to look up by pid.
-    fn resolve_cgroups(&mut self, snap: &CriSnapshot) -> Vec<String> {
-        let pods = pod_sandboxes(snap);
-        let by_sandbox = containers_by_sandbox(snap);
+    fn resolve_cgroups(&mut self, snap: &Snapshot) -> Vec<String> {
+        let pods = pod_views(snap);
         // Forget what is gone.
-        let live: std::collections::HashSet<&str> = snap
-            .containers
+        let live: HashSet<&str> = pods
             .iter()
-            .map(|c| c.id.as_str())
-            .chain(snap.sandboxes.iter().map(|s| s.id.as_str()))
+            .flat_map(|v| {
+                std::iter::once(v.sandbox.id.as_str())
+                    .chain(v.containers.iter().map(|c| c.id.as_str()))
+            })
             .collect();
         self.container_cgroups
             .retain(|id, _| live.contains(id.as_str()));
-        let uids: std::collections::HashSet<&str> =
-            pods.iter().map(|(r, _)| r.uid.as_str()).collect();
+        let uids: HashSet<&str> = pods.iter().map(|v| v.pod.uid.as_str()).collect();
         self.pod_cgroups
             .retain(|uid, _| uids.contains(uid.as_str()));
+        // Close the files of cgroups no longer read.
+        let read: HashSet<&str> = self
+            .pod_cgroups
+            .values()
+            .chain(self.container_cgroups.values().flatten())
+            .map(String::as_str)
+            .chain(std::iter::once("/"))
+            .collect();
+        let fds_open = &mut self.fds_open;
+        self.files.retain(|cg, f| {
+            let keep = read.contains(cg.as_str());
+            if !keep {
+                *fds_open = fds_open.saturating_sub(f.open_count());
+            }
+            keep
+        });
 
         let mut lookups = Vec::new();
-        for (pref, sb) in &pods {
-            if !self.pod_cgroups.contains_key(&pref.uid) {
-                let found = cgroup::pod_cgroup_candidates(&self.config.cgroup_root, &pref.uid)
+        for v in &pods {
+            let uid = &v.pod.uid;
+            if !self.pod_cgroups.contains_key(uid) {
+                let found = cgroup::pod_cgroup_candidates(&self.config.cgroup_root, uid)
                     .into_iter()
                     .find(|c| self.cgroups.exists(c));
                 if let Some(c) = found {
-                    self.pod_cgroups.insert(pref.uid.clone(), c);
+                    self.pod_cgroups.insert(uid.clone(), c);
                 }
             }
-            let pod_cg = self.pod_cgroups.get(&pref.uid).cloned();
-            let ids = std::iter::once(sb.id.as_str()).chain(
-                by_sandbox
-                    .get(sb.id.as_str())
-                    .into_iter()
-                    .flatten()
-                    .map(|c| c.id.as_str()),
-            );
+            let pod_cg = self.pod_cgroups.get(uid).cloned();
+            let ids = std::iter::once(v.sandbox.id.as_str())
+                .chain(v.containers.iter().map(|c| c.id.as_str()));
             for id in ids {
                 if self.container_cgroups.contains_key(id) {
                     continue;
@@ -508,23 +604,76 @@ impl Collector {
         self.container_cgroups.insert(id.to_string(), cg);
     }
 
-    fn some_pod_lacks_a_cgroup(&self, snap: &CriSnapshot) -> bool {
-        pod_sandboxes(snap)
+    fn some_pod_lacks_a_cgroup(&self, snap: &Snapshot) -> bool {
+        pod_views(snap)
             .iter()
-            .any(|(r, _)| !self.pod_cgroups.contains_key(&r.uid))
+            .any(|v| !self.pod_cgroups.contains_key(&v.pod.uid))
+    }
+
+    /// A cycle's file work: finds new cgroups, then reads everything and
+    /// builds the summary, unless some container's cgroup needs its pid
+    /// (`Err` with the ids to look up; then [`Self::finish_cycle`]).
+    fn start_cycle(&mut self, snap: &Snapshot) -> Result<Built, Vec<String>> {
+        let started = Instant::now();
+        let lookups = self.resolve_cgroups(snap);
+        if !lookups.is_empty() {
+            return Err(lookups);
+        }
+        Ok(self.finish(snap, started))
+    }
+
+    /// Records the looked-up pids' cgroups, then reads and builds.
+    fn finish_cycle(&mut self, snap: &Snapshot, learned: Vec<(String, Option<u32>)>) -> Built {
+        let started = Instant::now();
+        for (id, pid) in learned {
+            self.learn_pid(&id, pid);
+        }
+        self.finish(snap, started)
+    }
+
+    fn finish(&mut self, snap: &Snapshot, started: Instant) -> Built {
+        let lacks_cgroup = self.some_pod_lacks_a_cgroup(snap);
+        let summary = self.build(snap);
+        Built {
+            summary,
+            lacks_cgroup,
+            reads: started.elapsed(),
+        }
     }
 
     fn now_ns(&self) -> u64 {
         u64::try_from(self.epoch.elapsed().as_nanos()).unwrap_or(u64::MAX)
     }
 
-    /// Reads a cgroup; a failed read forgets where it was so the next cycle
-    /// looks again.
+    /// Reads a cgroup, through its open files while the descriptor budget
+    /// allows. A failed read closes them; callers forget where the cgroup
+    /// was so the next cycle looks again.
     fn read_cgroup(&mut self, cg: &str, want_pids: bool) -> Option<(CgroupSample, u64)> {
-        match self.cgroups.read(cg, &mut self.buf, want_pids) {
-            Ok(s) => Some((s, self.now_ns())),
-            Err(_) => None,
-        }
+        let r = match self.files.get_mut(cg) {
+            Some(files) => {
+                let before = files.open_count();
+                let r = self.cgroups.read_with(cg, files, &mut self.buf, want_pids);
+                let after = if r.is_ok() { files.open_count() } else { 0 };
+                self.fds_open = (self.fds_open + after).saturating_sub(before);
+                if r.is_err() {
+                    self.files.remove(cg);
+                }
+                r
+            }
+            None => {
+                let mut files = CgroupFiles::default();
+                let r = self
+                    .cgroups
+                    .read_with(cg, &mut files, &mut self.buf, want_pids);
+                let n = files.open_count();
+                if r.is_ok() && self.fds_open + n <= self.fd_budget {
+                    self.fds_open += n;
+                    self.files.insert(cg.to_string(), files);
+                }
+                r
+            }
+        };
+        r.ok().map(|s| (s, self.now_ns()))
     }
 
     fn cpu_stats(
@@ -544,7 +693,7 @@ impl Collector {
         })
     }
 
-    fn build(&mut self, snap: &CriSnapshot) -> Summary {
+    fn build(&mut self, snap: &Snapshot) -> Summary {
         let now = Time::now();
         let mut next_cpu: HashMap<String, CpuSample> = HashMap::with_capacity(self.cpu.len());
         let root_fs =
@@ -554,9 +703,10 @@ impl Collector {
 
         let node = self.node_stats(now, &mut next_cpu, root_fs, snap, &mut mount_fs);
 
-        let by_sandbox = containers_by_sandbox(snap);
         let mut pods = Vec::new();
-        for (pref, sb) in pod_sandboxes(snap) {
+        for v in pod_views(snap) {
+            let pref = v.pod_ref();
+            let sb = v.sandbox;
             let mut p = PodStats {
                 pod_ref: pref.clone(),
                 start_time: Time::from_unix_nanos(sb.created_at),
@@ -570,8 +720,8 @@ impl Collector {
                 summed = self.container_sample(&sb.id, true);
             }
             let (mut eph_used, mut eph_inodes) = (0u64, 0u64);
-            for c in by_sandbox.get(sb.id.as_str()).into_iter().flatten() {
-                let name = container_name(c).to_string();
+            for c in &v.containers {
+                let name = c.name().to_string();
                 let mut cs = ContainerStats {
                     name: name.clone(),
                     start_time: Time::from_unix_nanos(c.created_at),
@@ -743,7 +893,7 @@ impl Collector {
         now: Time,
         next_cpu: &mut HashMap<String, CpuSample>,
         root_fs: Option<FsInfo>,
-        snap: &CriSnapshot,
+        snap: &Snapshot,
         mount_fs: &mut HashMap<String, Option<FsInfo>>,
     ) -> NodeStats {
         let proc_dir = self.config.proc_dir.clone();

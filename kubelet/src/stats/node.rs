@@ -149,7 +149,8 @@ pub fn disk_usage(dir: &Path) -> Option<(u64, u64)> {
             continue;
         };
         for e in entries.flatten() {
-            let Ok(md) = e.path().symlink_metadata() else {
+            // Relative to the open directory, without following symlinks.
+            let Ok(md) = e.metadata() else {
                 continue;
             };
             if md.dev() != dev {

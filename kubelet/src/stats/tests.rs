@@ -82,30 +82,43 @@ fn fixture() -> Fixture {
     }
 }
 
-fn snapshot() -> CriSnapshot {
-    let sb = pb::PodSandbox {
-        id: "sb1".into(),
-        metadata: Some(pb::PodSandboxMetadata {
-            name: "web".into(),
-            uid: "u1".into(),
-            namespace: "default".into(),
-            attempt: 0,
-        }),
-        state: pb::PodSandboxState::SandboxReady as i32,
-        created_at: 1_700_000_000_000_000_000,
-        ..Default::default()
-    };
-    let ctr = pb::Container {
-        id: "c1".into(),
-        pod_sandbox_id: "sb1".into(),
-        metadata: Some(pb::ContainerMetadata {
-            name: "app".into(),
-            attempt: 0,
-        }),
-        state: pb::ContainerState::ContainerRunning as i32,
-        created_at: 1_700_000_001_000_000_000,
-        ..Default::default()
-    };
+fn sandbox(id: &str, created_at: i64, ready: bool) -> SandboxState {
+    SandboxState {
+        id: id.into(),
+        attempt: 0,
+        ready,
+        created_at,
+        hash: String::new(),
+        ip: String::new(),
+    }
+}
+
+fn container(id: &str, sandbox_id: &str, name: &str, created_at: i64) -> ContainerState {
+    ContainerState::new(
+        id.into(),
+        sandbox_id.into(),
+        crate::container::runtime_pod::ContainerInfo {
+            pod_uid: "u1".into(),
+            name: name.into(),
+            ..Default::default()
+        },
+        crate::container::ContainerStateKind::Running,
+        created_at,
+    )
+}
+
+/// Pod default/web (u1): ready sandbox sb1 running container app (c1).
+fn web_pod() -> RuntimePod {
+    RuntimePod {
+        uid: "u1".into(),
+        name: "web".into(),
+        namespace: "default".into(),
+        sandboxes: vec![sandbox("sb1", 1_700_000_000_000_000_000, true)],
+        containers: vec![container("c1", "sb1", "app", 1_700_000_001_000_000_000)],
+    }
+}
+
+fn snapshot() -> Snapshot {
     let stats = pb::ContainerStats {
         attributes: Some(pb::ContainerAttributes {
             id: "c1".into(),
@@ -121,9 +134,8 @@ fn snapshot() -> CriSnapshot {
         }),
         ..Default::default()
     };
-    CriSnapshot {
-        sandboxes: vec![sb],
-        containers: vec![ctr],
+    Snapshot {
+        pods: vec![Arc::new(web_pod())],
         container_stats: Arc::new(HashMap::from([("c1".to_string(), stats)])),
         ..Default::default()
     }
@@ -252,27 +264,90 @@ fn pod_cgroup_wins_and_runtime_stats_fill_gaps() {
     assert!(c.logs.is_none());
     // The container and the pod cgroup going away is not an error.
     std::fs::remove_dir_all(cg.join("kubepods")).unwrap();
-    snap.sandboxes.clear();
-    snap.containers.clear();
+    snap.pods.clear();
     let s = f.collector.build(&snap);
     assert!(s.pods.is_empty());
 }
 
 #[test]
-fn newest_sandbox_per_pod_and_container_per_name() {
+fn newest_ready_sandbox_per_pod_and_running_container_per_name() {
     let mut snap = snapshot();
-    let mut old = snap.sandboxes[0].clone();
-    old.id = "sb0".into();
-    old.created_at -= 10;
-    snap.sandboxes.insert(0, old);
-    let mut c2 = snap.containers[0].clone();
-    c2.id = "c0".into();
-    c2.created_at -= 10;
-    snap.containers.push(c2);
-    let pods = pod_sandboxes(&snap);
-    assert_eq!(pods.len(), 1);
-    assert_eq!(pods[0].1.id, "sb1");
-    let by = containers_by_sandbox(&snap);
-    assert_eq!(by["sb1"].len(), 1);
-    assert_eq!(by["sb1"][0].id, "c1");
+    let pod = Arc::make_mut(&mut snap.pods[0]);
+    let t = 1_700_000_000_000_000_000;
+    // An older ready sandbox, and a newer one that isn't ready.
+    pod.sandboxes.push(sandbox("sb0", t - 10, true));
+    pod.sandboxes.push(sandbox("sb2", t + 10, false));
+    // An older instance of app, an exited newer one, one in the old
+    // sandbox, and a second container listed before the first by name.
+    pod.containers.push(container("c0", "sb1", "app", t - 10));
+    let mut exited = container("c9", "sb1", "app", t + 5_000_000_000);
+    exited.state = crate::container::ContainerStateKind::Exited;
+    pod.containers.push(exited);
+    pod.containers.push(container("old", "sb0", "app", t + 1));
+    pod.containers.push(container("c2", "sb1", "aaa", t + 2));
+    // A pod with no ready sandbox isn't reported; nor is one without a UID.
+    let mut gone = web_pod();
+    gone.uid = "u2".into();
+    gone.sandboxes[0].ready = false;
+    let mut anonymous = web_pod();
+    anonymous.uid.clear();
+    // Pods come out by namespace, then name.
+    let mut first = web_pod();
+    first.uid = "u3".into();
+    first.namespace = "a".into();
+    first.sandboxes[0].id = "sb3".into();
+    first.containers[0].sandbox_id = "sb3".into();
+    snap.pods.extend([gone, anonymous, first].map(Arc::new));
+    let views = pod_views(&snap);
+    assert_eq!(views.len(), 2);
+    assert_eq!(views[0].pod.uid, "u3");
+    let v = &views[1];
+    assert_eq!(v.sandbox.id, "sb1");
+    let ids: Vec<&str> = v.containers.iter().map(|c| c.id.as_str()).collect();
+    assert_eq!(ids, ["c2", "c1"]);
+}
+
+#[tokio::test]
+async fn collect_waits_for_the_pod_cache_then_reads_pods_from_it() {
+    let f = fixture();
+    let cg = f.dir.path().join("cg");
+    v2_cgroup(&cg, "k8s.io/sb1", 1000, 4096, 0, 1);
+    v2_cgroup(&cg, "k8s.io/c1", 2_000_000, 1_048_576, 48_576, 2);
+    // A runtime that never answers: the cycle needs nothing from it but
+    // ImageFsInfo, which is optional.
+    let ch = tonic::transport::Endpoint::from_static("http://localhost").connect_lazy();
+    let client = RuntimeClient::from_channels(
+        "unix:///nonexistent".into(),
+        ch.clone(),
+        ch,
+        Default::default(),
+    );
+    let cache = PodCache::new();
+    let provider = StatsProvider::new(client, cache.clone(), f.collector.config.clone());
+    assert!(matches!(
+        provider.collect().await,
+        Err(StatsError::CacheNotReady)
+    ));
+    assert!(provider.summary().is_none());
+    let now = Instant::now();
+    cache.set("u1", Arc::new(web_pod()), now);
+    cache.update_time(now);
+    let r = provider.collect().await.expect("a cycle from the cache");
+    assert_eq!((r.pods, r.containers), (1, 1));
+    let s = provider.summary().expect("published");
+    assert_eq!(s.pods[0].pod_ref.name, "web");
+    assert_eq!(s.pods[0].containers[0].name, "app");
+    assert_eq!(
+        s.pods[0].containers[0]
+            .cpu
+            .as_ref()
+            .unwrap()
+            .usage_core_nano_seconds,
+        Some(2_000_000_000)
+    );
+    assert!(s.node.runtime.as_ref().unwrap().image_fs.is_none());
+    // The pod going from the cache drops it from the next summary.
+    cache.delete("u1");
+    provider.collect().await.unwrap();
+    assert!(provider.summary().unwrap().pods.is_empty());
 }
