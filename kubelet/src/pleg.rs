@@ -51,6 +51,21 @@ impl RelistTrigger {
         self.notify.notify_one();
     }
 
+    /// A runtime event says something changed: relist now, and again a
+    /// little later. containerd publishes a task's exit before its CRI
+    /// plugin has recorded it, so the first relist may still see the
+    /// container running; the later ones catch it.
+    pub fn relist_soon(&self) {
+        self.relist_now();
+        let notify = self.notify.clone();
+        tokio::spawn(async move {
+            for delay in [Duration::from_millis(20), Duration::from_millis(100)] {
+                tokio::time::sleep(delay).await;
+                notify.notify_one();
+            }
+        });
+    }
+
     /// An event stream came up (true) or went down (false).
     pub fn stream_health(&self, up: bool) {
         if up {
@@ -126,7 +141,7 @@ pub async fn watch_cri_events(client: cri_client::RuntimeClient, trigger: Relist
         trigger.stream_health(true);
         delay = Duration::from_secs(1);
         while let Some(Ok(_)) = stream.next().await {
-            trigger.relist_now();
+            trigger.relist_soon();
         }
         trigger.stream_health(false);
         tracing::warn!(
@@ -175,7 +190,14 @@ pub async fn watch_containerd_events(endpoint: String, trigger: RelistTrigger) {
         warned = false;
         let mut stream = std::pin::pin!(stream);
         while let Some(ev) = stream.next().await {
-            let Ok(ev) = ev else { continue };
+            let ev = match ev {
+                Ok(ev) => ev,
+                Err(e) => {
+                    tracing::debug!("containerd event: {e}");
+                    continue;
+                }
+            };
+            tracing::trace!(topic = %ev.topic, event = ?ev.event, "containerd event");
             let relevant = matches!(
                 ev.event,
                 RuntimeEvent::TaskStart { .. }
@@ -184,7 +206,7 @@ pub async fn watch_containerd_events(endpoint: String, trigger: RelistTrigger) {
                     | RuntimeEvent::TaskOom { .. }
             );
             if relevant && !ev.event.is_exec() {
-                trigger.relist_now();
+                trigger.relist_soon();
             }
         }
         trigger.stream_health(false);
