@@ -34,6 +34,10 @@ pub enum PlegEvent {
 pub const RELIST_PERIOD: Duration = Duration::from_secs(1);
 /// The safety-net relist while an event stream is healthy.
 pub const EVENTED_RELIST_PERIOD: Duration = Duration::from_secs(10);
+/// How often PLEG relists while an exit an event announced is not yet
+/// visible through the CRI, and for how long at most.
+const EXIT_RECHECK: Duration = Duration::from_millis(10);
+const EXIT_RECHECK_LIMIT: Duration = Duration::from_secs(2);
 
 /// What makes PLEG relist early. Cheap to clone; every clone pokes the same
 /// PLEG.
@@ -42,6 +46,8 @@ pub struct RelistTrigger {
     notify: Arc<Notify>,
     /// Event streams currently healthy.
     healthy_streams: Arc<AtomicUsize>,
+    /// Containers an event said have exited, until a relist shows it.
+    pending_exits: Arc<std::sync::Mutex<HashMap<String, Instant>>>,
 }
 
 impl RelistTrigger {
@@ -51,19 +57,24 @@ impl RelistTrigger {
         self.notify.notify_one();
     }
 
-    /// A runtime event says something changed: relist now, and again a
-    /// little later. containerd publishes a task's exit before its CRI
-    /// plugin has recorded it, so the first relist may still see the
-    /// container running; the later ones catch it.
-    pub fn relist_soon(&self) {
+    /// A runtime event says this container's process has exited: relist
+    /// now, and every [`EXIT_RECHECK`] until a relist shows it exited.
+    /// containerd publishes a task's exit before its CRI plugin records it
+    /// (some 20-30 ms later), so the first relist may still see it running.
+    pub fn container_exited(&self, container_id: &str) {
+        self.pending_exits
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(container_id.to_string(), Instant::now());
         self.relist_now();
-        let notify = self.notify.clone();
-        tokio::spawn(async move {
-            for delay in [Duration::from_millis(20), Duration::from_millis(100)] {
-                tokio::time::sleep(delay).await;
-                notify.notify_one();
-            }
-        });
+    }
+
+    /// Drops the exits a relist has shown (or that waited too long); true
+    /// while some are still to be seen.
+    fn settle_exits(&self, running: &HashSet<&str>) -> bool {
+        let mut pending = self.pending_exits.lock().unwrap_or_else(|e| e.into_inner());
+        pending.retain(|id, at| running.contains(id.as_str()) && at.elapsed() < EXIT_RECHECK_LIMIT);
+        !pending.is_empty()
     }
 
     /// An event stream came up (true) or went down (false).
@@ -140,8 +151,14 @@ pub async fn watch_cri_events(client: cri_client::RuntimeClient, trigger: Relist
         );
         trigger.stream_health(true);
         delay = Duration::from_secs(1);
-        while let Some(Ok(_)) = stream.next().await {
-            trigger.relist_soon();
+        while let Some(Ok(ev)) = stream.next().await {
+            let exited = ev.container_event_type
+                == cri_client::proto::ContainerEventType::ContainerStoppedEvent as i32;
+            if exited {
+                trigger.container_exited(&ev.container_id);
+            } else {
+                trigger.relist_now();
+            }
         }
         trigger.stream_health(false);
         tracing::warn!(
@@ -206,7 +223,10 @@ pub async fn watch_containerd_events(endpoint: String, trigger: RelistTrigger) {
                     | RuntimeEvent::TaskOom { .. }
             );
             if relevant && !ev.event.is_exec() {
-                trigger.relist_soon();
+                match (&ev.event, ev.event.container_id()) {
+                    (RuntimeEvent::TaskExit { .. }, Some(id)) => trigger.container_exited(id),
+                    _ => trigger.relist_now(),
+                }
             }
         }
         trigger.stream_health(false);
@@ -334,6 +354,16 @@ impl Pleg {
         Ok(())
     }
 
+    /// IDs of the containers the last relist saw running.
+    fn running_ids(&self) -> HashSet<&str> {
+        self.last
+            .values()
+            .flat_map(|p| p.containers.iter())
+            .filter(|c| c.is_running())
+            .map(|c| c.id.as_str())
+            .collect()
+    }
+
     fn cache_has(&self, uid: &str) -> bool {
         self.cache.contains(uid)
     }
@@ -357,7 +387,11 @@ impl Pleg {
                 }
                 Err(_) => {}
             }
-            let period = self.trigger.period();
+            let period = if self.trigger.settle_exits(&self.running_ids()) {
+                EXIT_RECHECK
+            } else {
+                self.trigger.period()
+            };
             tokio::select! {
                 _ = tokio::time::sleep(period) => {}
                 _ = self.trigger.notify.notified() => {}
