@@ -5,14 +5,15 @@
 //! view, status out to the [`StatusManager`], and clean-up after removal.
 //! Blocking file-system work (volumes, cgroups) runs off the async thread.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use cri_client::proto as pb;
 use k8s_openapi::api::core::v1::{Container, Pod, PodStatus};
 
 use crate::cm::ContainerManager;
-use crate::container::runtime::{RunContainerOptions, Waiting};
+use crate::container::runtime::{RunContainerOptions, SyncResult, Waiting};
 use crate::container::runtime_pod::ProbeState;
 use crate::container::{Runtime, RuntimeHelper, RuntimePod};
 use crate::dns::DnsConfigurer;
@@ -41,6 +42,58 @@ pub struct Kubelet {
     pub host_ip: String,
     /// "containerd", for `containerd://<id>` container IDs in status.
     pub runtime_name: String,
+    pub reasons: ReasonCache,
+}
+
+/// Why each pod's containers last failed to start, and its sandbox error,
+/// from its last sync (Go's `ReasonCache`): the status published before a
+/// sync, from the runtime view alone, keeps the reasons (CrashLoopBackOff,
+/// ErrImagePull) instead of flapping to ContainerCreating.
+#[derive(Default)]
+pub struct ReasonCache(Mutex<HashMap<String, Reasons>>);
+
+#[derive(Clone, Default)]
+struct Reasons {
+    waiting: HashMap<String, Waiting>,
+    sandbox_error: Option<String>,
+}
+
+impl ReasonCache {
+    fn get(&self, uid: &str) -> SyncResult {
+        let reasons = self
+            .0
+            .lock()
+            .ok()
+            .and_then(|m| m.get(uid).cloned())
+            .unwrap_or_default();
+        SyncResult {
+            waiting: reasons.waiting,
+            sandbox_error: reasons.sandbox_error,
+            ..Default::default()
+        }
+    }
+
+    fn set(&self, uid: &str, result: &SyncResult) {
+        if let Ok(mut m) = self.0.lock() {
+            if result.waiting.is_empty() && result.sandbox_error.is_none() {
+                m.remove(uid);
+            } else {
+                m.insert(
+                    uid.to_string(),
+                    Reasons {
+                        waiting: result.waiting.clone(),
+                        sandbox_error: result.sandbox_error.clone(),
+                    },
+                );
+            }
+        }
+    }
+
+    fn remove(&self, uid: &str) {
+        if let Ok(mut m) = self.0.lock() {
+            m.remove(uid);
+        }
+    }
 }
 
 impl Kubelet {
@@ -69,53 +122,64 @@ impl Kubelet {
         .map_err(|e| format!("preparing the pod: {e}"))?
     }
 
-    /// Brings the pod to its spec and publishes its status.
-    pub async fn sync_pod(
+    /// The pod's status from a runtime view and a sync's reasons.
+    fn status(
         &self,
-        pod: &Arc<Pod>,
-        cached: &RuntimePod,
+        pod: &Pod,
+        rt: &RuntimePod,
+        sync: &SyncResult,
         previous: Option<&PodStatus>,
-    ) -> SyncOutcome {
-        let rt = self.with_probes(cached);
-        self.cm.note_pod(pod);
-        let needs_sandbox = rt.latest_sandbox().is_none_or(|s| !s.ready);
-        let mut result = match needs_sandbox {
-            true => match self.prepare(pod).await {
-                Ok(()) => None,
-                Err(msg) => {
-                    tracing::warn!(pod = %pod_ref(pod), uid = %pod_uid(pod), "creating pod sandbox: {msg}");
-                    Some(crate::container::runtime::SyncResult {
-                        sandbox_error: Some(msg),
-                        requeue_after: Some(Duration::from_secs(2)),
-                        ..Default::default()
-                    })
-                }
-            },
-            false => None,
-        };
-        let result = match result.take() {
-            Some(r) => r,
-            None => self.runtime.sync_pod(pod, &rt).await,
-        };
-        let pod_ip = rt
-            .latest_sandbox()
-            .filter(|s| s.ready)
-            .map(|s| s.ip.clone())
-            .unwrap_or_default();
-        let st = status::compute(
+    ) -> PodStatus {
+        let pod_ip = pod_ip(rt);
+        status::compute(
             pod,
-            &rt,
+            rt,
             &StatusInputs {
-                sync: &result,
+                sync,
                 pod_ip: &pod_ip,
                 host_ip: &self.host_ip,
                 runtime_name: &self.runtime_name,
                 previous,
                 now: jiff::Timestamp::now(),
             },
-        );
+        )
+    }
+
+    /// Brings the pod to its spec and publishes its status: first what the
+    /// runtime view already shows (an exit is published before the sync
+    /// stops a finished pod's sandbox, as Go's SyncPod does), then what
+    /// the sync changed.
+    pub async fn sync_pod(
+        &self,
+        pod: &Arc<Pod>,
+        cached: &RuntimePod,
+        previous: Option<&PodStatus>,
+    ) -> SyncOutcome {
+        let uid = pod_uid(pod);
+        let rt = self.with_probes(cached);
+        self.cm.note_pod(pod);
+        let before = self.status(pod, &rt, &self.reasons.get(uid), previous);
+        self.status.set_pod_status(pod, before.clone());
+        let needs_sandbox = rt.latest_sandbox().is_none_or(|s| !s.ready);
+        let prepared = match needs_sandbox {
+            true => self.prepare(pod).await,
+            false => Ok(()),
+        };
+        let result = match prepared {
+            Ok(()) => self.runtime.sync_pod(pod, &rt).await,
+            Err(msg) => {
+                tracing::warn!(pod = %pod_ref(pod), uid = %uid, "creating pod sandbox: {msg}");
+                SyncResult {
+                    sandbox_error: Some(msg),
+                    requeue_after: Some(Duration::from_secs(2)),
+                    ..Default::default()
+                }
+            }
+        };
+        self.reasons.set(uid, &result);
+        let st = self.status(pod, &rt, &result, Some(&before));
         self.status.set_pod_status(pod, st.clone());
-        self.probes.update_pod(pod, &rt, &pod_ip);
+        self.probes.update_pod(pod, &rt, &pod_ip(&rt));
         if !result.mutated {
             // Collect dead instances only from a view the sync left as is.
             self.runtime.gc_pod(&rt).await;
@@ -156,6 +220,7 @@ impl Kubelet {
         self.runtime.remove_pod(rt).await?;
         // Gone from the runtime: gone from status at once, before clean-up.
         self.status.remove(uid);
+        self.reasons.remove(uid);
         let (cm, volumes, id) = (self.cm.clone(), self.volumes.clone(), uid.to_string());
         let cleanup = tokio::task::spawn_blocking(move || {
             if let Err(e) = cm.remove_pod_cgroup(&id) {
@@ -171,6 +236,14 @@ impl Kubelet {
         }
         Ok(())
     }
+}
+
+/// The pod's IP: its ready sandbox's.
+fn pod_ip(rt: &RuntimePod) -> String {
+    rt.latest_sandbox()
+        .filter(|s| s.ready)
+        .map(|s| s.ip.clone())
+        .unwrap_or_default()
 }
 
 /// The kubelet's answers to the runtime while it creates sandboxes and

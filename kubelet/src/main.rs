@@ -261,6 +261,7 @@ async fn run_with(
         status: status.clone(),
         host_ip,
         runtime_name,
+        reasons: Default::default(),
     });
     let (workers, mut terminated) =
         PodWorkers::new(kl, cache.clone(), relist, config.sync_frequency);

@@ -21,7 +21,7 @@ use kubelet::lifecycle::HandlerRunner;
 use kubelet::pleg::{Pleg, PlegEvent};
 use kubelet::pod_workers::PodWorkers;
 use kubelet::prober::ProbeManager;
-use kubelet::status::StatusManager;
+use kubelet::status::{StatusChange, StatusManager, StatusSink};
 use kubelet::volumes::VolumeManager;
 use test_support::fake_cri::{FakeRuntime, StopBehaviour};
 use tokio::sync::mpsc;
@@ -31,6 +31,7 @@ struct Node {
     workers: Arc<PodWorkers>,
     status: Arc<StatusManager>,
     terminated: mpsc::UnboundedReceiver<String>,
+    published: Arc<Published>,
     _dir: tempfile::TempDir,
 }
 
@@ -84,7 +85,8 @@ async fn node(events: bool) -> Node {
         },
     ));
     let cache = PodCache::new();
-    let status = StatusManager::new();
+    let published = Arc::new(Published::default());
+    let status = StatusManager::with_sinks(vec![published.clone()]);
     let pleg = Pleg::new(runtime.clone(), cache.clone());
     let relist = pleg.trigger();
     tokio::spawn(kubelet::pleg::watch_cri_events(client, relist.clone()));
@@ -96,6 +98,7 @@ async fn node(events: bool) -> Node {
         status: status.clone(),
         host_ip: "127.0.0.1".into(),
         runtime_name: "fake".into(),
+        reasons: Default::default(),
     });
     let (workers, terminated) = PodWorkers::new(kl, cache, relist, Duration::from_secs(60));
     let (tx, mut rx) = mpsc::unbounded_channel();
@@ -115,7 +118,22 @@ async fn node(events: bool) -> Node {
         workers,
         status,
         terminated,
+        published,
         _dir: dir,
+    }
+}
+
+/// Every status the manager published, in order.
+#[derive(Default)]
+struct Published(std::sync::Mutex<Vec<(String, k8s_openapi::api::core::v1::PodStatus)>>);
+
+impl StatusSink for Published {
+    fn status_changed(&self, change: &StatusChange<'_>) {
+        let uid = change.pod.metadata.uid.clone().unwrap_or_default();
+        self.0
+            .lock()
+            .expect("published")
+            .push((uid, change.status.clone()));
     }
 }
 
@@ -337,5 +355,70 @@ async fn a_container_exit_moves_status_through_events_and_through_the_relist_fal
             .and_then(|s| s.terminated)
             .expect("terminated");
         assert_eq!(term.exit_code, 7);
+    }
+}
+
+#[tokio::test]
+async fn an_exit_is_published_before_the_sync_stops_the_finished_pods_sandbox() {
+    let n = node(true).await;
+    let mut spec = (*pod("finishes", 1, "sleep 3600")).clone();
+    spec.spec.as_mut().expect("spec").restart_policy = Some("Never".into());
+    let p = Arc::new(spec);
+    n.workers.update(&desired(&[&p]));
+    eventually("Running", Duration::from_secs(5), || {
+        phase(&n, "uid-finishes") == "Running"
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    n.fake.set_latency("StopPodSandbox", Duration::from_secs(3));
+    n.fake.exit_container("main", 7);
+    eventually("Failed", Duration::from_secs(1), || {
+        phase(&n, "uid-finishes") == "Failed"
+    })
+    .await;
+    // The status moved while the finished pod's sandbox was still being
+    // stopped: it did not wait for that call.
+    assert_eq!(
+        n.fake.in_flight("StopPodSandbox"),
+        1,
+        "the sandbox stop is still in flight when the exit shows"
+    );
+}
+
+#[tokio::test]
+async fn a_crash_looping_container_keeps_its_waiting_reason_between_syncs() {
+    let n = node(true).await;
+    n.fake.set_exit_on_start("main", 1);
+    let p = pod("crashes", 1, "exit 1");
+    n.workers.update(&desired(&[&p]));
+    let reason = |n: &Node| {
+        n.status
+            .get("uid-crashes")
+            .and_then(|s| s.container_statuses)
+            .and_then(|c| c[0].state.clone())
+            .and_then(|s| s.waiting)
+            .and_then(|w| w.reason)
+            .unwrap_or_default()
+    };
+    eventually("CrashLoopBackOff", Duration::from_secs(5), || {
+        reason(&n) == "CrashLoopBackOff"
+    })
+    .await;
+    // From here every published status keeps the reason, however often
+    // the pod syncs: the status a sync publishes before acting, from the
+    // runtime view alone, takes it from the last sync's reasons instead of
+    // showing the exited instance as the current state.
+    let from = n.published.0.lock().expect("published").len();
+    for _ in 0..10 {
+        n.workers.notify("uid-crashes");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let published = n.published.0.lock().expect("published");
+    for (uid, st) in published[from..].iter().filter(|(u, _)| u == "uid-crashes") {
+        let state = st.container_statuses.as_ref().expect("statuses")[0]
+            .state
+            .clone();
+        let r = state.and_then(|s| s.waiting).and_then(|w| w.reason);
+        assert_eq!(r.as_deref(), Some("CrashLoopBackOff"), "a status of {uid}");
     }
 }
