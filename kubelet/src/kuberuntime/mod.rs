@@ -464,9 +464,8 @@ impl KubeRuntimeManager {
                 container_id: &id,
                 pod_ip,
             };
-            if let Err(message) =
-                lifecycle::run(&self.handlers, &target, hook, HOOK_HTTP_LIMIT).await
-            {
+            if let Err(e) = lifecycle::run(&self.handlers, &target, hook, HOOK_HTTP_LIMIT).await {
+                let message = e.to_string();
                 let (pref, uid) = (pod_ref(pod), pod_uid(pod));
                 tracing::warn!(pod = %pref, uid = %uid, container = %c.name, id = %short(&id), "postStart hook failed, killing the container: {message}");
                 // As the Go kubelet: kill (preStop included) with the pod's
