@@ -435,8 +435,7 @@ fn in_process_cost(cid: &str, ip: &str) -> Result<(f64, f64, f64)> {
             port: IntOrString::Int(8080),
             ..Default::default()
         };
-        let req = HttpRequest::new(&action, &Container::default(), "probe")
-            .map_err(anyhow::Error::msg)?;
+        let req = HttpRequest::new(&action, &Container::default(), "probe")?;
         let prober = HttpProber::new();
         let t = thread_cpu();
         for _ in 0..N {

@@ -12,15 +12,16 @@ use std::time::Duration;
 use cri_client::proto as pb;
 use k8s_openapi::api::core::v1::{Container, Pod, PodStatus};
 
+use crate::cm::CmError;
 use crate::cm::ContainerManager;
 use crate::container::runtime::{RunContainerOptions, SyncResult, Waiting};
 use crate::container::runtime_pod::ProbeState;
 use crate::container::{Runtime, RuntimeHelper, RuntimePod};
-use crate::dns::DnsConfigurer;
+use crate::dns::{DnsConfigurer, DnsError};
 use crate::envvars::{self, PodFacts};
 use crate::prober::ProbeManager;
 use crate::status::{self, StatusInputs, StatusManager};
-use crate::volumes::VolumeManager;
+use crate::volumes::{VolumeError, VolumeManager};
 use crate::{pod_ref, pod_uid};
 
 /// What one SyncPod left for its worker.
@@ -31,6 +32,19 @@ pub struct SyncOutcome {
     pub mutated: bool,
     /// The status this sync published.
     pub status: Option<PodStatus>,
+}
+
+/// Why a pod's node-side parts could not be made before its sandbox (the
+/// pod's status message, as a sandbox failure).
+#[derive(Debug, thiserror::Error)]
+pub enum PrepareError {
+    #[error(transparent)]
+    Volumes(#[from] VolumeError),
+    #[error(transparent)]
+    Cgroup(#[from] CmError),
+    /// The blocking task panicked or was cancelled.
+    #[error("preparing the pod: {0}")]
+    Task(#[from] tokio::task::JoinError),
 }
 
 pub struct Kubelet {
@@ -111,15 +125,14 @@ impl Kubelet {
     }
 
     /// The pod's cgroup and volume directories, made before its sandbox.
-    async fn prepare(&self, pod: &Arc<Pod>) -> Result<(), String> {
+    async fn prepare(&self, pod: &Arc<Pod>) -> Result<(), PrepareError> {
         let (cm, volumes, p) = (self.cm.clone(), self.volumes.clone(), pod.clone());
         tokio::task::spawn_blocking(move || {
-            volumes.prepare(&p).map_err(|e| e.to_string())?;
-            cm.ensure_pod_cgroup(&p).map_err(|e| e.to_string())?;
+            volumes.prepare(&p)?;
+            cm.ensure_pod_cgroup(&p)?;
             Ok(())
         })
-        .await
-        .map_err(|e| format!("preparing the pod: {e}"))?
+        .await?
     }
 
     /// The pod's status from a runtime view and a sync's reasons.
@@ -167,10 +180,10 @@ impl Kubelet {
         };
         let result = match prepared {
             Ok(()) => self.runtime.sync_pod(pod, &rt).await,
-            Err(msg) => {
-                tracing::warn!(pod = %pod_ref(pod), uid = %uid, "creating pod sandbox: {msg}");
+            Err(e) => {
+                tracing::warn!(pod = %pod_ref(pod), uid = %uid, "creating pod sandbox: {e}");
                 SyncResult {
-                    sandbox_error: Some(msg),
+                    sandbox_error: Some(e.to_string()),
                     requeue_after: Some(Duration::from_secs(2)),
                     ..Default::default()
                 }
@@ -257,8 +270,8 @@ pub struct PodRuntimeHelper {
 }
 
 impl RuntimeHelper for PodRuntimeHelper {
-    fn dns_config(&self, pod: &Pod) -> Result<pb::DnsConfig, String> {
-        self.dns.pod_dns_config(pod).map_err(|e| e.to_string())
+    fn dns_config(&self, pod: &Pod) -> Result<pb::DnsConfig, DnsError> {
+        self.dns.pod_dns_config(pod)
     }
 
     fn cgroup_parent(&self, pod: &Pod) -> String {

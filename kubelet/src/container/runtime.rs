@@ -16,6 +16,7 @@ use futures_util::future::BoxFuture;
 use k8s_openapi::api::core::v1::{Container, Pod};
 
 use super::runtime_pod::{ContainerState, RuntimePod};
+use crate::dns::DnsError;
 
 pub type RuntimeResult<T> = Result<T, cri_client::Error>;
 
@@ -117,11 +118,10 @@ pub struct RunContainerOptions {
 }
 
 /// The kubelet's side of sandbox and container creation (Go's
-/// `RuntimeHelper`). Errors are messages for the container's or pod's
-/// status.
+/// `RuntimeHelper`). Errors end up in the container's or pod's status.
 pub trait RuntimeHelper: Send + Sync {
     /// DNS for the sandbox.
-    fn dns_config(&self, pod: &Pod) -> Result<pb::DnsConfig, String>;
+    fn dns_config(&self, pod: &Pod) -> Result<pb::DnsConfig, DnsError>;
     /// The pod's cgroup, as the sandbox's cgroup_parent.
     fn cgroup_parent(&self, pod: &Pod) -> String;
     /// Env, mounts and resources for one container instance.

@@ -110,8 +110,8 @@ impl KubeRuntimeManager {
             let run = lifecycle::run(&self.handlers, &target, hook, budget.min(HOOK_HTTP_LIMIT));
             match tokio::time::timeout(budget, run).await {
                 Ok(Ok(())) => {}
-                Ok(Err(msg)) => {
-                    tracing::warn!(pod = %pref, uid = %uid, container = %spec.name, "preStop hook failed: {msg}")
+                Ok(Err(e)) => {
+                    tracing::warn!(pod = %pref, uid = %uid, container = %spec.name, "preStop hook failed: {e}")
                 }
                 Err(_) => {
                     tracing::info!(pod = %pref, uid = %uid, container = %spec.name, grace, "preStop hook did not finish within the grace period")

@@ -32,6 +32,7 @@ use crate::container::runtime::{Runtime, RuntimeHelper, RuntimeResult, SyncResul
 use crate::container::runtime_pod::{
     ContainerInfo, ContainerState, ContainerStateKind, RuntimePod,
 };
+use crate::dns::DnsError;
 use crate::images::ImageManager;
 use crate::lifecycle::{self, HandlerRunner, HookTarget};
 use crate::{pod_ref, pod_uid};
@@ -51,6 +52,21 @@ const HOOK_HTTP_LIMIT: Duration = Duration::from_secs(60);
 /// containerd does the real work and, on a small node, can't run more of
 /// them in parallel anyway.
 pub const MAX_CONCURRENT_CREATES: usize = 16;
+
+/// Why a pod's sandbox could not be created (the pod's status message).
+#[derive(Debug, thiserror::Error)]
+pub enum SandboxError {
+    #[error(transparent)]
+    Dns(#[from] DnsError),
+    #[error("creating log directory {path}: {source}")]
+    LogDirectory {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Runtime(#[from] cri_client::Error),
+}
 
 /// Settings the runtime manager needs from the kubelet config.
 #[derive(Clone, Debug)]
@@ -204,9 +220,9 @@ impl KubeRuntimeManager {
         let (sandbox_id, sandbox_config) = if actions.create_sandbox {
             match self.create_sandbox(pod, actions.sandbox_attempt).await {
                 Ok(v) => v,
-                Err(msg) => {
-                    tracing::warn!(pod = %pref, uid = %uid, "creating pod sandbox: {msg}");
-                    result.sandbox_error = Some(msg);
+                Err(e) => {
+                    tracing::warn!(pod = %pref, uid = %uid, "creating pod sandbox: {e}");
+                    result.sandbox_error = Some(e.to_string());
                     result.requeue(Duration::from_secs(2));
                     return result;
                 }
@@ -218,8 +234,8 @@ impl KubeRuntimeManager {
             let attempt = rt.latest_sandbox().map_or(0, |s| s.attempt);
             match self.sandbox_config(pod, attempt) {
                 Ok(cfg) => (id, cfg),
-                Err(msg) => {
-                    result.sandbox_error = Some(msg);
+                Err(e) => {
+                    result.sandbox_error = Some(e.to_string());
                     return result;
                 }
             }
@@ -291,7 +307,7 @@ impl KubeRuntimeManager {
         result
     }
 
-    fn sandbox_config(&self, pod: &Pod, attempt: u32) -> Result<pb::PodSandboxConfig, String> {
+    fn sandbox_config(&self, pod: &Pod, attempt: u32) -> Result<pb::PodSandboxConfig, DnsError> {
         let dns = self.helper.dns_config(pod)?;
         Ok(sandbox::sandbox_config(
             pod,
@@ -308,12 +324,15 @@ impl KubeRuntimeManager {
         &self,
         pod: &Pod,
         attempt: u32,
-    ) -> Result<(String, pb::PodSandboxConfig), String> {
+    ) -> Result<(String, pb::PodSandboxConfig), SandboxError> {
         let pref = pod_ref(pod);
         let config = self.sandbox_config(pod, attempt)?;
         tokio::fs::create_dir_all(&config.log_directory)
             .await
-            .map_err(|e| format!("creating log directory {}: {e}", config.log_directory))?;
+            .map_err(|source| SandboxError::LogDirectory {
+                path: config.log_directory.clone(),
+                source,
+            })?;
         let req = pb::RunPodSandboxRequest {
             config: Some(config.clone()),
             runtime_handler: pod
@@ -357,14 +376,10 @@ impl KubeRuntimeManager {
                             pod_sandbox_id: old,
                         })
                         .await;
-                    self.client
-                        .run_pod_sandbox(req)
-                        .await
-                        .map_err(|e| e.to_string())?
-                        .pod_sandbox_id
+                    self.client.run_pod_sandbox(req).await?.pod_sandbox_id
                 }
             }
-            Err(e) => return Err(e.to_string()),
+            Err(e) => return Err(e.into()),
         };
         tracing::info!(pod = %pref, uid = %pod_uid(pod), id = %short(&id), attempt, "created pod sandbox");
         Ok((id, config))
@@ -464,9 +479,8 @@ impl KubeRuntimeManager {
                 container_id: &id,
                 pod_ip,
             };
-            if let Err(message) =
-                lifecycle::run(&self.handlers, &target, hook, HOOK_HTTP_LIMIT).await
-            {
+            if let Err(e) = lifecycle::run(&self.handlers, &target, hook, HOOK_HTTP_LIMIT).await {
+                let message = e.to_string();
                 let (pref, uid) = (pod_ref(pod), pod_uid(pod));
                 tracing::warn!(pod = %pref, uid = %uid, container = %c.name, id = %short(&id), "postStart hook failed, killing the container: {message}");
                 // As the Go kubelet: kill (preStop included) with the pod's
@@ -601,6 +615,27 @@ fn humantime_secs(d: Duration) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sandbox_errors_keep_their_wording() {
+        let io = || std::io::Error::from_raw_os_error(libc::EACCES);
+        let e = SandboxError::LogDirectory {
+            path: "/var/log/pods/default_web_u1".into(),
+            source: io(),
+        };
+        assert_eq!(
+            e.to_string(),
+            format!(
+                "creating log directory /var/log/pods/default_web_u1: {}",
+                io()
+            )
+        );
+        let e = SandboxError::from(DnsError::UnknownPolicy("Cluster".into()));
+        assert_eq!(
+            e.to_string(),
+            "spec.dnsPolicy \"Cluster\" is not one of ClusterFirst, ClusterFirstWithHostNet, Default, None"
+        );
+    }
 
     #[test]
     fn parses_reserved_name_errors() {

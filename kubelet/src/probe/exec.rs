@@ -16,7 +16,7 @@ pub async fn probe(
     container_id: &str,
     cmd: &[String],
     timeout: Duration,
-) -> Result<Outcome, String> {
+) -> Result<Outcome, cri_client::Error> {
     let req = pb::ExecSyncRequest {
         container_id: container_id.to_string(),
         cmd: cmd.to_vec(),
@@ -38,7 +38,7 @@ pub async fn probe(
             "command {:?} timed out",
             cmd.join(" ")
         ))),
-        Err(e) => Err(e.to_string()),
+        Err(e) => Err(e),
     }
 }
 

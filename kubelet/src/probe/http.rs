@@ -14,8 +14,8 @@ use hyper_util::rt::TokioIo;
 use k8s_openapi::api::core::v1::{Container, HTTPGetAction};
 use tokio::io::{AsyncRead, AsyncWrite};
 
-use super::tcp::{dial, join_host_port};
-use super::{MAX_OUTPUT, Outcome, resolve_port};
+use super::tcp::{DialError, dial, join_host_port};
+use super::{MAX_OUTPUT, Outcome, PortError, resolve_port};
 
 /// The Kubernetes minor release Berth follows, for User-Agent
 /// ("kube-probe/1.36", as the Go kubelet of that release sends).
@@ -68,6 +68,53 @@ impl std::fmt::Display for Url {
     }
 }
 
+/// Why an httpGet action can't be turned into a request.
+#[derive(Debug, thiserror::Error)]
+pub enum RequestError {
+    #[error("httpGet.scheme {0:?} is not HTTP or HTTPS")]
+    Scheme(String),
+    #[error(transparent)]
+    Port(#[from] PortError),
+    #[error("httpGet.httpHeaders: invalid header name {name:?}")]
+    HeaderName {
+        name: String,
+        #[source]
+        source: header::InvalidHeaderName,
+    },
+    #[error("httpGet.httpHeaders: invalid value for header {name:?}")]
+    HeaderValue {
+        name: String,
+        #[source]
+        source: header::InvalidHeaderValue,
+    },
+}
+
+/// Why a request got no response. Go turns these into probe failures,
+/// `Get "URL": ` followed by this text.
+#[derive(Debug, thiserror::Error)]
+enum TransportError {
+    #[error(transparent)]
+    Dial(#[from] DialError),
+    #[error("building the request: {0}")]
+    Request(#[source] http::Error),
+    #[error("setting up TLS: {0}")]
+    TlsSetup(#[source] rustls::Error),
+    #[error("invalid TLS server name {name:?}: {source}")]
+    ServerName {
+        name: String,
+        #[source]
+        source: rustls::pki_types::InvalidDnsNameError,
+    },
+    #[error("tls: {0}")]
+    Tls(#[source] std::io::Error),
+    #[error(transparent)]
+    Handshake(hyper::Error),
+    /// Sending the request or reading the response; the text has hyper's
+    /// causes too ("connection closed before message completed", ...).
+    #[error("{}", hyper_error(.0))]
+    Exchange(#[source] hyper::Error),
+}
+
 /// An httpGet action resolved against its container (port names, headers),
 /// built once per worker. `host` None means "the pod's address", looked up
 /// at each probe.
@@ -89,26 +136,32 @@ impl HttpRequest {
         action: &HTTPGetAction,
         container: &Container,
         purpose: &str,
-    ) -> Result<HttpRequest, String> {
+    ) -> Result<HttpRequest, RequestError> {
         let scheme = match action.scheme.as_deref().map(str::to_ascii_lowercase) {
             None => Scheme::Http,
             Some(s) if s.is_empty() || s == "http" => Scheme::Http,
             Some(s) if s == "https" => Scheme::Https,
-            Some(s) => return Err(format!("httpGet.scheme {s:?} is not HTTP or HTTPS")),
+            Some(s) => return Err(RequestError::Scheme(s)),
         };
         let port = resolve_port(&action.port, container)?;
         let mut headers = HeaderMap::new();
         let mut host_header = None;
         for h in action.http_headers.iter().flatten() {
-            let name = HeaderName::from_bytes(h.name.as_bytes())
-                .map_err(|_| format!("httpGet.httpHeaders: invalid header name {:?}", h.name))?;
+            let name = HeaderName::from_bytes(h.name.as_bytes()).map_err(|source| {
+                RequestError::HeaderName {
+                    name: h.name.clone(),
+                    source,
+                }
+            })?;
             if name == header::HOST {
                 host_header = Some(h.value.clone());
                 continue;
             }
-            let value = HeaderValue::from_str(&h.value).map_err(|_| {
-                format!("httpGet.httpHeaders: invalid value for header {:?}", h.name)
-            })?;
+            let value =
+                HeaderValue::from_str(&h.value).map_err(|source| RequestError::HeaderValue {
+                    name: h.name.clone(),
+                    source,
+                })?;
             headers.append(name, value);
         }
         // Go's rules: a default User-Agent and Accept unless given; a header
@@ -174,7 +227,7 @@ fn normalize_target(path: &str) -> String {
 /// Shared state of all HTTP probes: one TLS configuration for the process.
 #[derive(Default)]
 pub struct HttpProber {
-    tls: OnceLock<Result<tokio_rustls::TlsConnector, String>>,
+    tls: OnceLock<Result<tokio_rustls::TlsConnector, rustls::Error>>,
 }
 
 /// One response: status, Location, and at most MAX_OUTPUT bytes of body.
@@ -277,11 +330,9 @@ impl HttpProber {
         headers: &HeaderMap,
         host_header: Option<&str>,
         reading_body: &AtomicBool,
-    ) -> Result<Response, String> {
+    ) -> Result<Response, TransportError> {
         let addr = join_host_port(&url.host, url.port);
-        let tcp = dial(&url.host, url.port)
-            .await
-            .map_err(|e| format!("dial tcp {addr}: {e}"))?;
+        let tcp = dial(&url.host, url.port).await?;
         // Go sends the URL's host:port unless a Host header overrides it.
         let host = host_header.unwrap_or(&addr);
         let mut builder = http::Request::get(url.target.as_str()).header(header::HOST, host);
@@ -290,31 +341,29 @@ impl HttpProber {
         }
         let request = builder
             .body(Empty::<Bytes>::new())
-            .map_err(|e| format!("building the request: {e}"))?;
+            .map_err(TransportError::Request)?;
         match url.scheme {
             Scheme::Http => exchange(tcp, request, reading_body).await,
             Scheme::Https => {
                 let tls = self.tls()?;
-                let name = rustls::pki_types::ServerName::try_from(url.host.clone())
-                    .map_err(|e| format!("invalid TLS server name {:?}: {e}", url.host))?;
-                let stream = tls
-                    .connect(name, tcp)
-                    .await
-                    .map_err(|e| format!("tls: {e}"))?;
+                let name = rustls::pki_types::ServerName::try_from(url.host.clone()).map_err(
+                    |source| TransportError::ServerName {
+                        name: url.host.clone(),
+                        source,
+                    },
+                )?;
+                let stream = tls.connect(name, tcp).await.map_err(TransportError::Tls)?;
                 exchange(stream, request, reading_body).await
             }
         }
     }
 
     /// The process-wide TLS connector, built on first use.
-    fn tls(&self) -> Result<tokio_rustls::TlsConnector, String> {
+    fn tls(&self) -> Result<tokio_rustls::TlsConnector, TransportError> {
         self.tls
-            .get_or_init(|| {
-                tls_config()
-                    .map(tokio_rustls::TlsConnector::from)
-                    .map_err(|e| format!("setting up TLS: {e}"))
-            })
+            .get_or_init(|| tls_config().map(tokio_rustls::TlsConnector::from))
             .clone()
+            .map_err(TransportError::TlsSetup)
     }
 }
 
@@ -331,7 +380,7 @@ async fn exchange<T>(
     io: T,
     request: http::Request<Empty<Bytes>>,
     reading_body: &AtomicBool,
-) -> Result<Response, String>
+) -> Result<Response, TransportError>
 where
     T: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
@@ -340,12 +389,12 @@ where
         .title_case_headers(true)
         .handshake::<_, Empty<Bytes>>(TokioIo::new(io))
         .await
-        .map_err(|e| e.to_string())?;
+        .map_err(TransportError::Handshake)?;
     let work = async move {
         let resp = sender
             .send_request(request)
             .await
-            .map_err(|e| hyper_error(&e))?;
+            .map_err(TransportError::Exchange)?;
         reading_body.store(true, Ordering::Relaxed);
         let status = resp.status().as_u16();
         let location = resp
@@ -366,7 +415,7 @@ where
                             body.extend_from_slice(&d[..n]);
                         }
                     }
-                    Some(Err(e)) => return Err(hyper_error(&e)),
+                    Some(Err(e)) => return Err(TransportError::Exchange(e)),
                 }
             }
         }
@@ -782,6 +831,36 @@ mod tests {
         assert!(HttpRequest::new(&a, &container(), "probe").is_err());
         a.port = IntOrString::Int(70000);
         assert!(HttpRequest::new(&a, &container(), "probe").is_err());
+    }
+
+    #[test]
+    fn request_errors_name_the_field() {
+        let err = |a: &HTTPGetAction| {
+            HttpRequest::new(a, &container(), "probe")
+                .unwrap_err()
+                .to_string()
+        };
+        let mut a = action(80, "/");
+        a.scheme = Some("Gopher".into());
+        assert_eq!(err(&a), "httpGet.scheme \"gopher\" is not HTTP or HTTPS");
+        let mut a = action(80, "/");
+        a.http_headers = Some(vec![HTTPHeader {
+            name: "bad name".into(),
+            value: "1".into(),
+        }]);
+        assert_eq!(
+            err(&a),
+            "httpGet.httpHeaders: invalid header name \"bad name\""
+        );
+        let mut a = action(80, "/");
+        a.http_headers = Some(vec![HTTPHeader {
+            name: "X-Ok".into(),
+            value: "line\nbreak".into(),
+        }]);
+        assert_eq!(
+            err(&a),
+            "httpGet.httpHeaders: invalid value for header \"X-Ok\""
+        );
     }
 
     #[tokio::test]

@@ -23,10 +23,19 @@ pub enum Outcome {
     Failure(String),
 }
 
+/// Why a probe's or hook's port can't be used.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum PortError {
+    #[error("port {name:?} not found in the ports of container {container:?}")]
+    NotFound { name: String, container: String },
+    #[error("invalid port number: {0}")]
+    Invalid(i64),
+}
+
 /// A probe's port: a number, or the name of one of the container's ports
 /// (Go's ResolveContainerPort, including its fallback to a number written
 /// as a string).
-pub fn resolve_port(port: &IntOrString, container: &Container) -> Result<u16, String> {
+pub fn resolve_port(port: &IntOrString, container: &Container) -> Result<u16, PortError> {
     let n = match port {
         IntOrString::Int(n) => i64::from(*n),
         IntOrString::String(name) => {
@@ -37,11 +46,9 @@ pub fn resolve_port(port: &IntOrString, container: &Container) -> Result<u16, St
                 .find(|p| p.name.as_deref() == Some(name.as_str()))
             {
                 Some(p) => i64::from(p.container_port),
-                None => name.parse::<i64>().map_err(|_| {
-                    format!(
-                        "port {name:?} not found in the ports of container {:?}",
-                        container.name
-                    )
+                None => name.parse::<i64>().map_err(|_| PortError::NotFound {
+                    name: name.clone(),
+                    container: container.name.clone(),
                 })?,
             }
         }
@@ -49,5 +56,29 @@ pub fn resolve_port(port: &IntOrString, container: &Container) -> Result<u16, St
     u16::try_from(n)
         .ok()
         .filter(|&p| p > 0)
-        .ok_or_else(|| format!("invalid port number: {n}"))
+        .ok_or(PortError::Invalid(n))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn port_errors_name_the_port_and_container() {
+        let c = Container {
+            name: "web".into(),
+            ..Default::default()
+        };
+        let err = |p| resolve_port(&p, &c).unwrap_err().to_string();
+        assert_eq!(
+            err(IntOrString::String("nope".into())),
+            "port \"nope\" not found in the ports of container \"web\""
+        );
+        assert_eq!(err(IntOrString::Int(70000)), "invalid port number: 70000");
+        assert_eq!(
+            err(IntOrString::String("0".into())),
+            "invalid port number: 0"
+        );
+        assert_eq!(resolve_port(&IntOrString::String("81".into()), &c), Ok(81));
+    }
 }

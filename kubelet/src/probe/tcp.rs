@@ -15,17 +15,30 @@ pub async fn probe(host: &str, port: u16, timeout: Duration) -> Outcome {
         // Dropping the stream closes it. Berth sets no SO_LINGER (Go uses
         // 1 s): a lingering close would block berth's only thread.
         Ok(Ok(_stream)) => Outcome::Success(String::new()),
-        Ok(Err(e)) => Outcome::Failure(format!("dial tcp {addr}: {e}")),
+        Ok(Err(e)) => Outcome::Failure(e.to_string()),
         Err(_) => Outcome::Failure(format!("dial tcp {addr}: i/o timeout")),
     }
 }
 
-/// Opens a TCP connection (the caller bounds the time); the error is Go's
-/// text after "dial tcp ADDR: ".
-pub async fn dial(host: &str, port: u16) -> Result<TcpStream, String> {
+/// A TCP connection that could not be opened, worded as Go words it
+/// ("dial tcp 10.0.0.1:80: connect: connection refused").
+#[derive(Debug, thiserror::Error)]
+#[error("dial tcp {addr}: {}", dial_error(.source))]
+pub struct DialError {
+    /// `host:port`, as Go's JoinHostPort writes it.
+    pub addr: String,
+    #[source]
+    pub source: std::io::Error,
+}
+
+/// Opens a TCP connection (the caller bounds the time).
+pub async fn dial(host: &str, port: u16) -> Result<TcpStream, DialError> {
     let s = TcpStream::connect((host, port))
         .await
-        .map_err(|e| dial_error(&e))?;
+        .map_err(|source| DialError {
+            addr: join_host_port(host, port),
+            source,
+        })?;
     // Requests are written in one go; don't wait for ACKs.
     let _ = s.set_nodelay(true);
     Ok(s)

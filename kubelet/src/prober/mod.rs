@@ -33,6 +33,24 @@ use crate::{pod_ref, pod_uid};
 use results::{ProbeResult, ProbeType, Results};
 use worker::{Action, ProbeSpec, Worker};
 
+/// Why one probe attempt has no outcome: a probe error, which the worker
+/// retries, logs and otherwise ignores (Go's probe.Unknown).
+#[derive(Debug, thiserror::Error)]
+pub enum ProbeError {
+    /// The runtime could not run an exec probe's command at all.
+    #[error(transparent)]
+    Runtime(#[from] cri_client::Error),
+    /// The probe goes to the pod's address, and the pod has none yet.
+    #[error("the pod has no IP address yet")]
+    NoPodIp,
+    #[error(transparent)]
+    Invalid(Arc<worker::InvalidProbe>),
+    /// A scripted worker test ran out of outcomes.
+    #[cfg(test)]
+    #[error("script ended")]
+    ScriptEnded,
+}
+
 /// A probe result changed for this pod UID: sync it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ProbeUpdate {
@@ -274,17 +292,19 @@ impl ProbeManager {
         pod: &PodShared,
         container_id: &str,
         timeout: Duration,
-    ) -> Result<Outcome, String> {
+    ) -> Result<Outcome, ProbeError> {
         let pod_host = || {
             let ip = pod.ip();
             if ip.is_empty() {
-                Err("the pod has no IP address yet".to_string())
+                Err(ProbeError::NoPodIp)
             } else {
                 Ok(ip)
             }
         };
         match action {
-            Action::Exec(cmd) => exec::probe(&self.runner.client, container_id, cmd, timeout).await,
+            Action::Exec(cmd) => {
+                Ok(exec::probe(&self.runner.client, container_id, cmd, timeout).await?)
+            }
             Action::Http(req) => {
                 let url = match &req.host {
                     Some(h) => req.url(h),
@@ -302,11 +322,11 @@ impl ProbeManager {
             Action::Grpc { port, service } => {
                 Ok(grpc::probe(&pod_host()?, *port, service, timeout).await)
             }
-            Action::Invalid(e) => Err(e.clone()),
+            Action::Invalid(e) => Err(ProbeError::Invalid(e.clone())),
             #[cfg(test)]
             Action::Scripted(q) => {
                 let next = q.lock().unwrap_or_else(|e| e.into_inner()).pop_front();
-                next.unwrap_or_else(|| Err("script ended".into()))
+                next.unwrap_or(Err(ProbeError::ScriptEnded))
             }
         }
     }

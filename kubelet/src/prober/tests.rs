@@ -19,7 +19,7 @@ use super::*;
 use crate::container::runtime_pod;
 use crate::kuberuntime::labels;
 
-type Script = Arc<Mutex<VecDeque<Result<Outcome, String>>>>;
+type Script = Arc<Mutex<VecDeque<Result<Outcome, ProbeError>>>>;
 
 fn manager() -> (Arc<ProbeManager>, mpsc::UnboundedReceiver<ProbeUpdate>) {
     // Never connects: scripted probes don't call the runtime.
@@ -39,14 +39,14 @@ fn shared() -> Arc<PodShared> {
     })
 }
 
-fn script(items: &[Result<Outcome, String>]) -> Script {
-    Arc::new(Mutex::new(items.iter().cloned().collect()))
+fn script(items: impl IntoIterator<Item = Result<Outcome, ProbeError>>) -> Script {
+    Arc::new(Mutex::new(items.into_iter().collect()))
 }
 
-fn ok() -> Result<Outcome, String> {
+fn ok() -> Result<Outcome, ProbeError> {
     Ok(Outcome::Success(String::new()))
 }
-fn fail(m: &str) -> Result<Outcome, String> {
+fn fail(m: &str) -> Result<Outcome, ProbeError> {
     Ok(Outcome::Failure(m.into()))
 }
 
@@ -102,7 +102,7 @@ async fn until(what: &str, cond: impl Fn() -> bool) {
 #[tokio::test(start_paused = true)]
 async fn liveness_kills_after_failure_threshold_and_stops() {
     let (m, mut rx) = manager();
-    let s = script(&[
+    let s = script([
         ok(),
         fail("one"),
         fail("two"),
@@ -142,11 +142,15 @@ async fn readiness_starts_unready_and_honours_thresholds() {
     let (m, mut rx) = manager();
     // Probes at t = 0, 1, 2, ...; a probe error is retried in the same
     // period and not counted.
-    let s = script(&[
+    let s = script([
         ok(),
         ok(),
         fail("x"),
-        Err("runtime hiccup".into()),
+        Err(ProbeError::Runtime(cri_client::Error::Rpc {
+            method: "ExecSync",
+            code: tonic::Code::Unavailable,
+            message: "runtime hiccup".into(),
+        })),
         ok(),
         fail("x"),
         fail("x"),
@@ -188,8 +192,8 @@ async fn readiness_starts_unready_and_honours_thresholds() {
 #[tokio::test(start_paused = true)]
 async fn startup_holds_back_liveness_until_it_succeeds() {
     let (m, _rx) = manager();
-    let startup = script(&[fail("not yet"), fail("not yet"), ok()]);
-    let live = script(&[fail("dead")]);
+    let startup = script([fail("not yet"), fail("not yet"), ok()]);
+    let live = script([fail("dead")]);
     let (tx, started) = watch::channel(false);
     let hs = spawn(
         &m,
@@ -218,8 +222,8 @@ async fn startup_holds_back_liveness_until_it_succeeds() {
 #[tokio::test(start_paused = true)]
 async fn startup_failure_kills_and_liveness_never_runs() {
     let (m, _rx) = manager();
-    let startup = script(&[fail("no"), fail("no")]);
-    let live = script(&[ok()]);
+    let startup = script([fail("no"), fail("no")]);
+    let live = script([ok()]);
     let (tx, started) = watch::channel(false);
     let hs = spawn(
         &m,

@@ -19,12 +19,25 @@ use tokio::time::{Instant, MissedTickBehavior};
 use super::metrics::Ended;
 use super::results::{ProbeResult, ProbeType};
 use super::{PodShared, ProbeManager};
-use crate::probe::http::HttpRequest;
-use crate::probe::{Outcome, resolve_port};
+use crate::probe::http::{HttpRequest, RequestError};
+use crate::probe::{Outcome, PortError, resolve_port};
 
 /// How often a probe is tried when the runtime can't run it at all, within
 /// one period (Go's maxProbeRetries).
 const MAX_RETRIES: usize = 3;
+
+/// Why a probe can't be run as written.
+#[derive(Debug, thiserror::Error)]
+pub enum InvalidProbe {
+    #[error(transparent)]
+    HttpGet(#[from] RequestError),
+    #[error(transparent)]
+    Port(#[from] PortError),
+    #[error("grpc.port: invalid port number: {0}")]
+    GrpcPort(i32),
+    #[error("missing probe handler (exec, httpGet, tcpSocket or grpc)")]
+    NoHandler,
+}
 
 /// What a probe does, resolved once when its worker starts.
 #[derive(Clone, Debug)]
@@ -41,10 +54,10 @@ pub enum Action {
     },
     /// The probe can't be run (bad port name, no handler): every attempt is
     /// a probe error, which Go logs and ignores.
-    Invalid(String),
+    Invalid(Arc<InvalidProbe>),
     /// Canned outcomes, for worker tests.
     #[cfg(test)]
-    Scripted(Arc<std::sync::Mutex<std::collections::VecDeque<Result<Outcome, String>>>>),
+    Scripted(Arc<std::sync::Mutex<std::collections::VecDeque<Result<Outcome, super::ProbeError>>>>),
 }
 
 /// A probe's parameters with the API's defaults applied.
@@ -76,7 +89,7 @@ impl ProbeSpec {
         } else if let Some(h) = &probe.http_get {
             match HttpRequest::new(h, container, "probe") {
                 Ok(r) => Action::Http(Box::new(r)),
-                Err(e) => Action::Invalid(e),
+                Err(e) => Action::Invalid(Arc::new(e.into())),
             }
         } else if let Some(t) = &probe.tcp_socket {
             match resolve_port(&t.port, container) {
@@ -84,7 +97,7 @@ impl ProbeSpec {
                     host: t.host.clone().filter(|h| !h.is_empty()),
                     port,
                 },
-                Err(e) => Action::Invalid(e),
+                Err(e) => Action::Invalid(Arc::new(e.into())),
             }
         } else if let Some(g) = &probe.grpc {
             match u16::try_from(g.port).ok().filter(|&p| p > 0) {
@@ -92,10 +105,10 @@ impl ProbeSpec {
                     port,
                     service: g.service.clone().unwrap_or_default(),
                 },
-                None => Action::Invalid(format!("grpc.port: invalid port number: {}", g.port)),
+                None => Action::Invalid(Arc::new(InvalidProbe::GrpcPort(g.port))),
             }
         } else {
-            Action::Invalid("missing probe handler (exec, httpGet, tcpSocket or grpc)".into())
+            Action::Invalid(Arc::new(InvalidProbe::NoHandler))
         };
         // Validation requires successThreshold 1 for liveness and startup.
         let success_threshold = match kind {
@@ -230,10 +243,11 @@ impl Worker {
     /// One probe (with retries on probe errors); false when the worker is
     /// done with this instance.
     async fn probe_once(&mut self, thresholds: &mut Thresholds) -> bool {
-        let mut outcome = Err(String::new());
-        for _ in 0..MAX_RETRIES {
+        let mut attempts = 0;
+        let outcome = loop {
+            attempts += 1;
             let t0 = Instant::now();
-            outcome = self
+            let outcome = self
                 .manager
                 .run_probe(
                     &self.spec.action,
@@ -250,10 +264,10 @@ impl Worker {
             self.manager
                 .metrics
                 .observe(&self.spec.action, t0.elapsed(), ended);
-            if outcome.is_ok() {
-                break;
+            if outcome.is_ok() || attempts >= MAX_RETRIES {
+                break outcome;
             }
-        }
+        };
         let pref = &self.pod.pref;
         let uid = &self.pod.uid;
         let (result, message) = match outcome {
@@ -411,5 +425,36 @@ mod tests {
             ProbeSpec::new(&Probe::default(), &c, ProbeType::Liveness).action,
             Action::Invalid(_)
         ));
+    }
+
+    #[test]
+    fn invalid_probes_say_why() {
+        let c = Container {
+            name: "c".into(),
+            ..Default::default()
+        };
+        let why = |p: serde_json::Value| {
+            let p: Probe = serde_json::from_value(p).unwrap();
+            match ProbeSpec::new(&p, &c, ProbeType::Liveness).action {
+                Action::Invalid(e) => super::super::ProbeError::Invalid(e).to_string(),
+                other => panic!("{other:?} is not invalid"),
+            }
+        };
+        assert_eq!(
+            why(serde_json::json!({})),
+            "missing probe handler (exec, httpGet, tcpSocket or grpc)"
+        );
+        assert_eq!(
+            why(serde_json::json!({"grpc": {"port": 0}})),
+            "grpc.port: invalid port number: 0"
+        );
+        assert_eq!(
+            why(serde_json::json!({"tcpSocket": {"port": "web"}})),
+            "port \"web\" not found in the ports of container \"c\""
+        );
+        assert_eq!(
+            why(serde_json::json!({"httpGet": {"port": 80, "scheme": "ftp"}})),
+            "httpGet.scheme \"ftp\" is not HTTP or HTTPS"
+        );
     }
 }

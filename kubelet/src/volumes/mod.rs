@@ -67,6 +67,14 @@ pub enum VolumeError {
         mount_path: String,
         why: String,
     },
+    #[error("container {container:?}: volumeMount {volume:?} at {mount_path}: {source}")]
+    SubPath {
+        container: String,
+        volume: String,
+        mount_path: String,
+        #[source]
+        source: SubPathError,
+    },
     #[error("{what} {path}: {source}")]
     Io {
         what: &'static str,
@@ -74,6 +82,38 @@ pub enum VolumeError {
         #[source]
         source: io::Error,
     },
+}
+
+/// Why a volumeMount's subPath can't be used.
+#[derive(Debug, thiserror::Error)]
+pub enum SubPathError {
+    #[error("subPathExpr is not supported yet (use subPath)")]
+    ExprUnsupported,
+    #[error("subPath {0:?} must not be an absolute path")]
+    Absolute(String),
+    #[error("subPath {0:?} must not contain '..'")]
+    ParentDir(String),
+    /// A symlink in the volume leads out of it.
+    #[error("subPath {0:?} resolves outside the volume")]
+    Escapes(String),
+    #[error("{what} {path}: {source}")]
+    Io {
+        what: &'static str,
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+}
+
+fn sub_path_io<'a>(
+    what: &'static str,
+    path: &'a Path,
+) -> impl FnOnce(io::Error) -> SubPathError + 'a {
+    move |source| SubPathError::Io {
+        what,
+        path: path.to_path_buf(),
+        source,
+    }
 }
 
 fn io_err<'a>(what: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> VolumeError + 'a {
@@ -408,8 +448,14 @@ impl VolumeManager {
                 Source::EmptyDir(_) => self.empty_dir_path(uid, &vol.name),
                 Source::HostPath(h) => PathBuf::from(&h.path),
             };
-            let host_path = match sub_path_of(m).map_err(mount_err)? {
-                Some(sub) => safe_sub_path(&volume_path, sub).map_err(mount_err)?,
+            let sub_path_err = |source| VolumeError::SubPath {
+                container: container.name.clone(),
+                volume: m.name.clone(),
+                mount_path: m.mount_path.clone(),
+                source,
+            };
+            let host_path = match sub_path_of(m).map_err(sub_path_err)? {
+                Some(sub) => safe_sub_path(&volume_path, sub).map_err(sub_path_err)?,
                 None => volume_path,
             };
             let propagation = match m.mount_propagation.as_deref() {
@@ -683,18 +729,18 @@ fn setup_host_path(volume: &str, src: &HostPathVolumeSource) -> Result<(), Volum
 }
 
 /// The mount's subPath, refused when absolute or climbing out with `..`.
-fn sub_path_of(m: &VolumeMount) -> Result<Option<&str>, String> {
+fn sub_path_of(m: &VolumeMount) -> Result<Option<&str>, SubPathError> {
     if m.sub_path_expr.as_deref().is_some_and(|s| !s.is_empty()) {
-        return Err("subPathExpr is not supported yet (use subPath)".into());
+        return Err(SubPathError::ExprUnsupported);
     }
     let Some(sub) = m.sub_path.as_deref().filter(|s| !s.is_empty()) else {
         return Ok(None);
     };
     if sub.starts_with('/') {
-        return Err(format!("subPath {sub:?} must not be an absolute path"));
+        return Err(SubPathError::Absolute(sub.to_string()));
     }
     if sub.split('/').any(|c| c == "..") {
-        return Err(format!("subPath {sub:?} must not contain '..'"));
+        return Err(SubPathError::ParentDir(sub.to_string()));
     }
     Ok(Some(sub))
 }
@@ -703,23 +749,20 @@ fn sub_path_of(m: &VolumeMount) -> Result<Option<&str>, String> {
 /// mode as Go does, and refusing paths that resolve outside the volume (a
 /// symlink inside it pointing elsewhere). Go closes the remaining race with
 /// a bind mount of the opened path; berth checks, then hands over the path.
-fn safe_sub_path(volume: &Path, sub: &str) -> Result<PathBuf, String> {
-    let root = fs::canonicalize(volume)
-        .map_err(|e| format!("resolving volume path {}: {e}", volume.display()))?;
+fn safe_sub_path(volume: &Path, sub: &str) -> Result<PathBuf, SubPathError> {
+    let root = fs::canonicalize(volume).map_err(sub_path_io("resolving volume path", volume))?;
     let mode = fs::metadata(&root)
-        .map_err(|e| format!("inspecting {}: {e}", root.display()))?
+        .map_err(sub_path_io("inspecting", &root))?
         .mode()
         & 0o7777;
-    let escapes = || format!("subPath {sub:?} resolves outside the volume");
     let mut cur = root.clone();
     for part in sub.split('/').filter(|p| !p.is_empty() && *p != ".") {
         let next = cur.join(part);
         match fs::symlink_metadata(&next) {
             Ok(m) if m.file_type().is_symlink() => {
-                let target = fs::canonicalize(&next)
-                    .map_err(|e| format!("resolving {}: {e}", next.display()))?;
+                let target = fs::canonicalize(&next).map_err(sub_path_io("resolving", &next))?;
                 if !target.starts_with(&root) {
-                    return Err(escapes());
+                    return Err(SubPathError::Escapes(sub.to_string()));
                 }
                 cur = target;
             }
@@ -728,12 +771,12 @@ fn safe_sub_path(volume: &Path, sub: &str) -> Result<PathBuf, String> {
                 fs::DirBuilder::new()
                     .mode(mode)
                     .create(&next)
-                    .map_err(|e| format!("creating subPath directory {}: {e}", next.display()))?;
+                    .map_err(sub_path_io("creating subPath directory", &next))?;
                 fs::set_permissions(&next, fs::Permissions::from_mode(mode))
-                    .map_err(|e| format!("setting the mode of {}: {e}", next.display()))?;
+                    .map_err(sub_path_io("setting the mode of", &next))?;
                 cur = next;
             }
-            Err(e) => return Err(format!("inspecting {}: {e}", next.display())),
+            Err(e) => return Err(sub_path_io("inspecting", &next)(e)),
         }
     }
     Ok(cur)

@@ -423,6 +423,10 @@ fn sub_paths_are_created_inside_the_volume_and_escapes_refused() {
         );
         assert!(e.ends_with(why), "{e}");
     }
+    assert_eq!(
+        mount("/etc").unwrap_err().to_string(),
+        "container \"c\": volumeMount \"v\" at /data: subPath \"/etc\" must not be an absolute path"
+    );
     // A symlink inside the volume leading out of it.
     symlink(outside.path(), vol.join("link")).unwrap();
     let e = mount("link/sub").unwrap_err().to_string();
