@@ -21,6 +21,7 @@ pub mod config;
 pub mod container;
 pub mod dns;
 pub mod envvars;
+pub mod heap;
 pub mod images;
 pub mod kubelet;
 pub mod kuberuntime;

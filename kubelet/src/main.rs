@@ -283,6 +283,7 @@ async fn run_with(
     stats_config.interval = config.housekeeping_interval;
     let stats = kubelet::stats::StatsProvider::new(client.clone(), cache.clone(), stats_config);
     tokio::spawn(stats.clone().run());
+    tokio::spawn(kubelet::heap::trim_periodically(kubelet::heap::TRIM_PERIOD));
 
     if config.read_only_port != 0 {
         let addr = SocketAddr::new(config.address, config.read_only_port);
