@@ -2,10 +2,12 @@
 //!
 //! Like Go's `file_linux.go`, an inotify watch on the directory drives rescans and a periodic
 //! rescan (`file_check_frequency`) catches anything missed. Unlike Go, events only wake a
-//! debounced full rescan instead of being applied one by one, so bursts (editors, `mv`, many
-//! files) become a single snapshot.
+//! full rescan instead of being applied one by one: at once when every file written has been
+//! closed (a manifest saved whole), after a short quiet period while one is still open, and
+//! events during a scan fold into the next one, so bursts (editors, `mv`, many files) become
+//! few snapshots.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fs::{self, File, OpenOptions};
 use std::io::{ErrorKind, Read};
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
@@ -14,6 +16,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Pod;
+use notify::event::{AccessKind, AccessMode, ModifyKind};
 use notify::{EventKind, RecursiveMode, Watcher};
 use tokio::sync::{Notify, watch};
 use tokio::task::JoinHandle;
@@ -148,7 +151,7 @@ impl StaticPodSource {
 
     /// Watches and rescans until every receiver of `tx` is gone.
     pub async fn run(mut self, tx: watch::Sender<Snapshot>) {
-        let wake = Arc::new(Notify::new());
+        let wake = Arc::new(Wake::default());
         let mut dir_watch: Option<DirWatch> = None;
         let mut first = true;
         loop {
@@ -187,7 +190,14 @@ impl StaticPodSource {
             };
             tokio::select! {
                 () = tx.closed() => return,
-                () = wake.notified() => debounce(&wake).await,
+                () = wake.notify.notified() => {
+                    // Files closed after writing are complete: scan them at
+                    // once. Only while one is still open for writing wait
+                    // for its writes to settle.
+                    if !wake.settled() {
+                        debounce(&wake.notify).await;
+                    }
+                }
                 () = tokio::time::sleep(period) => {}
             }
         }
@@ -464,6 +474,62 @@ fn dir_identity(path: &Path) -> Option<(u64, u64)> {
         .map(|m| (m.dev(), m.ino()))
 }
 
+/// What the directory watch tells the scan loop.
+#[derive(Default)]
+struct Wake {
+    notify: Notify,
+    /// Manifests opened for writing and not closed yet.
+    writing: std::sync::Mutex<HashSet<PathBuf>>,
+}
+
+impl Wake {
+    /// No manifest is being written: a scan now reads whole files.
+    fn settled(&self) -> bool {
+        self.writing.lock().map_or(false, |w| w.is_empty())
+    }
+
+    /// Notes what an event says about writes in progress; false if the
+    /// event changes nothing the scan reads.
+    fn note(&self, event: &notify::Event) -> bool {
+        let manifests = event.paths.iter().filter(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_none_or(|n| !is_ignored_name(n) || n.starts_with(".."))
+        });
+        let Ok(mut writing) = self.writing.lock() else {
+            return true;
+        };
+        match event.kind {
+            // A writer closed the file: it is complete.
+            EventKind::Access(AccessKind::Close(AccessMode::Write)) => {
+                manifests.for_each(|p| {
+                    writing.remove(p);
+                });
+                true
+            }
+            // Our own reads show up as access events; they change nothing.
+            EventKind::Access(_) => false,
+            EventKind::Create(_) | EventKind::Modify(ModifyKind::Data(_) | ModifyKind::Any) => {
+                let mut any = event.paths.is_empty();
+                for p in manifests {
+                    writing.insert(p.clone());
+                    any = true;
+                }
+                any
+            }
+            // Removed or renamed (an atomic replace lands whole).
+            _ => {
+                let mut any = event.paths.is_empty();
+                for p in manifests {
+                    writing.remove(p);
+                    any = true;
+                }
+                any
+            }
+        }
+    }
+}
+
 /// An inotify watch on the manifest directory that wakes the scan loop.
 struct DirWatch {
     id: (u64, u64),
@@ -472,27 +538,17 @@ struct DirWatch {
 
 impl DirWatch {
     /// Starts watching; on failure logs and returns None so periodic rescans still run.
-    fn start(path: &Path, id: (u64, u64), wake: &Arc<Notify>) -> Option<Self> {
+    fn start(path: &Path, id: (u64, u64), wake: &Arc<Wake>) -> Option<Self> {
         let wake = Arc::clone(wake);
         let handler = move |res: notify::Result<notify::Event>| match res {
             Ok(event) => {
-                // Our own reads show up as access events; they change nothing.
-                if matches!(event.kind, EventKind::Access(_)) {
-                    return;
-                }
-                let relevant = event.paths.is_empty()
-                    || event.paths.iter().any(|p| {
-                        p.file_name()
-                            .and_then(|n| n.to_str())
-                            .is_none_or(|n| !is_ignored_name(n) || n.starts_with(".."))
-                    });
-                if relevant {
-                    wake.notify_one();
+                if wake.note(&event) {
+                    wake.notify.notify_one();
                 }
             }
             Err(e) => {
                 warn!(error = %e, "static pod directory watch error; rescanning");
-                wake.notify_one();
+                wake.notify.notify_one();
             }
         };
         let mut watcher = match notify::recommended_watcher(handler) {
