@@ -315,7 +315,7 @@ async fn run_with(
                     .borrow_and_update()
                     .pods
                     .iter()
-                    .map(|p| p.pod.clone())
+                    .map(|p| Arc::clone(&p.pod))
                     .collect();
                 if src_tx
                     .send(SourceUpdate {

@@ -34,7 +34,9 @@ impl PodConfig {
     }
 
     /// Replaces what `source` wants. Returns true when the merged set changed.
-    pub fn set_source(&mut self, source: &'static str, pods: Vec<Pod>) -> bool {
+    /// The pods are kept as given: a source that hands out the same Arc for an
+    /// unchanged pod (the file source does) keeps a single copy of it.
+    pub fn set_source(&mut self, source: &'static str, pods: Vec<Arc<Pod>>) -> bool {
         self.seen.insert(source);
         let mut next: HashMap<String, Arc<Pod>> = HashMap::new();
         for pod in pods {
@@ -43,10 +45,10 @@ impl PodConfig {
                 tracing::warn!(pod = %pod_ref(&pod), source, "pod without a UID ignored");
                 continue;
             }
-            next.insert(uid, Arc::new(pod));
+            next.insert(uid, pod);
         }
         let prev = self.sources.insert(source, next);
-        prev.as_ref() != self.sources.get(source)
+        !same_pods(prev.as_ref(), self.sources.get(source))
     }
 
     /// Every source that must report has reported at least once.
@@ -67,14 +69,32 @@ impl PodConfig {
     }
 }
 
+/// Map equality that checks pointers before values: shared pods are equal
+/// without walking them.
+fn same_pods(a: Option<&HashMap<String, Arc<Pod>>>, b: Option<&HashMap<String, Arc<Pod>>>) -> bool {
+    match (a, b) {
+        (Some(a), Some(b)) => {
+            a.len() == b.len()
+                && a.iter().all(|(uid, pod)| {
+                    b.get(uid)
+                        .is_some_and(|other| Arc::ptr_eq(pod, other) || pod == other)
+                })
+        }
+        (None, None) => true,
+        _ => false,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn pod(uid: &str, image: &str) -> Pod {
-        serde_json::from_value(serde_json::json!({"metadata": {"name": "p", "uid": uid},
-            "spec": {"containers": [{"name": "c", "image": image}]}}))
-        .unwrap()
+    fn pod(uid: &str, image: &str) -> Arc<Pod> {
+        Arc::new(
+            serde_json::from_value(serde_json::json!({"metadata": {"name": "p", "uid": uid},
+                "spec": {"containers": [{"name": "c", "image": image}]}}))
+            .unwrap(),
+        )
     }
 
     #[test]
@@ -94,6 +114,15 @@ mod tests {
             d["a"].spec.as_ref().unwrap().containers[0].image.as_deref(),
             Some("y")
         );
+    }
+
+    #[test]
+    fn keeps_the_given_arcs() {
+        let mut c = PodConfig::new(&[FILE_SOURCE]);
+        let a = pod("a", "x");
+        assert!(c.set_source(FILE_SOURCE, vec![Arc::clone(&a)]));
+        assert!(Arc::ptr_eq(&c.desired()["a"], &a));
+        assert!(!c.set_source(FILE_SOURCE, vec![Arc::clone(&a)]), "same Arc");
     }
 
     #[test]

@@ -15,7 +15,8 @@ use crate::prober::ProbeUpdate;
 #[derive(Debug)]
 pub struct SourceUpdate {
     pub source: &'static str,
-    pub pods: Vec<Pod>,
+    /// Shared with the source, which keeps the same Arc while a pod is unchanged.
+    pub pods: Vec<Arc<Pod>>,
 }
 
 /// Runs until PLEG's channel closes. Pods keep running when it ends:

@@ -79,11 +79,21 @@ impl Config {
 }
 
 /// One static pod and the file it came from.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 pub struct StaticPod {
     pub path: PathBuf,
     /// Defaulted pod with name, UID, node name and `kubernetes.io/config.*` annotations set.
-    pub pod: Pod,
+    /// Shared: while the file's content is unchanged every rescan hands out this same
+    /// allocation, so snapshots, the watch channel and the kubelet all hold one copy.
+    pub pod: Arc<Pod>,
+}
+
+impl PartialEq for StaticPod {
+    fn eq(&self, other: &Self) -> bool {
+        // Rescans reuse the Arc of an unchanged pod, so the pointer check settles the
+        // common case without walking the whole pod.
+        self.path == other.path && same_pod(&self.pod, &other.pod)
+    }
 }
 
 impl StaticPod {
@@ -110,8 +120,9 @@ pub struct Snapshot {
 /// Per-file memory across scans.
 #[derive(Debug, Default)]
 struct FileState {
-    /// Last pod this file produced that was accepted, with its first-seen time.
-    last_good: Option<Pod>,
+    /// Last pod this file produced that was accepted, with its first-seen time. The snapshot
+    /// shares this allocation.
+    last_good: Option<Arc<Pod>>,
     /// Current problem, kept to log only on change.
     error: Option<ManifestError>,
 }
@@ -245,7 +256,16 @@ impl StaticPodSource {
                 .or_insert_with(|| self.files.remove(&path).unwrap_or_default());
             let mut new_error = None;
             let fresh = match outcome {
-                Ok(pod) => Some(with_first_seen(pod, state.last_good.as_ref(), now)),
+                Ok(pod) => {
+                    let pod = with_first_seen(pod, state.last_good.as_deref(), now);
+                    // An unchanged file parses to a pod equal to the one already handed out;
+                    // keep that one and drop the fresh parse so the pod is allocated once for
+                    // as long as the file stays the same.
+                    Some(match &state.last_good {
+                        Some(old) if **old == pod => Arc::clone(old),
+                        _ => Arc::new(pod),
+                    })
+                }
                 Err(e) => {
                     new_error = Some(e);
                     None
@@ -265,7 +285,7 @@ impl StaticPodSource {
                         ));
                     }
                     None => {
-                        state.last_good = Some(pod.clone());
+                        state.last_good = Some(Arc::clone(&pod));
                         chosen = Some(pod);
                     }
                 }
@@ -276,7 +296,7 @@ impl StaticPodSource {
                 && let Some(old) = &state.last_good
                 && !taken.contains_key(&full_name(old))
             {
-                chosen = Some(old.clone());
+                chosen = Some(Arc::clone(old));
             }
             if let Some(pod) = chosen {
                 taken.insert(full_name(&pod), path.clone());
@@ -287,7 +307,7 @@ impl StaticPodSource {
             }
             if new_error != state.error {
                 if let Some(e) = &new_error {
-                    let kept = state.last_good.as_ref().map(pod_label);
+                    let kept = state.last_good.as_deref().map(pod_label);
                     warn!(error = %e, kept_pod = kept.as_deref(), "invalid static pod manifest");
                 }
                 state.error.clone_from(&new_error);
@@ -298,6 +318,7 @@ impl StaticPodSource {
 
         let snapshot = Snapshot { pods, errors };
         log_changes(&self.current, &snapshot);
+        // Cheap: the pods are shared; only the vectors, paths and errors are copied.
         self.current = snapshot.clone();
         snapshot
     }
@@ -308,6 +329,11 @@ impl StaticPodSource {
             self.dir_problem = Some(problem.to_string());
         }
     }
+}
+
+/// Pointer equality first: an unchanged pod is the same allocation.
+fn same_pod(a: &Arc<Pod>, b: &Arc<Pod>) -> bool {
+    Arc::ptr_eq(a, b) || a == b
 }
 
 fn full_name(pod: &Pod) -> String {
@@ -362,7 +388,7 @@ fn log_changes(old: &Snapshot, new: &Snapshot) {
             None => {
                 info!(path = %p.path.display(), pod = %p.full_name(), uid = %p.uid(), "static pod added")
             }
-            Some(o) if o.pod != p.pod => info!(
+            Some(o) if !same_pod(&o.pod, &p.pod) => info!(
                 path = %p.path.display(),
                 pod = %p.full_name(),
                 uid = %p.uid(),
@@ -582,5 +608,64 @@ async fn debounce(wake: &Notify) {
             }
             () = tokio::time::sleep(DEBOUNCE) => return,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn manifest(name: &str, image: &str) -> String {
+        format!(
+            "apiVersion: v1\nkind: Pod\nmetadata:\n  name: {name}\nspec:\n  containers:\n  - name: c\n    image: {image}\n"
+        )
+    }
+
+    fn pod_of<'a>(s: &'a Snapshot, file: &str) -> &'a Arc<Pod> {
+        &s.pods
+            .iter()
+            .find(|p| p.path.file_name().is_some_and(|n| n == file))
+            .unwrap()
+            .pod
+    }
+
+    #[test]
+    fn rescans_share_unchanged_pods_and_replace_changed_ones() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::write(dir.path().join("a.yaml"), manifest("a", "nginx:1.25")).unwrap();
+        fs::write(dir.path().join("b.yaml"), manifest("b", "nginx:1.25")).unwrap();
+        let mut source = StaticPodSource::new(Config::new(dir.path(), "node1")).unwrap();
+
+        let first = source.scan();
+        assert_eq!(first.pods.len(), 2);
+        let again = source.scan();
+        assert_eq!(again, first);
+        for file in ["a.yaml", "b.yaml"] {
+            assert!(
+                Arc::ptr_eq(pod_of(&again, file), pod_of(&first, file)),
+                "{file} was reallocated although it did not change"
+            );
+        }
+
+        fs::write(dir.path().join("a.yaml"), manifest("a", "nginx:1.26")).unwrap();
+        let edited = source.scan();
+        assert_ne!(edited, first);
+        let a = pod_of(&edited, "a.yaml");
+        assert!(!Arc::ptr_eq(a, pod_of(&first, "a.yaml")));
+        assert_eq!(
+            a.spec.as_ref().unwrap().containers[0].image.as_deref(),
+            Some("nginx:1.26")
+        );
+        assert!(Arc::ptr_eq(
+            pod_of(&edited, "b.yaml"),
+            pod_of(&first, "b.yaml")
+        ));
+
+        // The edited pod is then the one kept, and a broken edit keeps it too.
+        assert!(Arc::ptr_eq(pod_of(&source.scan(), "a.yaml"), a));
+        fs::write(dir.path().join("a.yaml"), "not: [a pod").unwrap();
+        let broken = source.scan();
+        assert_eq!(broken.errors.len(), 1);
+        assert!(Arc::ptr_eq(pod_of(&broken, "a.yaml"), a));
     }
 }
