@@ -511,7 +511,7 @@ struct Wake {
 impl Wake {
     /// No manifest is being written: a scan now reads whole files.
     fn settled(&self) -> bool {
-        self.writing.lock().map_or(false, |w| w.is_empty())
+        self.writing.lock().is_ok_and(|w| w.is_empty())
     }
 
     /// Notes what an event says about writes in progress; false if the
