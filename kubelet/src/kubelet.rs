@@ -10,6 +10,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use cri_client::proto as pb;
+use futures_util::future::BoxFuture;
 use k8s_openapi::api::core::v1::{Container, Pod, PodStatus};
 
 use crate::cm::CmError;
@@ -278,29 +279,38 @@ impl RuntimeHelper for PodRuntimeHelper {
         self.cm.pod_cgroup_parent(pod)
     }
 
-    fn run_container_options(
-        &self,
-        pod: &Pod,
-        container: &Container,
+    fn run_container_options<'a>(
+        &'a self,
+        pod: &'a Pod,
+        container: &'a Container,
         restart_count: u32,
-        pod_ip: &str,
-    ) -> Result<RunContainerOptions, Waiting> {
-        let config_error = |m: String| Waiting::new("CreateContainerConfigError", m);
-        let facts = PodFacts {
-            node_name: &self.node_name,
-            pod_ip,
-            host_ip: &self.host_ip,
-        };
-        let env = envvars::container_env(pod, container, &facts)
-            .map_err(|e| config_error(e.to_string()))?;
-        let mounts = self
-            .volumes
-            .mounts(pod, container, restart_count, pod_ip)
-            .map_err(|e| config_error(e.to_string()))?;
-        Ok(RunContainerOptions {
-            env,
-            mounts,
-            resources: self.cm.container_resources(pod, container),
+        pod_ip: &'a str,
+    ) -> BoxFuture<'a, Result<RunContainerOptions, Waiting>> {
+        Box::pin(async move {
+            let config_error = |m: String| Waiting::new("CreateContainerConfigError", m);
+            let facts = PodFacts {
+                node_name: &self.node_name,
+                pod_ip,
+                host_ip: &self.host_ip,
+            };
+            let env = envvars::container_env(pod, container, &facts)
+                .map_err(|e| config_error(e.to_string()))?;
+            let (volumes, p, c, ip) = (
+                self.volumes.clone(),
+                pod.clone(),
+                container.clone(),
+                pod_ip.to_string(),
+            );
+            let mounts =
+                tokio::task::spawn_blocking(move || volumes.mounts(&p, &c, restart_count, &ip))
+                    .await
+                    .map_err(|e| config_error(format!("making the container's mounts: {e}")))?
+                    .map_err(|e| config_error(e.to_string()))?;
+            Ok(RunContainerOptions {
+                env,
+                mounts,
+                resources: self.cm.container_resources(pod, container),
+            })
         })
     }
 }

@@ -124,14 +124,17 @@ pub trait RuntimeHelper: Send + Sync {
     fn dns_config(&self, pod: &Pod) -> Result<pb::DnsConfig, DnsError>;
     /// The pod's cgroup, as the sandbox's cgroup_parent.
     fn cgroup_parent(&self, pod: &Pod) -> String;
-    /// Env, mounts and resources for one container instance.
-    fn run_container_options(
-        &self,
-        pod: &Pod,
-        container: &Container,
+    /// Env, mounts and resources for one container instance. Making the
+    /// mounts touches the file system (volume directories, subPaths, the
+    /// termination-message file), so this is async: an implementation
+    /// does that work off the async thread.
+    fn run_container_options<'a>(
+        &'a self,
+        pod: &'a Pod,
+        container: &'a Container,
         restart_count: u32,
-        pod_ip: &str,
-    ) -> Result<RunContainerOptions, Waiting>;
+        pod_ip: &'a str,
+    ) -> BoxFuture<'a, Result<RunContainerOptions, Waiting>>;
 }
 
 /// What the kubelet asks of a container runtime.

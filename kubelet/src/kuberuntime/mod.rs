@@ -419,7 +419,8 @@ impl KubeRuntimeManager {
             })?;
         let opts = self
             .helper
-            .run_container_options(pod, c, s.restart_count, pod_ip)?;
+            .run_container_options(pod, c, s.restart_count, pod_ip)
+            .await?;
         let config = container::container_config(
             pod,
             c,
