@@ -144,11 +144,12 @@ unmount_under() {
 #   ca-certificates (cargo fetches crates over https);
 #   procps (pgrep in examples/stop, kill in the e2e helpers);
 #   curl and jq (examples/run --check, the README's commands);
-#   mount (mount/umount; Priority required, but not Essential).
+#   mount (mount/umount; Priority required, but not Essential);
+#   openssl (the control plane's certificates, tests/env/control-plane).
 # The Rust toolchain is the one prerequisite apt does not provide (rustup).
 PACKAGES=(containerd runc containernetworking-plugins busybox-static
     docker-registry skopeo apache2-utils iproute2 iptables
-    build-essential ca-certificates procps curl jq mount)
+    build-essential ca-certificates procps curl jq mount openssl)
 
 # Commands the scripts and tests run, each checked after install_packages
 # (as executables: `kill` must exist as a program, not only as bash's builtin).
