@@ -160,20 +160,18 @@ async fn invalid_manifests_are_reported_and_the_last_good_pod_keeps_running() {
         "a: &a [x, x, x, x, x, x, x, x, x]\nb: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a]\nc: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b]\nd: &d [*c, *c, *c, *c, *c, *c, *c, *c, *c]\ne: &e [*d, *d, *d, *d, *d, *d, *d, *d, *d]\nf: &f [*e, *e, *e, *e, *e, *e, *e, *e, *e]\ng: [*f, *f, *f, *f, *f, *f, *f, *f, *f]\n",
     );
     b.write_manifest("garbage.json", "{\"apiVersion\": \"v1\", \"kind\": ");
-    test_support::wait_for("the duplicate-name error in berth's log", T, || {
+    // Each file is scanned once it is closed, so the three errors may come
+    // from one scan or from three.
+    test_support::wait_for("the three errors in berth's log", T, || {
         let log = b.log();
         async move {
-            log.contains("web.yaml: spec.containers[1].name: duplicate name \"c\"")
-                .then_some(())
+            (log.contains("web.yaml: spec.containers[1].name: duplicate name \"c\"")
+                && log.contains("bomb.yaml")
+                && log.contains("garbage.json"))
+            .then_some(())
         }
     })
     .await;
-    let log = b.log();
-    assert!(log.contains("bomb.yaml"), "alias bomb reported:\n{log}");
-    assert!(
-        log.contains("garbage.json"),
-        "truncated JSON reported:\n{log}"
-    );
     tokio::time::sleep(Duration::from_secs(2)).await;
     let p = b.pod("web").expect("web still desired");
     assert_eq!(
