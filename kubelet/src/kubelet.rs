@@ -67,7 +67,7 @@ pub struct Kubelet {
 #[derive(Default)]
 pub struct ReasonCache(Mutex<HashMap<String, Reasons>>);
 
-#[derive(Clone, Default)]
+#[derive(Clone, Default, PartialEq)]
 struct Reasons {
     waiting: HashMap<String, Waiting>,
     sandbox_error: Option<String>,
@@ -88,20 +88,25 @@ impl ReasonCache {
         }
     }
 
-    fn set(&self, uid: &str, result: &SyncResult) {
-        if let Ok(mut m) = self.0.lock() {
-            if result.waiting.is_empty() && result.sandbox_error.is_none() {
-                m.remove(uid);
-            } else {
-                m.insert(
-                    uid.to_string(),
-                    Reasons {
-                        waiting: result.waiting.clone(),
-                        sandbox_error: result.sandbox_error.clone(),
-                    },
-                );
-            }
+    /// Keeps a sync's reasons; true if they differ from the kept ones.
+    fn set(&self, uid: &str, result: &SyncResult) -> bool {
+        let Ok(mut m) = self.0.lock() else {
+            return true;
+        };
+        let reasons = Reasons {
+            waiting: result.waiting.clone(),
+            sandbox_error: result.sandbox_error.clone(),
+        };
+        let changed = match m.get(uid) {
+            Some(old) => *old != reasons,
+            None => reasons != Reasons::default(),
+        };
+        if reasons == Reasons::default() {
+            m.remove(uid);
+        } else {
+            m.insert(uid.to_string(), reasons);
         }
+        changed
     }
 
     fn remove(&self, uid: &str) {
@@ -190,9 +195,16 @@ impl Kubelet {
                 }
             }
         };
-        self.reasons.set(uid, &result);
-        let st = self.status(pod, &rt, &result, Some(&before));
-        self.status.set_pod_status(pod, st.clone());
+        // The view is the one `before` came from: only new reasons can
+        // change the status.
+        let st = match self.reasons.set(uid, &result) {
+            true => {
+                let st = self.status(pod, &rt, &result, Some(&before));
+                self.status.set_pod_status(pod, st.clone());
+                st
+            }
+            false => before,
+        };
         self.probes.update_pod(pod, &rt, &pod_ip(&rt));
         if !result.mutated {
             // Collect dead instances only from a view the sync left as is.

@@ -517,42 +517,34 @@ impl Wake {
     /// Notes what an event says about writes in progress; false if the
     /// event changes nothing the scan reads.
     fn note(&self, event: &notify::Event) -> bool {
-        let manifests = event.paths.iter().filter(|p| {
-            p.file_name()
-                .and_then(|n| n.to_str())
-                .is_none_or(|n| !is_ignored_name(n) || n.starts_with(".."))
-        });
-        let Ok(mut writing) = self.writing.lock() else {
-            return true;
-        };
-        match event.kind {
+        let opened = match event.kind {
             // A writer closed the file: it is complete.
-            EventKind::Access(AccessKind::Close(AccessMode::Write)) => {
-                manifests.for_each(|p| {
-                    writing.remove(p);
-                });
-                true
-            }
+            EventKind::Access(AccessKind::Close(AccessMode::Write)) => false,
             // Our own reads show up as access events; they change nothing.
-            EventKind::Access(_) => false,
-            EventKind::Create(_) | EventKind::Modify(ModifyKind::Data(_) | ModifyKind::Any) => {
-                let mut any = event.paths.is_empty();
-                for p in manifests {
-                    writing.insert(p.clone());
-                    any = true;
-                }
-                any
-            }
+            EventKind::Access(_) => return false,
+            EventKind::Create(_) | EventKind::Modify(ModifyKind::Data(_) | ModifyKind::Any) => true,
             // Removed or renamed (an atomic replace lands whole).
-            _ => {
-                let mut any = event.paths.is_empty();
-                for p in manifests {
-                    writing.remove(p);
-                    any = true;
+            _ => false,
+        };
+        let manifests: Vec<&PathBuf> = event
+            .paths
+            .iter()
+            .filter(|p| {
+                p.file_name()
+                    .and_then(|n| n.to_str())
+                    .is_none_or(|n| !is_ignored_name(n) || n.starts_with(".."))
+            })
+            .collect();
+        if let Ok(mut writing) = self.writing.lock() {
+            for p in &manifests {
+                if opened {
+                    writing.insert(PathBuf::clone(p));
+                } else {
+                    writing.remove(*p);
                 }
-                any
             }
         }
+        event.paths.is_empty() || !manifests.is_empty()
     }
 }
 
