@@ -118,11 +118,6 @@ fn fingerprint(pod: &RuntimePod) -> Vec<(String, i32)> {
     f
 }
 
-/// Whether a status call has filled the instance's details.
-fn has_details(c: &ContainerState) -> bool {
-    c.started_at > 0 || c.finished_at > 0 || c.exit_code.is_some()
-}
-
 /// Relists early on every CRI container event (runtimes that implement
 /// `GetContainerEvents`). Ends at once, quietly, on a runtime that answers
 /// Unimplemented (containerd 1.6); otherwise reconnects after a lost stream.
@@ -290,7 +285,7 @@ impl Pleg {
                 let known = prev.and_then(|p| {
                     p.containers
                         .iter()
-                        .find(|o| o.id == c.id && o.state == c.state && has_details(o))
+                        .find(|o| o.id == c.id && o.state == c.state && o.detailed)
                 });
                 match known {
                     Some(o) => *c = o.clone(),

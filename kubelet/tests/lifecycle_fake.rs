@@ -28,6 +28,8 @@ use tokio::sync::mpsc;
 
 struct Node {
     fake: FakeRuntime,
+    client: cri_client::RuntimeClient,
+    runtime: Arc<dyn Runtime>,
     workers: Arc<PodWorkers>,
     status: Arc<StatusManager>,
     terminated: mpsc::UnboundedReceiver<String>,
@@ -84,6 +86,7 @@ async fn node(events: bool) -> Node {
             pod_logs_dir: dir.path().join("pods"),
         },
     ));
+    let (client_for_test, runtime_for_test) = (client.clone(), runtime.clone());
     let cache = PodCache::new();
     let published = Arc::new(Published::default());
     let status = StatusManager::with_sinks(vec![published.clone()]);
@@ -115,6 +118,8 @@ async fn node(events: bool) -> Node {
     });
     Node {
         fake,
+        client: client_for_test,
+        runtime: runtime_for_test,
         workers,
         status,
         terminated,
@@ -421,4 +426,83 @@ async fn a_crash_looping_container_keeps_its_waiting_reason_between_syncs() {
         let r = state.and_then(|s| s.waiting).and_then(|w| w.reason);
         assert_eq!(r.as_deref(), Some("CrashLoopBackOff"), "a status of {uid}");
     }
+}
+
+#[tokio::test]
+async fn relists_fetch_a_created_containers_details_once_while_it_waits_to_start() {
+    use cri_client::proto as pb;
+    use kubelet::kuberuntime::labels;
+    let n = node(false).await;
+    n.fake.preload_image(&test_support::busybox_image());
+    let uid = "uid-waits";
+    let pod_labels: HashMap<String, String> = [
+        (labels::POD_UID, uid),
+        (labels::POD_NAME, "waits"),
+        (labels::POD_NAMESPACE, "default"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
+    let config = pb::PodSandboxConfig {
+        metadata: Some(pb::PodSandboxMetadata {
+            name: "waits".into(),
+            uid: uid.into(),
+            namespace: "default".into(),
+            attempt: 0,
+        }),
+        labels: pod_labels.clone(),
+        ..Default::default()
+    };
+    let sandbox = n
+        .client
+        .run_pod_sandbox(pb::RunPodSandboxRequest {
+            config: Some(config.clone()),
+            runtime_handler: String::new(),
+        })
+        .await
+        .expect("sandbox")
+        .pod_sandbox_id;
+    let mut container_labels = pod_labels;
+    container_labels.insert(labels::CONTAINER_NAME.into(), "main".into());
+    let id = n
+        .client
+        .create_container(pb::CreateContainerRequest {
+            pod_sandbox_id: sandbox,
+            config: Some(pb::ContainerConfig {
+                metadata: Some(pb::ContainerMetadata {
+                    name: "main".into(),
+                    attempt: 0,
+                }),
+                image: Some(pb::ImageSpec {
+                    image: test_support::busybox_image(),
+                    ..Default::default()
+                }),
+                labels: container_labels,
+                ..Default::default()
+            }),
+            sandbox_config: Some(config),
+        })
+        .await
+        .expect("create")
+        .container_id;
+    // A created container that has not started yet has no start or finish
+    // time: its status call must still count as done, or every relist
+    // (one per runtime event while 30 pods start) asks again.
+    let cache = PodCache::new();
+    let mut pleg = Pleg::new(n.runtime.clone(), cache.clone());
+    let (tx, _rx) = mpsc::unbounded_channel();
+    n.fake.clear_calls();
+    for _ in 0..3 {
+        pleg.relist(&tx).await.expect("relist");
+    }
+    let asked = n
+        .fake
+        .calls_of(&["ContainerStatus"])
+        .into_iter()
+        .filter(|c| c.key == id)
+        .count();
+    assert_eq!(asked, 1, "ContainerStatus calls for the created container");
+    let view = cache.get(uid);
+    assert_eq!(view.containers.len(), 1);
+    assert!(view.containers[0].detailed);
 }

@@ -51,6 +51,8 @@ pub struct ContainerState {
     pub finished_at: i64,
     pub reason: String,
     pub message: String,
+    /// A ContainerStatus call filled the fields above for this state.
+    pub detailed: bool,
     /// What the prober says of this instance (running containers only).
     pub probe: ProbeState,
 }
@@ -90,6 +92,7 @@ impl ContainerState {
             finished_at: 0,
             reason: String::new(),
             message: String::new(),
+            detailed: false,
             probe: ProbeState::default(),
         }
     }

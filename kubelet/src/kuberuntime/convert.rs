@@ -83,6 +83,7 @@ pub fn apply_status(c: &mut ContainerState, st: &pb::ContainerStatus) {
     c.reason = st.reason.clone();
     c.message = st.message.clone();
     c.exit_code = (c.state == ContainerStateKind::Exited).then_some(st.exit_code);
+    c.detailed = true;
 }
 
 #[cfg(test)]
