@@ -136,11 +136,34 @@ pub async fn start_raw_pods_running(
     started.into_iter().collect()
 }
 
-/// The three calls a kubelet makes to get one container running.
+/// The three calls a kubelet makes to get one container running, with the
+/// request contents berth sends for the same static pod: the pod's cgroup
+/// parent under the BestEffort QoS cgroup (runc makes it), the DNS config,
+/// the container's resources, and its two file mounts (`/etc/hosts` and
+/// `/dev/termination-log`). The floor so differs from berth only in the
+/// kubelet's own work, not in what the runtime is asked to do.
 async fn start_raw_pod(client: &RuntimeClient, name: &str, command: &[&str]) -> Result<RawPod> {
     let log_dir = std::env::temp_dir().join("berth-bench-logs").join(name);
+    let files = std::env::temp_dir().join("berth-bench-files").join(name);
+    std::fs::create_dir_all(&files).with_context(|| format!("creating {}", files.display()))?;
+    let (hosts, termination_log) = (files.join("etc-hosts"), files.join("termination-log"));
+    std::fs::write(&hosts, "127.0.0.1\tlocalhost\n::1\tlocalhost\n")
+        .and_then(|()| std::fs::write(&termination_log, ""))
+        .with_context(|| format!("writing the mounted files in {}", files.display()))?;
     let mut config = test_support::sandbox_config(&format!("bench-{name}"), &log_dir);
     config.labels.insert(BENCH_LABEL.into(), "true".into());
+    let uid = config
+        .metadata
+        .as_ref()
+        .map(|m| m.uid.clone())
+        .unwrap_or_default();
+    config.dns_config = Some(pb::DnsConfig {
+        servers: vec!["10.255.255.53".into()],
+        ..Default::default()
+    });
+    if let Some(linux) = config.linux.as_mut() {
+        linux.cgroup_parent = format!("{FLOOR_QOS_CGROUP}/pod{uid}");
+    }
     let pod = client
         .run_pod_sandbox(pb::RunPodSandboxRequest {
             config: Some(config.clone()),
@@ -149,6 +172,26 @@ async fn start_raw_pod(client: &RuntimeClient, name: &str, command: &[&str]) -> 
         .await?;
     let mut container = container_config("sleep", &busybox_image(), command);
     container.labels.insert(BENCH_LABEL.into(), "true".into());
+    if let Some(linux) = container.linux.as_mut() {
+        linux.resources = Some(pb::LinuxContainerResources {
+            cpu_period: 100_000,
+            cpu_shares: 2,
+            oom_score_adj: 1000,
+            ..Default::default()
+        });
+    }
+    container.mounts = vec![
+        pb::Mount {
+            container_path: "/etc/hosts".into(),
+            host_path: hosts.display().to_string(),
+            ..Default::default()
+        },
+        pb::Mount {
+            container_path: "/dev/termination-log".into(),
+            host_path: termination_log.display().to_string(),
+            ..Default::default()
+        },
+    ];
     let ctr = client
         .create_container(pb::CreateContainerRequest {
             pod_sandbox_id: pod.pod_sandbox_id.clone(),
@@ -165,6 +208,29 @@ async fn start_raw_pod(client: &RuntimeClient, name: &str, command: &[&str]) -> 
         sandbox_id: pod.pod_sandbox_id,
         container_id: ctr.container_id,
     })
+}
+
+/// The QoS cgroup the floor's pods go under, as berth's BestEffort pods.
+const FLOOR_QOS_CGROUP: &str = "/kubepods/besteffort";
+
+/// Removes the pod cgroups runc left for the floor's removed pods (berth
+/// removes its own): every `pod*` directory under the BestEffort QoS cgroup
+/// whose pod UID is one the floor uses, in every hierarchy.
+pub fn remove_floor_cgroups() {
+    let roots = std::fs::read_dir("/sys/fs/cgroup")
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e.ok())
+        .map(|e| e.path())
+        .chain([std::path::PathBuf::from("/sys/fs/cgroup")]);
+    for root in roots {
+        let qos = root.join(FLOOR_QOS_CGROUP.trim_start_matches('/'));
+        for e in std::fs::read_dir(&qos).into_iter().flatten().flatten() {
+            if e.file_name().to_string_lossy().starts_with("poduid-bench-") {
+                let _ = std::fs::remove_dir(e.path());
+            }
+        }
+    }
 }
 
 /// The raw floor's sandboxes and containers still in the runtime, in any
@@ -224,13 +290,29 @@ pub async fn cleanup(client: &RuntimeClient) -> Result<()> {
     for r in join_all(removals).await {
         r?;
     }
+    remove_floor_cgroups();
     Ok(())
 }
 
 /// Running containers and sandboxes that belong to berth's node.
 pub async fn counts(client: &RuntimeClient, b: &Berth) -> Result<(usize, usize)> {
     let suffix = format!("-{}", b.node);
-    let running = client
+    let running = running_where(client, |c| {
+        c.labels
+            .get("io.kubernetes.pod.name")
+            .is_some_and(|n| n.ends_with(&suffix))
+    })
+    .await?;
+    let sandboxes = b.runtime_sandboxes(client).await.len();
+    Ok((running, sandboxes))
+}
+
+/// How many running containers `mine` selects (one ListContainers).
+async fn running_where(
+    client: &RuntimeClient,
+    mine: impl Fn(&pb::Container) -> bool,
+) -> Result<usize> {
+    Ok(client
         .list_containers(pb::ListContainersRequest {
             filter: Some(pb::ContainerFilter {
                 state: Some(pb::ContainerStateValue {
@@ -242,14 +324,8 @@ pub async fn counts(client: &RuntimeClient, b: &Berth) -> Result<(usize, usize)>
         .await?
         .containers
         .iter()
-        .filter(|c| {
-            c.labels
-                .get("io.kubernetes.pod.name")
-                .is_some_and(|n| n.ends_with(&suffix))
-        })
-        .count();
-    let sandboxes = b.runtime_sandboxes(client).await.len();
-    Ok((running, sandboxes))
+        .filter(|c| mine(c))
+        .count())
 }
 
 /// Polls every `poll` until `n` of berth's containers run; fails after 10
@@ -268,6 +344,29 @@ pub async fn wait_running(
         tokio::time::sleep(poll).await;
     }
     Ok(())
+}
+
+/// Watches the raw floor's start exactly as [`wait_running`] watches
+/// berth's (the same two list calls every `poll`), so both runs carry the
+/// same observer load on the runtime and the same detection delay.
+pub async fn wait_raw_running(client: &RuntimeClient, n: usize, poll: Duration) -> Result<()> {
+    let t = Instant::now();
+    loop {
+        let running = running_where(client, |c| {
+            c.labels.get(BENCH_LABEL).is_some_and(|v| v == "true")
+        })
+        .await?;
+        client
+            .list_pod_sandbox(pb::ListPodSandboxRequest::default())
+            .await?;
+        if running >= n {
+            return Ok(());
+        }
+        if t.elapsed() > Duration::from_secs(600) {
+            bail!("the raw floor did not start {n} pods in 10 minutes");
+        }
+        tokio::time::sleep(poll).await;
+    }
 }
 
 /// Clean-up after a run: removes the manifests `<prefix>-<i>.yaml` for `i`

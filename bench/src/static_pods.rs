@@ -9,7 +9,7 @@ use anyhow::{Result, bail};
 use cri_client::RuntimeClient;
 use test_support::berth::Berth;
 
-use crate::common::{counts, status_mib, wait_running, write_sleep_pods};
+use crate::common::{counts, status_mib, wait_raw_running, wait_running, write_sleep_pods};
 use crate::{cleanup, ms, start_raw_pods};
 
 struct Row {
@@ -35,26 +35,56 @@ fn cpu_seconds(pid: u32) -> f64 {
     ns as f64 / 1e9
 }
 
-async fn one(client: &RuntimeClient, n: usize, idle: Duration) -> Result<Row> {
-    // The floor: the same CRI calls berth needs per pod, made directly and
-    // all at once, as berth's pod workers do.
+/// One run: the floor and berth back to back, the floor first in even runs
+/// and berth first in odd ones, so a drift in the machine's speed during a
+/// run (it has two shared cores) does not always favour the same side.
+async fn one(client: &RuntimeClient, n: usize, idle: Duration, run: usize) -> Result<Row> {
+    // Both starts are seen by polling the CRI: small runs poll often (a
+    // 20 ms poll is 12 % of one pod's start), large ones spare the busy
+    // runtime.
+    let poll = Duration::from_millis(if n <= 10 { 2 } else { 20 });
+    let (floor_start, floor_stop, b) = if run.is_multiple_of(2) {
+        let f = floor(client, n, poll).await?;
+        (f.0, f.1, berth(client, n, idle, poll).await?)
+    } else {
+        let b = berth(client, n, idle, poll).await?;
+        let f = floor(client, n, poll).await?;
+        (f.0, f.1, b)
+    };
+    Ok(Row {
+        floor_start,
+        floor_stop,
+        ..b
+    })
+}
+
+/// The floor: the same CRI calls berth needs per pod, made directly and all
+/// at once, as berth's pod workers do, watched as berth is. Returns its
+/// start and teardown times.
+async fn floor(client: &RuntimeClient, n: usize, poll: Duration) -> Result<(Duration, Duration)> {
+    settle().await;
     let t = Instant::now();
-    start_raw_pods(client, "floor", n).await?;
-    let floor_start = t.elapsed();
+    let (started, seen) = tokio::join!(
+        start_raw_pods(client, "floor", n),
+        wait_raw_running(client, n, poll)
+    );
+    started?;
+    seen?;
+    let start = t.elapsed();
     let t = Instant::now();
     cleanup(client).await?;
-    let floor_stop = t.elapsed();
+    Ok((start, t.elapsed()))
+}
 
+/// berth on N static pods: start-up, idle CPU and RSS, teardown.
+async fn berth(client: &RuntimeClient, n: usize, idle: Duration, poll: Duration) -> Result<Row> {
     let mut b = Berth::new();
     b.rust_log = "warn".into();
     b.start();
     let pid = b.pid().unwrap_or_default();
+    settle().await;
     let t = Instant::now();
     write_sleep_pods(&b, "bench", n);
-    // The floor's time has no polling in it; berth's has up to one poll
-    // period, so small runs poll often (a 20 ms poll is 12 % of one pod's
-    // start) and large ones spare the busy runtime.
-    let poll = Duration::from_millis(if n <= 10 { 2 } else { 20 });
     wait_running(client, &b, n, poll).await?;
     let berth_start = t.elapsed();
 
@@ -83,14 +113,21 @@ async fn one(client: &RuntimeClient, n: usize, idle: Duration) -> Result<Row> {
     b.stop();
     Ok(Row {
         pods: n,
-        floor_start,
+        floor_start: Duration::ZERO,
         berth_start,
-        floor_stop,
+        floor_stop: Duration::ZERO,
         berth_stop,
         rss_mib,
         hwm_mib,
         idle_cpu_pct,
     })
+}
+
+/// Lets the runtime finish the previous teardown (shims exiting, snapshot
+/// garbage collection) before a start is timed, so neither start pays for
+/// the other's clean-up.
+async fn settle() {
+    tokio::time::sleep(Duration::from_secs(3)).await;
 }
 
 /// The run whose berth/floor start-up ratio is the median of `runs`: the
@@ -117,7 +154,14 @@ pub async fn run(
         let mut runs = Vec::new();
         for i in 0..repeat.max(1) {
             eprintln!("static-pods: {n} pods, run {} of {repeat} ...", i + 1);
-            runs.push(one(client, n, idle).await?);
+            let r = one(client, n, idle, i).await?;
+            eprintln!(
+                "  floor {:.0} ms, berth {:.0} ms: {:.2}×",
+                ms(r.floor_start),
+                ms(r.berth_start),
+                ratio(&r)
+            );
+            runs.push(r);
         }
         rows.push(median_run(runs));
     }

@@ -139,6 +139,7 @@ async fn floor(client: &RuntimeClient, n: usize, grace: u64) -> Result<Duration>
     })
     .await;
     stops.await.context("the floor's stop task")??;
+    crate::common::remove_floor_cgroups();
     let took = took?;
     if grace > 0 && took.as_secs_f64() < grace as f64 * 0.9 {
         println!(
