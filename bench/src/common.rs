@@ -15,7 +15,7 @@ use test_support::{busybox_image, container_config, endpoint};
 const HZ: f64 = 100.0;
 
 /// The label on every sandbox and container the raw floor starts.
-const BENCH_LABEL: &str = "berth-bench";
+pub const BENCH_LABEL: &str = "berth-bench";
 
 /// A container command that sleeps an hour and ignores SIGTERM whatever its
 /// PID: the shell sets SIGTERM to ignored and execs `sleep`, which keeps
@@ -64,12 +64,18 @@ pub fn write_sleep_pods(b: &Berth, prefix: &str, n: usize) {
 /// Writes the manifests `<prefix>-<i>.yaml` for `i` below `n`: pods whose
 /// container ignores SIGTERM ([`IGNORE_TERM`]), with a grace period of
 /// `grace` seconds.
-pub fn write_ignore_term_pods(b: &Berth, prefix: &str, n: usize, grace: u64) {
+pub fn write_ignore_term_pods(dir: &std::path::Path, prefix: &str, n: usize, grace: u64) {
     let extra = format!("  terminationGracePeriodSeconds: {grace}\n");
     for i in 0..n {
         let name = format!("{prefix}-{i}");
         let text = one_container_manifest(&name, "stubborn", &IGNORE_TERM, &extra);
-        b.write_manifest(&format!("{name}.yaml"), &text);
+        // Write then rename, as an editor or config tool would.
+        let tmp = dir.join(format!(".{name}.yaml.tmp"));
+        if let Err(e) = std::fs::write(&tmp, text)
+            .and_then(|()| std::fs::rename(&tmp, dir.join(format!("{name}.yaml"))))
+        {
+            panic!("writing {name}.yaml in {}: {e}", dir.display());
+        }
     }
 }
 
@@ -231,34 +237,6 @@ pub fn remove_floor_cgroups() {
             }
         }
     }
-}
-
-/// The raw floor's sandboxes and containers still in the runtime, in any
-/// state.
-pub async fn raw_leftovers(client: &RuntimeClient) -> Result<(usize, usize)> {
-    let selector: std::collections::HashMap<String, String> =
-        [(BENCH_LABEL.to_string(), "true".to_string())].into();
-    let sandboxes = client
-        .list_pod_sandbox(pb::ListPodSandboxRequest {
-            filter: Some(pb::PodSandboxFilter {
-                label_selector: selector.clone(),
-                ..Default::default()
-            }),
-        })
-        .await?
-        .items
-        .len();
-    let containers = client
-        .list_containers(pb::ListContainersRequest {
-            filter: Some(pb::ContainerFilter {
-                label_selector: selector,
-                ..Default::default()
-            }),
-        })
-        .await?
-        .containers
-        .len();
-    Ok((sandboxes, containers))
 }
 
 /// Removes every sandbox the raw floor created.

@@ -18,6 +18,7 @@
 
 mod common;
 mod exit_latency;
+mod gokubelet;
 mod probes;
 mod static_pods;
 mod stats;
