@@ -47,7 +47,7 @@ fn main() -> Result<()> {
         Some("teardown") => rt.block_on(teardown::run(&args[1..])),
         Some("exit-latency") => rt.block_on(exit_latency::run(&args[1..])),
         _ => bail!(
-            "usage: berth-bench cli [--runs N] [--pods N] [--berthctl PATH]\n       berth-bench static-pods [--pods 1,30,110] [--idle SECONDS] [--repeat 3]\n       berth-bench probes [see bench/src/probes.rs]\n       berth-bench stats [see bench/src/stats.rs]\n       berth-bench teardown [--pods 30,110] [--grace 30]\n       berth-bench exit-latency [--samples 20]"
+            "usage: berth-bench cli [--runs N] [--pods N] [--berthctl PATH]\n       berth-bench static-pods [--pods 1,30,110] [--idle SECONDS] [--repeat 5]\n       berth-bench probes [see bench/src/probes.rs]\n       berth-bench stats [see bench/src/stats.rs]\n       berth-bench teardown [--pods 30,110] [--grace 30]\n       berth-bench exit-latency [--samples 20]"
         ),
     }
 }
@@ -220,7 +220,7 @@ fn run_cli(berthctl: &Path, cmd: &[&str], runs: usize) -> Result<Summary> {
 async fn static_pods_bench(args: &[String]) -> Result<()> {
     let sizes = common::parse_sizes(&flag(args, "--pods", "1,30,110".to_string())?)?;
     let idle = Duration::from_secs(flag(args, "--idle", 20)?);
-    let repeat: usize = flag(args, "--repeat", 3)?;
+    let repeat: usize = flag(args, "--repeat", 5)?;
     let client = RuntimeClient::connect(Some(&endpoint()), Default::default()).await?;
     ensure_image(&client, &busybox_image()).await;
     ensure_image(&client, &pause_image()).await;

@@ -3,6 +3,7 @@
 //! for N pods, beside the raw CRI floor for the same work, plus berth's RSS
 //! and idle CPU at each N.
 
+use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use anyhow::{Result, bail};
@@ -23,14 +24,36 @@ struct Row {
     idle_cpu_pct: f64,
 }
 
-/// CPU time of a process, all threads, in seconds, from schedstat (ns
-/// resolution; stat's utime/stime tick at 10 ms, too coarse for idle CPU).
-fn cpu_seconds(pid: u32) -> f64 {
-    let ns: u64 = std::fs::read_dir(format!("/proc/{pid}/task"))
+/// Each live thread's CPU time in ns, from schedstat (ns resolution;
+/// stat's utime/stime tick at 10 ms, too coarse for idle CPU).
+fn thread_cpu_ns(pid: u32) -> HashMap<String, u64> {
+    std::fs::read_dir(format!("/proc/{pid}/task"))
         .into_iter()
         .flatten()
-        .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("schedstat")).ok())
-        .filter_map(|s| s.split_whitespace().next()?.parse::<u64>().ok())
+        .flatten()
+        .filter_map(|t| {
+            let s = std::fs::read_to_string(t.path().join("schedstat")).ok()?;
+            let ns = s.split_whitespace().next()?.parse::<u64>().ok()?;
+            Some((t.file_name().to_string_lossy().into_owned(), ns))
+        })
+        .collect()
+}
+
+/// berth's CPU time over `window`, all threads, in seconds. Threads are
+/// sampled every 100 ms, so a blocking-pool thread that does work and exits
+/// (after 10 s idle) within the window still counts; a sum over the threads
+/// alive at both ends would lose it, and can even go negative.
+async fn cpu_seconds_over(pid: u32, window: Duration) -> f64 {
+    let first = thread_cpu_ns(pid);
+    let mut last = first.clone();
+    let end = Instant::now() + window;
+    while Instant::now() < end {
+        tokio::time::sleep(Duration::from_millis(100).min(end - Instant::now())).await;
+        last.extend(thread_cpu_ns(pid));
+    }
+    let ns: u64 = last
+        .iter()
+        .map(|(tid, ns)| ns.saturating_sub(first.get(tid).copied().unwrap_or(0)))
         .sum();
     ns as f64 / 1e9
 }
@@ -90,9 +113,7 @@ async fn berth(client: &RuntimeClient, n: usize, idle: Duration, poll: Duration)
 
     // Idle: everything runs, nothing changes.
     tokio::time::sleep(Duration::from_secs(3)).await;
-    let cpu0 = cpu_seconds(pid);
-    tokio::time::sleep(idle).await;
-    let idle_cpu_pct = (cpu_seconds(pid) - cpu0) / idle.as_secs_f64() * 100.0;
+    let idle_cpu_pct = cpu_seconds_over(pid, idle).await / idle.as_secs_f64() * 100.0;
     let rss_mib = status_mib(pid, "VmRSS:");
     let hwm_mib = status_mib(pid, "VmHWM:");
 
