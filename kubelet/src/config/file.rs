@@ -6,6 +6,7 @@ use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use k8s_openapi::api::core::v1::Taint;
 use serde_json::{Map, Value};
 
 use super::duration::parse_go_duration;
@@ -41,7 +42,22 @@ pub(super) struct FileConfig {
     pub(super) system_reserved_cgroup: String,
     pub(super) enforce_node_allocatable: Option<Vec<String>>,
     pub(super) pod_pids_limit: Option<i64>,
+    pub(super) cluster: ClusterFields,
     pub(super) warnings: Vec<String>,
+}
+
+/// The fields about joining a cluster (used only with --kubeconfig).
+#[derive(Debug, Default)]
+pub(super) struct ClusterFields {
+    pub(super) port: Option<u16>,
+    pub(super) rotate_certificates: Option<bool>,
+    pub(super) server_tls_bootstrap: Option<bool>,
+    pub(super) register_node: Option<bool>,
+    pub(super) register_with_taints: Vec<Taint>,
+    pub(super) node_status_update_frequency: Option<Duration>,
+    pub(super) node_status_report_frequency: Option<Duration>,
+    pub(super) node_lease_duration_seconds: Option<u32>,
+    pub(super) node_status_max_images: Option<i32>,
 }
 
 /// Fields Berth reads.
@@ -74,23 +90,29 @@ pub(super) const SUPPORTED: &[&str] = &[
     "systemReservedCgroup",
     "enforceNodeAllocatable",
     "podPidsLimit",
+    "port",
+    "rotateCertificates",
+    "serverTLSBootstrap",
+    "registerNode",
+    "registerWithTaints",
+    "nodeStatusUpdateFrequency",
+    "nodeStatusReportFrequency",
+    "nodeLeaseDurationSeconds",
+    "nodeStatusMaxImages",
 ];
 
-/// Fields Berth accepts and ignores: they concern the apiserver, the TLS
-/// server, node status, eviction, image GC or resource managers, none of
-/// which Berth has, and ignoring them does not change which pods run or how.
+/// Fields Berth accepts and ignores: they concern the TLS server, eviction,
+/// image GC or resource managers, which Berth does not have yet, and
+/// ignoring them does not change which pods run or how.
 pub(super) const IGNORED: &[&str] = &[
     "enableServer",
     "httpCheckFrequency",
     "staticPodURLHeader",
-    "port",
     "tlsCertFile",
     "tlsPrivateKeyFile",
     "tlsCipherSuites",
     "tlsCurvePreferences",
     "tlsMinVersion",
-    "rotateCertificates",
-    "serverTLSBootstrap",
     "authentication",
     "authorization",
     "registryPullQPS",
@@ -103,9 +125,6 @@ pub(super) const IGNORED: &[&str] = &[
     "enableContentionProfiling",
     "oomScoreAdj",
     "streamingConnectionIdleTimeout",
-    "nodeStatusUpdateFrequency",
-    "nodeStatusReportFrequency",
-    "nodeLeaseDurationSeconds",
     "imageMinimumGCAge",
     "imageMaximumGCAge",
     "imageGCHighThresholdPercent",
@@ -123,7 +142,6 @@ pub(super) const IGNORED: &[&str] = &[
     "hairpinMode",
     "podCIDR",
     "cpuCFSQuotaPeriod",
-    "nodeStatusMaxImages",
     "maxOpenFiles",
     "contentType",
     "kubeAPIQPS",
@@ -167,8 +185,6 @@ pub(super) const IGNORED: &[&str] = &[
     "enableDebugFlagsHandler",
     "memoryThrottlingFactor",
     "memoryReservationPolicy",
-    "registerWithTaints",
-    "registerNode",
     "tracing",
     "localStorageCapacityIsolation",
     "failCgroupV1",
@@ -412,7 +428,45 @@ pub(super) fn parse_file(path: &Path, text: &str) -> Result<FileConfig, ConfigEr
     out.system_reserved_cgroup = fields.string("systemReservedCgroup")?.unwrap_or_default();
     out.enforce_node_allocatable = fields.string_list("enforceNodeAllocatable")?;
     out.pod_pids_limit = fields.int("podPidsLimit")?.map(|n| n.max(-1));
+    out.cluster = cluster_fields(&fields)?;
     Ok(out)
+}
+
+fn cluster_fields(fields: &Fields<'_>) -> Result<ClusterFields, ConfigError> {
+    let positive = |field: &str, d: Option<Duration>| match d {
+        Some(d) if d < Duration::from_secs(1) => {
+            Err(fields.invalid(field, format!("{d:?} is shorter than 1s")))
+        }
+        d => Ok(d),
+    };
+    Ok(ClusterFields {
+        port: fields.port("port")?.filter(|p| *p > 0),
+        rotate_certificates: fields.bool("rotateCertificates")?,
+        server_tls_bootstrap: fields.bool("serverTLSBootstrap")?,
+        register_node: fields.bool("registerNode")?,
+        register_with_taints: fields.taints("registerWithTaints")?,
+        node_status_update_frequency: positive(
+            "nodeStatusUpdateFrequency",
+            fields.duration("nodeStatusUpdateFrequency")?,
+        )?,
+        node_status_report_frequency: positive(
+            "nodeStatusReportFrequency",
+            fields.duration("nodeStatusReportFrequency")?,
+        )?,
+        node_lease_duration_seconds: fields
+            .uint("nodeLeaseDurationSeconds", i32::MAX as u64)?
+            .map(|n| n as u32)
+            .filter(|n| *n > 0),
+        node_status_max_images: match fields.int("nodeStatusMaxImages")? {
+            Some(n) if n < -1 || n > i32::MAX as i64 => {
+                return Err(fields.invalid(
+                    "nodeStatusMaxImages",
+                    format!("{n} is out of range (-1 for no limit, or a count)"),
+                ));
+            }
+            n => n.map(|n| n as i32),
+        },
+    })
 }
 
 pub(super) fn check_type_meta(fields: &Fields<'_>) -> Result<(), ConfigError> {
@@ -627,6 +681,37 @@ impl Fields<'_> {
                 format!("expected a mapping, got {}", describe(other)),
             )),
         }
+    }
+
+    /// Taints as the Node API has them; the effect must be one of the three
+    /// the scheduler knows.
+    fn taints(&self, field: &str) -> Result<Vec<Taint>, ConfigError> {
+        let Some(v) = self.get(field) else {
+            return Ok(Vec::new());
+        };
+        let taints: Vec<Taint> = serde_json::from_value(v.clone()).map_err(|e| {
+            self.invalid(
+                field,
+                format!("expected a list of {{key, value, effect}}: {e}"),
+            )
+        })?;
+        for (i, t) in taints.iter().enumerate() {
+            let at = |reason: String| ConfigError::InvalidField {
+                path: self.path.to_path_buf(),
+                field: format!("{field}[{i}]"),
+                reason,
+            };
+            if t.key.is_empty() {
+                return Err(at("the key is empty".into()));
+            }
+            if !["NoSchedule", "PreferNoSchedule", "NoExecute"].contains(&t.effect.as_str()) {
+                return Err(at(format!(
+                    "effect {:?} is not NoSchedule, PreferNoSchedule or NoExecute",
+                    t.effect
+                )));
+            }
+        }
+        Ok(taints)
     }
 
     fn endpoint(&self, field: &str) -> Result<Option<String>, ConfigError> {

@@ -56,6 +56,35 @@ pub struct KubeletFlags {
     #[arg(long, value_name = "DURATION")]
     pub housekeeping_interval: Option<String>,
 
+    /// Join a cluster: the kubeconfig of the apiserver berth reports to.
+    /// With --bootstrap-kubeconfig it is written after the TLS bootstrap.
+    #[arg(long, value_name = "PATH")]
+    pub kubeconfig: Option<PathBuf>,
+
+    /// A kubeconfig with a bootstrap token, used to request berth's client
+    /// certificate when --kubeconfig does not exist yet (TLS bootstrap).
+    #[arg(long, value_name = "PATH")]
+    pub bootstrap_kubeconfig: Option<PathBuf>,
+
+    /// Where the client and serving certificates are kept (default
+    /// <root-dir>/pki).
+    #[arg(long, value_name = "DIR")]
+    pub cert_dir: Option<PathBuf>,
+
+    /// Labels to add when registering the node, key=value pairs separated
+    /// by commas.
+    #[arg(long, value_name = "LABELS")]
+    pub node_labels: Option<String>,
+
+    /// Register the node with the apiserver (default true with --kubeconfig).
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
+    pub register_node: Option<bool>,
+
+    /// The node's InternalIP (default: the address of the interface with
+    /// the default route).
+    #[arg(long, value_name = "IP")]
+    pub node_ip: Option<IpAddr>,
+
     #[command(flatten)]
     pub unsupported: UnsupportedFlags,
 }
@@ -74,6 +103,12 @@ impl Default for KubeletFlags {
             read_only_port: None,
             address: None,
             housekeeping_interval: None,
+            kubeconfig: None,
+            bootstrap_kubeconfig: None,
+            cert_dir: None,
+            node_labels: None,
+            register_node: None,
+            node_ip: None,
             unsupported: UnsupportedFlags::default(),
         }
     }
@@ -85,10 +120,6 @@ impl Default for KubeletFlags {
 #[derive(clap::Args, Debug, Clone, Default)]
 pub struct UnsupportedFlags {
     #[arg(long, hide = true, num_args = 0..=1, default_missing_value = "")]
-    pub kubeconfig: Option<String>,
-    #[arg(long, hide = true, num_args = 0..=1, default_missing_value = "")]
-    pub bootstrap_kubeconfig: Option<String>,
-    #[arg(long, hide = true, num_args = 0..=1, default_missing_value = "")]
     pub network_plugin: Option<String>,
     #[arg(long, hide = true, num_args = 0..=1, default_missing_value = "")]
     pub cni_bin_dir: Option<String>,
@@ -98,30 +129,13 @@ pub struct UnsupportedFlags {
     pub container_runtime: Option<String>,
     #[arg(long, hide = true, num_args = 0..=1, default_missing_value = "")]
     pub cgroup_driver: Option<String>,
-    #[arg(long, hide = true, num_args = 0..=1, default_missing_value = "")]
-    pub node_ip: Option<String>,
-    #[arg(long, hide = true, num_args = 0..=1, default_missing_value = "")]
-    pub node_labels: Option<String>,
-    #[arg(long, hide = true, num_args = 0..=1, default_missing_value = "")]
-    pub register_node: Option<String>,
 }
 
 impl UnsupportedFlags {
     /// The first unsupported flag given, with the reason.
     pub(super) fn first_given(&self) -> Option<(&'static str, &'static str)> {
-        const STANDALONE: &str =
-            "berth runs standalone (static pods only) and does not talk to an apiserver";
         const CNI: &str = "removed from the Go kubelet in 1.24; pod networking is the runtime's CNI configuration";
-        let table: [(&Option<String>, &'static str, &'static str); 10] = [
-            (&self.kubeconfig, "kubeconfig", STANDALONE),
-            (
-                &self.bootstrap_kubeconfig,
-                "bootstrap-kubeconfig",
-                STANDALONE,
-            ),
-            (&self.node_ip, "node-ip", STANDALONE),
-            (&self.node_labels, "node-labels", STANDALONE),
-            (&self.register_node, "register-node", STANDALONE),
+        let table: [(&Option<String>, &'static str, &'static str); 5] = [
             (&self.network_plugin, "network-plugin", CNI),
             (&self.cni_bin_dir, "cni-bin-dir", CNI),
             (&self.cni_conf_dir, "cni-conf-dir", CNI),

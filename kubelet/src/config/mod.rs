@@ -22,12 +22,14 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+mod cluster;
 mod duration;
 mod file;
 mod flags;
 #[cfg(test)]
 mod tests;
 
+pub use cluster::ClusterConfig;
 pub use duration::parse_go_duration;
 use file::{FileConfig, parse_file, read_limited};
 pub use flags::{KubeletFlags, UnsupportedFlags};
@@ -141,6 +143,8 @@ pub struct KubeletConfig {
     pub pod_pids_limit: i64,
     /// How often the stats provider collects (`--housekeeping-interval`).
     pub housekeeping_interval: Duration,
+    /// Set with `--kubeconfig`: berth joins a cluster.
+    pub cluster: Option<ClusterConfig>,
     /// Fields of the file that Berth accepted but does not act on, as one
     /// line each; `berth` logs them once logging is up.
     pub warnings: Vec<String>,
@@ -200,6 +204,7 @@ impl KubeletConfig {
             None => Duration::from_secs(10),
         };
         let node_name = node_name(flags.hostname_override.as_deref())?;
+        let cluster = cluster::cluster_config(flags, std::mem::take(&mut cfg.cluster), &root_dir)?;
 
         let cgroups_per_qos = cfg.cgroups_per_qos.unwrap_or(true);
         let cgroup_root = match cfg.cgroup_root {
@@ -255,6 +260,7 @@ impl KubeletConfig {
                 .unwrap_or_else(|| vec!["pods".to_string()]),
             pod_pids_limit: cfg.pod_pids_limit.unwrap_or(-1),
             housekeeping_interval,
+            cluster,
             warnings: cfg.warnings,
         };
         for w in &config.warnings {

@@ -255,14 +255,6 @@ fn relative_flag_paths_become_absolute() {
 
 #[test]
 fn unsupported_go_flags_are_explained() {
-    let e = KubeletConfig::load(&flags(&["--kubeconfig", "/etc/kubernetes/kubelet.conf"]))
-        .unwrap_err()
-        .to_string();
-    assert!(
-        e.starts_with("flag --kubeconfig is not supported by berth: "),
-        "{e}"
-    );
-    assert!(e.contains("apiserver"), "{e}");
     let e = KubeletConfig::load(&flags(&["--network-plugin=cni"]))
         .unwrap_err()
         .to_string();
@@ -277,10 +269,75 @@ fn unsupported_go_flags_are_explained() {
         e.contains("--cgroup-driver") && e.contains("cgroupDriver"),
         "{e}"
     );
-    let e = KubeletConfig::load(&flags(&["--register-node"]))
+}
+
+#[test]
+fn kubeconfig_joins_a_cluster_with_the_go_kubelets_defaults() {
+    let c = KubeletConfig::load(&flags(&["--hostname-override", "n"])).unwrap();
+    assert_eq!(c.cluster, None);
+    let (_dir, path) = config_file(
+        "nodeStatusUpdateFrequency: 20s\nregisterWithTaints:\n- {key: dedicated, value: edge, effect: NoSchedule}\nport: 10251\n",
+    );
+    let c = KubeletConfig::load(&flags(&[
+        "--config",
+        path.to_str().unwrap(),
+        "--hostname-override",
+        "n",
+        "--root-dir",
+        "/var/lib/b",
+        "--kubeconfig",
+        "/etc/k/kubelet.conf",
+        "--bootstrap-kubeconfig",
+        "/etc/k/bootstrap.conf",
+        "--node-labels",
+        "node-role.kubernetes.io/edge=,zone=a",
+        "--register-node=false",
+    ]))
+    .unwrap();
+    let cl = c.cluster.expect("cluster config");
+    assert_eq!(cl.kubeconfig, PathBuf::from("/etc/k/kubelet.conf"));
+    assert_eq!(
+        cl.bootstrap_kubeconfig,
+        Some(PathBuf::from("/etc/k/bootstrap.conf"))
+    );
+    assert_eq!(cl.cert_dir, PathBuf::from("/var/lib/b/pki"));
+    assert!(cl.rotate_certificates);
+    assert!(!cl.register_node);
+    assert_eq!(cl.port, 10251);
+    assert_eq!(cl.node_status_update_frequency, Duration::from_secs(20));
+    assert_eq!(cl.node_status_report_frequency, Duration::from_secs(300));
+    assert_eq!(cl.node_lease_duration_seconds, 40);
+    assert_eq!(cl.node_status_max_images, 50);
+    assert_eq!(cl.register_with_taints.len(), 1);
+    assert_eq!(cl.register_with_taints[0].effect, "NoSchedule");
+    assert_eq!(
+        cl.node_labels.as_deref(),
+        Some("node-role.kubernetes.io/edge=,zone=a")
+    );
+}
+
+#[test]
+fn cluster_flags_without_kubeconfig_and_bad_taints_are_refused_by_name() {
+    let e = KubeletConfig::load(&flags(&["--bootstrap-kubeconfig", "/b.conf"]))
         .unwrap_err()
         .to_string();
-    assert!(e.contains("flag --register-node"), "{e}");
+    assert_eq!(
+        e,
+        "--bootstrap-kubeconfig: needs --kubeconfig (berth runs standalone without it)"
+    );
+    let (_dir, path) = config_file("registerWithTaints:\n- {key: a, effect: Sometimes}\n");
+    let e = KubeletConfig::load(&flags(&["--config", path.to_str().unwrap()]))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("registerWithTaints[0]") && e.contains("Sometimes"),
+        "{e}"
+    );
+    let (_dir, path) = config_file("registerWithTaints: yes\n");
+    let e = KubeletConfig::load(&flags(&["--config", path.to_str().unwrap()]))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("registerWithTaints"), "{e}");
 }
 
 #[test]
@@ -343,7 +400,7 @@ fn unknown_field_names_field_file_and_suggestion() {
 #[test]
 fn ignored_fields_become_one_warning() {
     let c = load_body(
-            "authentication:\n  anonymous: {enabled: false}\nevictionHard: {memory.available: 100Mi}\nrotateCertificates: true\n",
+            "authentication:\n  anonymous: {enabled: false}\nevictionHard: {memory.available: 100Mi}\nimageGCHighThresholdPercent: 90\n",
         )
         .unwrap();
     assert_eq!(c.warnings.len(), 1);
@@ -352,7 +409,7 @@ fn ignored_fields_become_one_warning() {
         w.contains("config.yaml: ignoring fields berth does not use: "),
         "{w}"
     );
-    for f in ["authentication", "evictionHard", "rotateCertificates"] {
+    for f in ["authentication", "evictionHard", "imageGCHighThresholdPercent"] {
         assert!(w.contains(f), "{w}");
     }
 }
