@@ -163,7 +163,7 @@ async fn run(config: KubeletConfig) -> Result<()> {
         endpoint = client.endpoint(),
         "berth starting"
     );
-    let result = run_with(config, client, version.runtime_name).await;
+    let result = run_with(config, client, version.runtime_name, version.runtime_version).await;
     if let Some(m) = managed {
         tracing::info!("stopping the managed containerd (pods keep running in their shims)");
         m.stop().await;
@@ -201,6 +201,7 @@ async fn run_with(
     config: KubeletConfig,
     client: RuntimeClient,
     runtime_name: String,
+    runtime_version: String,
 ) -> Result<()> {
     std::fs::create_dir_all(&config.pod_logs_dir)
         .with_context(|| format!("creating podLogsDir {}", config.pod_logs_dir.display()))?;
@@ -260,7 +261,7 @@ async fn run_with(
         probes,
         status: status.clone(),
         host_ip,
-        runtime_name,
+        runtime_name: runtime_name.clone(),
         reasons: Default::default(),
     });
     let (workers, mut terminated) =
@@ -284,6 +285,26 @@ async fn run_with(
     let stats = kubelet::stats::StatsProvider::new(client.clone(), cache.clone(), stats_config);
     tokio::spawn(stats.clone().run());
     tokio::spawn(kubelet::heap::trim_periodically(kubelet::heap::TRIM_PERIOD));
+
+    // Joined mode: credentials, the Node and its Lease, beside the pods.
+    let mut cluster = match config.cluster.clone() {
+        Some(cl) => {
+            tracing::info!(node = %config.node_name, kubeconfig = %cl.kubeconfig.display(), "joining the cluster");
+            let task = kubelet::cluster::start(kubelet::cluster::ClusterInputs {
+                config: cl,
+                node_name: config.node_name.clone(),
+                root_dir: config.root_dir.clone(),
+                max_pods: config.max_pods,
+                kube_reserved: config.kube_reserved.clone(),
+                system_reserved: config.system_reserved.clone(),
+                runtime: client.clone(),
+                runtime_name,
+                runtime_version,
+            })?;
+            Some(tokio::spawn(task))
+        }
+        None => None,
+    };
 
     if config.read_only_port != 0 {
         let addr = SocketAddr::new(config.address, config.read_only_port);
@@ -343,8 +364,18 @@ async fn run_with(
     let main_loop = sync_loop::run(config_merge, workers, src_rx, pleg_rx, probe_updates);
 
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    let cluster_ended = async {
+        match cluster.as_mut() {
+            Some(task) => task.await,
+            None => std::future::pending().await,
+        }
+    };
     tokio::select! {
         _ = main_loop => {}
+        ended = cluster_ended => match ended {
+            Ok(e) => return Err(e.into()),
+            Err(e) => anyhow::bail!("the cluster task ended: {e}"),
+        },
         _ = tokio::signal::ctrl_c() => tracing::info!("interrupted; exiting (pods keep running)"),
         _ = term.recv() => tracing::info!("terminated; exiting (pods keep running)"),
     }

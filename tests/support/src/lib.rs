@@ -7,6 +7,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 pub mod berth;
+pub mod cluster;
 pub mod fake_cri;
 
 use std::path::{Path, PathBuf};
