@@ -16,6 +16,7 @@
 //! the kubelet finds each concept where they expect it.
 
 pub mod backoff;
+pub mod certificate;
 pub mod cluster;
 pub mod cm;
 pub mod config;
