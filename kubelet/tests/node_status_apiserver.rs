@@ -567,3 +567,60 @@ async fn a_stopped_kubelet_is_marked_unknown_by_the_node_lifecycle_controller() 
         tokio::time::sleep(Duration::from_secs(2)).await;
     }
 }
+
+/// Without `--node-ip`, the InternalIP is the address of the default
+/// route's interface, as `ip` reports it. Needs no control plane.
+#[test]
+fn the_default_node_ip_is_the_default_route_interfaces_address() {
+    let table = std::fs::read_to_string("/proc/net/route").unwrap();
+    let Some(iface) = table.lines().skip(1).find_map(|l| {
+        let f: Vec<&str> = l.split_whitespace().collect();
+        (f.get(1) == Some(&"00000000")).then(|| f[0].to_string())
+    }) else {
+        eprintln!("no IPv4 default route here; nothing to compare");
+        return;
+    };
+    let out = std::process::Command::new("ip")
+        .args(["-4", "-o", "addr", "show", "dev", &iface])
+        .output()
+        .expect("ip");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let addrs: Vec<String> = text
+        .split_whitespace()
+        .skip_while(|w| *w != "inet")
+        .nth(1)
+        .map(|a| a.split('/').next().unwrap().to_string())
+        .into_iter()
+        .collect();
+    let ip = kubelet::kubelet_node_status::default_node_ip().unwrap();
+    assert!(!ip.is_loopback());
+    assert!(
+        addrs.contains(&ip.to_string()),
+        "{ip} not in {addrs:?} of {iface}"
+    );
+}
+
+/// With nothing changing, a status is sent once per report period: the
+/// heartbeat moves, the transition time does not.
+#[tokio::test]
+async fn an_unchanged_status_is_reported_once_per_report_period() {
+    let admin = control_plane().await;
+    let name = node_name("report");
+    let _cleanup = Cleanup(name.clone());
+    let nodes: Api<Node> = Api::all(admin.clone());
+    let mut cfg = config(&name);
+    cfg.node_status_update_frequency = Duration::from_secs(1);
+    cfg.node_status_report_frequency = Duration::from_secs(3);
+    let (counters, status, lease) = spawn_node(&admin, cfg);
+    let before = condition(&wait_for_node(&nodes, &name).await, "Ready");
+    tokio::time::sleep(Duration::from_millis(7500)).await;
+    status.abort();
+    lease.abort();
+    // Computed 7 times, reported at about 3 s and 6 s.
+    let patches = counters.node_status_patches.load(Ordering::Relaxed);
+    assert!((2..=3).contains(&patches), "{patches} patches");
+    let after = condition(&nodes.get(&name).await.unwrap(), "Ready");
+    assert!(after.last_heartbeat_time > before.last_heartbeat_time);
+    assert_eq!(after.last_transition_time, before.last_transition_time);
+    assert_eq!(after.status, "True");
+}
