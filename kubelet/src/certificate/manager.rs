@@ -63,7 +63,8 @@ impl Issue<'_> {
             subject = %self.template.common_name,
             "certificate requested; waiting for approval and signing"
         );
-        let identity = csr::wait_for_certificate(self.client, &name, self.key, self.timeout).await?;
+        let identity =
+            csr::wait_for_certificate(self.client, &name, self.key, self.timeout).await?;
         let store = self.store.clone();
         let id = identity.clone();
         let path = blocking(move || store.update(&id)).await?;

@@ -77,7 +77,9 @@ pub enum CertificateError {
 
     /// The kubeconfig cannot be used and there is nothing to bootstrap
     /// from.
-    #[error("{reason}; and no bootstrap kubeconfig (--bootstrap-kubeconfig) to request a new client certificate")]
+    #[error(
+        "{reason}; and no bootstrap kubeconfig (--bootstrap-kubeconfig) to request a new client certificate"
+    )]
     NoBootstrapKubeconfig { reason: Box<CertificateError> },
 
     /// A file in the cert dir is not a usable certificate and key.
@@ -123,7 +125,9 @@ pub enum CertificateError {
 
     /// A CSR of that name exists but was not made with our key and signer
     /// (Go's `ensureCompatible`).
-    #[error("CertificateSigningRequest {name} already exists and does not match this request: {reason}")]
+    #[error(
+        "CertificateSigningRequest {name} already exists and does not match this request: {reason}"
+    )]
     CsrConflict { name: String, reason: String },
 
     #[error("CertificateSigningRequest {name} was issued an unusable certificate: {reason}")]
@@ -166,7 +170,11 @@ impl CertificateError {
         }
     }
 
-    pub(crate) fn io(action: &'static str, path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+    pub(crate) fn io(
+        action: &'static str,
+        path: impl Into<PathBuf>,
+        source: std::io::Error,
+    ) -> Self {
         CertificateError::Io {
             action,
             path: path.into(),
@@ -177,7 +185,7 @@ impl CertificateError {
 
 fn humanize(d: Duration) -> String {
     let secs = d.as_secs();
-    if secs >= 60 && secs % 60 == 0 {
+    if secs >= 60 && secs.is_multiple_of(60) {
         format!("{} min", secs / 60)
     } else if secs > 0 {
         format!("{secs} s")
