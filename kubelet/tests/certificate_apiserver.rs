@@ -291,6 +291,22 @@ async fn bootstrap_reuse_and_rotation() {
     let current_text = std::fs::read_to_string(&link).unwrap();
     assert!(current_text.starts_with(std::str::from_utf8(&issued_pem).unwrap().trim_end()));
 
+    // A rotation that fails (here: not issued within 1 ms) changes nothing.
+    let impatient = ClientCertificateManager::with_csr_timeout(
+        provider.clone(),
+        store.clone(),
+        Duration::from_millis(1),
+    );
+    let e = impatient.rotate_now().await.unwrap_err();
+    assert!(matches!(e, CertificateError::CsrTimeout { .. }), "{e}");
+    assert_eq!(provider.certificate().unwrap().serial, rotated.serial);
+    assert_eq!(
+        store.current().unwrap().unwrap().certificate().serial,
+        rotated.serial
+    );
+    let (user, _) = whoami(provider.client()).await;
+    assert_eq!(user, format!("system:node:{node}"));
+
     // A new start (a fresh provider from the same kubeconfig) picks up the
     // rotated certificate through the link.
     let restarted = ClientProvider::from_kubeconfig(&cfg.kubeconfig, &node, None)
@@ -306,6 +322,45 @@ async fn bootstrap_reuse_and_rotation() {
         ClientCertSource::CertDir(c) => assert_eq!(c.serial, rotated.serial),
         other => panic!("{other:?}"),
     }
+
+    delete_csrs(&admin, &node, &[bootstrap_csr]).await;
+}
+
+#[tokio::test]
+async fn the_rotation_loop_rotates_when_due() {
+    let admin = control_plane().await;
+    let node = node_name("loop");
+    let tmp = tempfile::tempdir().unwrap();
+    let (cfg, bootstrap_csr) = bootstrap(tmp.path(), &node).await;
+    let store = CertificateStore::client(&cfg.cert_dir);
+    let provider = ClientProvider::from_kubeconfig(&cfg.kubeconfig, &node, Some(&store))
+        .await
+        .unwrap();
+    let mut serials = vec![provider.certificate().unwrap().serial];
+    let mut changes = provider.changes();
+    changes.borrow_and_update();
+    // Always due: the loop rotates at once, and again for each new
+    // certificate.
+    let manager = ClientCertificateManager::with_csr_timeout(
+        provider.clone(),
+        store.clone(),
+        Duration::from_secs(60),
+    )
+    .with_deadline(|_| std::time::SystemTime::UNIX_EPOCH);
+    let task = tokio::spawn(manager.run());
+    for _ in 0..2 {
+        tokio::time::timeout(Duration::from_secs(60), changes.changed())
+            .await
+            .expect("the loop did not rotate")
+            .unwrap();
+        let cert = changes.borrow_and_update().certificate.clone().unwrap();
+        serials.push(cert.serial);
+    }
+    task.abort();
+    let distinct: std::collections::HashSet<_> = serials.iter().collect();
+    assert_eq!(distinct.len(), 3, "{serials:?}");
+    let (user, _) = whoami(provider.client()).await;
+    assert_eq!(user, format!("system:node:{node}"));
 
     delete_csrs(&admin, &node, &[bootstrap_csr]).await;
 }

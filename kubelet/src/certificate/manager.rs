@@ -76,6 +76,7 @@ impl Issue<'_> {
 #[derive(Clone, Debug)]
 pub struct ClientCertificateManager {
     shared: Arc<Shared>,
+    deadline: fn(&CertificateInfo) -> SystemTime,
 }
 
 #[derive(Debug)]
@@ -108,7 +109,15 @@ impl ClientCertificateManager {
                 csr_timeout,
                 rotating: tokio::sync::Mutex::new(()),
             }),
+            deadline: |cert| rotation_deadline(cert, fastrand::f64()),
         }
+    }
+
+    /// Schedules rotations by `deadline` instead of a jittered 70–90 % of
+    /// the lifetime (for tests, which cannot wait months).
+    pub fn with_deadline(mut self, deadline: fn(&CertificateInfo) -> SystemTime) -> Self {
+        self.deadline = deadline;
+        self
     }
 
     pub fn provider(&self) -> &ClientProvider {
@@ -175,7 +184,7 @@ impl ClientCertificateManager {
                 }
                 continue;
             };
-            let deadline = rotation_deadline(&cert, fastrand::f64());
+            let deadline = (self.deadline)(&cert);
             let wait = deadline
                 .duration_since(SystemTime::now())
                 .unwrap_or(Duration::ZERO);
