@@ -47,12 +47,42 @@ async fn control_plane() -> kube::Client {
         Some(client)
     };
     match tokio::time::timeout(Duration::from_secs(10), up).await {
-        Ok(Some(client)) => client,
+        Ok(Some(client)) => {
+            sweep_stale_csrs(&client).await;
+            client
+        }
         _ => panic!(
             "the control plane is not up: run tests/env/up --control-plane \
              (no ready apiserver at https://127.0.0.1:6443 with {})",
             admin.display()
         ),
+    }
+}
+
+/// Deletes requests left by earlier runs of these tests that failed before
+/// cleaning up: those of `certs-<other pid>-*` nodes, including bootstrap
+/// requests, whose subject holds the node name.
+async fn sweep_stale_csrs(admin: &kube::Client) {
+    use base64::Engine;
+    let api: Api<CertificateSigningRequest> = Api::all(admin.clone());
+    let Ok(list) = api.list(&ListParams::default()).await else {
+        return;
+    };
+    let ours = format!("system:node:certs-{}-", std::process::id());
+    for csr in list.items {
+        let request = String::from_utf8_lossy(&csr.spec.request.0).into_owned();
+        let body: String = request
+            .lines()
+            .filter(|l| !l.starts_with("-----"))
+            .collect();
+        let der = base64::engine::general_purpose::STANDARD
+            .decode(body.as_bytes())
+            .unwrap_or_default();
+        let subject = String::from_utf8_lossy(&der).into_owned();
+        let stale = subject.contains("system:node:certs-") && !subject.contains(&ours);
+        if stale && let Some(name) = &csr.metadata.name {
+            let _ = api.delete(name, &DeleteParams::default()).await;
+        }
     }
 }
 

@@ -157,12 +157,14 @@ pub async fn load_client_cert(cfg: &BootstrapConfig) -> Result<ClientCertSource>
     })?;
     let key = {
         let dir = cert_dir.clone();
-        let pem = blocking(move || bootstrap_key(&dir)).await?;
+        let owner = node.to_string();
+        let pem = blocking(move || bootstrap_key(&dir, &owner)).await?;
         PrivateKey::from_pem(&pem)?
     };
     let template = CsrTemplate::client(node);
     let name = template.digested_name(&key, &csr::CLIENT_USAGES);
     let issued = Issue {
+        node,
         client: &client,
         store: &store,
         template: &template,
@@ -219,7 +221,7 @@ pub async fn kubeconfig_certificate(path: &Path) -> Result<Option<CertificateInf
 
 /// The key of the request in flight: the one a previous attempt left, or
 /// a new one written for the next attempt.
-fn bootstrap_key(cert_dir: &Path) -> Result<SecretPem> {
+fn bootstrap_key(cert_dir: &Path, node: &str) -> Result<SecretPem> {
     let path = cert_dir.join(BOOTSTRAP_KEY_FILE);
     match std::fs::read_to_string(&path) {
         Ok(text) => {
@@ -227,7 +229,7 @@ fn bootstrap_key(cert_dir: &Path) -> Result<SecretPem> {
             if PrivateKey::from_pem(&pem).is_ok() {
                 return Ok(pem);
             }
-            tracing::warn!(file = %path.display(), "the saved bootstrap key does not parse; making a new one");
+            tracing::warn!(node, file = %path.display(), "the saved bootstrap key does not parse; making a new one");
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
         Err(e) => return Err(CertificateError::io("reading", path, e)),

@@ -8,6 +8,8 @@
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
+use tracing::Instrument;
+
 use super::csr::{self, CsrRequest, CsrTemplate, PrivateKey};
 use super::pem::{CertificateInfo, Identity, format_time};
 use super::store::CertificateStore;
@@ -32,6 +34,7 @@ pub fn rotation_deadline(cert: &CertificateInfo, jitter: f64) -> SystemTime {
 /// Requests a certificate for `template`, waits for it, and stores it.
 /// Returns the CSR's name, the identity and the new file.
 pub(crate) struct Issue<'a> {
+    pub node: &'a str,
     pub client: &'a kube::Client,
     pub store: &'a CertificateStore,
     pub template: &'a CsrTemplate,
@@ -44,6 +47,12 @@ pub(crate) struct Issue<'a> {
 
 impl Issue<'_> {
     pub(crate) async fn run(self) -> Result<(String, Identity, std::path::PathBuf)> {
+        // The CSR round trip's own log lines carry the node through the span.
+        let span = tracing::info_span!("certificate", node = %self.node);
+        self.run_in_span().instrument(span).await
+    }
+
+    async fn run_in_span(self) -> Result<(String, Identity, std::path::PathBuf)> {
         let request_pem = self.template.encode(self.key)?;
         let name = csr::submit(
             self.client,
@@ -58,6 +67,7 @@ impl Issue<'_> {
         )
         .await?;
         tracing::info!(
+            node = self.node,
             csr = %name,
             signer = self.signer_name,
             subject = %self.template.common_name,
@@ -136,6 +146,7 @@ impl ClientCertificateManager {
         let key = PrivateKey::generate()?;
         let template = CsrTemplate::client(node);
         let (csr, identity, path) = Issue {
+            node,
             client: &client,
             store: &self.shared.store,
             template: &template,

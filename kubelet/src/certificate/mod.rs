@@ -19,6 +19,25 @@
 //!
 //! Private keys never appear in logs or errors: [`SecretPem`] redacts its
 //! `Debug`, and errors carry paths and reasons, never file contents.
+//!
+//! At start-up, as the Go kubelet (`--kubeconfig`, `--bootstrap-kubeconfig`,
+//! `--cert-dir`, `rotateCertificates`, `serverTLSBootstrap`):
+//!
+//! ```ignore
+//! let cert_dir = root_dir.join("pki");
+//! load_client_cert(&BootstrapConfig::new(&kubeconfig, bootstrap, &cert_dir, &node)).await?;
+//! let store = CertificateStore::client(&cert_dir);
+//! let provider = ClientProvider::from_kubeconfig(&kubeconfig, &node, rotate.then_some(&store)).await?;
+//! if rotate {
+//!     // Returns only when the certificate expired unrenewed: exit, so the
+//!     // next start bootstraps again.
+//!     tokio::spawn(ClientCertificateManager::new(provider.clone(), store).run());
+//! }
+//! if server_tls_bootstrap {
+//!     let req = ServingCertificateRequest::new(&node, host_names, addresses);
+//!     request_serving_certificate(&provider.client(), &cert_dir, &req).await?;
+//! }
+//! ```
 
 pub mod bootstrap;
 pub mod csr;
