@@ -176,14 +176,23 @@ pub async fn load_client_cert(cfg: &BootstrapConfig) -> Result<ClientCertSource>
     }
     .run()
     .await;
-    let (csr_name, identity, path) =
-        issued.map_err(|e| with_bootstrap_context(e, bootstrap_path))?;
     let key_file = cert_dir.join(BOOTSTRAP_KEY_FILE);
-    if let Err(e) = std::fs::remove_file(&key_file)
-        && e.kind() != std::io::ErrorKind::NotFound
-    {
-        tracing::warn!(node, file = %key_file.display(), error = %e, "removing the bootstrap key");
-    }
+    let (csr_name, identity, path) = match issued {
+        Ok(done) => done,
+        Err(e) => {
+            // A denied or failed request stays so: the next attempt needs
+            // a new key, hence a new request. Otherwise keep the key, so a
+            // restart finds the request in flight.
+            if matches!(
+                e,
+                CertificateError::CsrDenied { .. } | CertificateError::CsrFailed { .. }
+            ) {
+                remove_bootstrap_key(&key_file, node);
+            }
+            return Err(with_bootstrap_context(e, bootstrap_path));
+        }
+    };
+    remove_bootstrap_key(&key_file, node);
     write_kubeconfig(cfg, &bootstrap.cluster, &store).await?;
     let certificate = identity.certificate().clone();
     tracing::info!(
@@ -238,6 +247,14 @@ fn bootstrap_key(cert_dir: &Path, node: &str) -> Result<SecretPem> {
     store::create_dir(cert_dir)?;
     store::write_private(&path, &pem)?;
     Ok(pem)
+}
+
+fn remove_bootstrap_key(key_file: &Path, node: &str) {
+    if let Err(e) = std::fs::remove_file(key_file)
+        && e.kind() != std::io::ErrorKind::NotFound
+    {
+        tracing::warn!(node, file = %key_file.display(), error = %e, "removing the bootstrap key");
+    }
 }
 
 async fn write_kubeconfig(

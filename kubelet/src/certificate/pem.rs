@@ -211,6 +211,8 @@ pub fn format_time(t: SystemTime) -> String {
 pub struct Identity {
     cert_pem: String,
     key_pem: SecretPem,
+    leaf: CertificateInfo,
+    /// The leaf, then any intermediates.
     chain: Vec<CertificateInfo>,
 }
 
@@ -249,17 +251,21 @@ impl Identity {
                 CertificateInfo::from_der(&b.der).map_err(|e| format!("certificate {}: {e}", i + 1))
             })
             .collect::<Result<Vec<_>, _>>()?;
+        let leaf = chain
+            .first()
+            .cloned()
+            .ok_or_else(|| "no CERTIFICATE PEM block".to_string())?;
         Ok(Identity {
             cert_pem: certs.iter().map(|b| b.text.as_str()).collect(),
             key_pem: SecretPem(key.text),
+            leaf,
             chain,
         })
     }
 
     /// The leaf certificate.
     pub fn certificate(&self) -> &CertificateInfo {
-        // from_pem never builds an empty chain.
-        &self.chain[0]
+        &self.leaf
     }
 
     pub fn chain(&self) -> &[CertificateInfo] {
