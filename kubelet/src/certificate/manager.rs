@@ -242,6 +242,10 @@ impl ClientCertificateManager {
                             "rotating the client certificate failed; the current one stays in use"
                         );
                         tokio::time::sleep(delay).await;
+                        // Renewed meanwhile (rotate_now): schedule anew.
+                        if changes.has_changed().unwrap_or(false) {
+                            break;
+                        }
                         backoff = (backoff * 2).min(MAX_BACKOFF);
                     }
                 }
