@@ -144,7 +144,9 @@ pub async fn load_client_cert(cfg: &BootstrapConfig) -> Result<ClientCertSource>
             "the client certificate in the cert dir has expired"
         ),
         Ok(None) => {}
-        Err(e) => tracing::warn!(node, error = %e, "ignoring the cert dir's current client certificate"),
+        Err(e) => {
+            tracing::warn!(node, error = %e, "ignoring the cert dir's current client certificate")
+        }
     }
 
     let client = kube::Client::try_from(bootstrap.config_with(None)).map_err(|e| {
@@ -155,12 +157,14 @@ pub async fn load_client_cert(cfg: &BootstrapConfig) -> Result<ClientCertSource>
     })?;
     let key = {
         let dir = cert_dir.clone();
-        let pem = blocking(move || bootstrap_key(&dir)).await?;
+        let owner = node.to_string();
+        let pem = blocking(move || bootstrap_key(&dir, &owner)).await?;
         PrivateKey::from_pem(&pem)?
     };
     let template = CsrTemplate::client(node);
     let name = template.digested_name(&key, &csr::CLIENT_USAGES);
     let issued = Issue {
+        node,
         client: &client,
         store: &store,
         template: &template,
@@ -172,13 +176,23 @@ pub async fn load_client_cert(cfg: &BootstrapConfig) -> Result<ClientCertSource>
     }
     .run()
     .await;
-    let (csr_name, identity, path) = issued.map_err(|e| with_bootstrap_context(e, bootstrap_path))?;
     let key_file = cert_dir.join(BOOTSTRAP_KEY_FILE);
-    if let Err(e) = std::fs::remove_file(&key_file)
-        && e.kind() != std::io::ErrorKind::NotFound
-    {
-        tracing::warn!(node, file = %key_file.display(), error = %e, "removing the bootstrap key");
-    }
+    let (csr_name, identity, path) = match issued {
+        Ok(done) => done,
+        Err(e) => {
+            // A denied or failed request stays so: the next attempt needs
+            // a new key, hence a new request. Otherwise keep the key, so a
+            // restart finds the request in flight.
+            if matches!(
+                e,
+                CertificateError::CsrDenied { .. } | CertificateError::CsrFailed { .. }
+            ) {
+                remove_bootstrap_key(&key_file, node);
+            }
+            return Err(with_bootstrap_context(e, bootstrap_path));
+        }
+    };
+    remove_bootstrap_key(&key_file, node);
     write_kubeconfig(cfg, &bootstrap.cluster, &store).await?;
     let certificate = identity.certificate().clone();
     tracing::info!(
@@ -216,7 +230,7 @@ pub async fn kubeconfig_certificate(path: &Path) -> Result<Option<CertificateInf
 
 /// The key of the request in flight: the one a previous attempt left, or
 /// a new one written for the next attempt.
-fn bootstrap_key(cert_dir: &Path) -> Result<SecretPem> {
+fn bootstrap_key(cert_dir: &Path, node: &str) -> Result<SecretPem> {
     let path = cert_dir.join(BOOTSTRAP_KEY_FILE);
     match std::fs::read_to_string(&path) {
         Ok(text) => {
@@ -224,7 +238,7 @@ fn bootstrap_key(cert_dir: &Path) -> Result<SecretPem> {
             if PrivateKey::from_pem(&pem).is_ok() {
                 return Ok(pem);
             }
-            tracing::warn!(file = %path.display(), "the saved bootstrap key does not parse; making a new one");
+            tracing::warn!(node, file = %path.display(), "the saved bootstrap key does not parse; making a new one");
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
         Err(e) => return Err(CertificateError::io("reading", path, e)),
@@ -233,6 +247,14 @@ fn bootstrap_key(cert_dir: &Path) -> Result<SecretPem> {
     store::create_dir(cert_dir)?;
     store::write_private(&path, &pem)?;
     Ok(pem)
+}
+
+fn remove_bootstrap_key(key_file: &Path, node: &str) {
+    if let Err(e) = std::fs::remove_file(key_file)
+        && e.kind() != std::io::ErrorKind::NotFound
+    {
+        tracing::warn!(node, file = %key_file.display(), error = %e, "removing the bootstrap key");
+    }
 }
 
 async fn write_kubeconfig(
@@ -248,7 +270,10 @@ async fn write_kubeconfig(
 
 /// Says which credentials an apiserver error came with.
 fn with_bootstrap_context(e: CertificateError, bootstrap: &Path) -> CertificateError {
-    let suffix = format!(" with the credentials of bootstrap kubeconfig {}", bootstrap.display());
+    let suffix = format!(
+        " with the credentials of bootstrap kubeconfig {}",
+        bootstrap.display()
+    );
     match e {
         CertificateError::Api { action, source } => CertificateError::Api {
             action: action + &suffix,
@@ -265,7 +290,7 @@ fn with_bootstrap_context(e: CertificateError, bootstrap: &Path) -> CertificateE
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::certificate::pem::{self_signed, self_signed_with};
+    use crate::certificate::pem::testing::{self_signed, self_signed_with};
 
     fn write_kc(dir: &Path, name: &str, user: &str) -> PathBuf {
         let path = dir.join(name);
@@ -291,7 +316,10 @@ mod tests {
         );
         let before = std::fs::read(&kc).unwrap();
         let cfg = BootstrapConfig::new(&kc, None, tmp.path().join("pki"), "n");
-        assert_eq!(load_client_cert(&cfg).await.unwrap(), ClientCertSource::Kubeconfig);
+        assert_eq!(
+            load_client_cert(&cfg).await.unwrap(),
+            ClientCertSource::Kubeconfig
+        );
         assert_eq!(std::fs::read(&kc).unwrap(), before);
         assert!(!tmp.path().join("pki").exists());
     }
@@ -317,12 +345,18 @@ mod tests {
         );
         let cfg = BootstrapConfig::new(&kc, None, tmp.path(), "n");
         let e = load_client_cert(&cfg).await.unwrap_err().to_string();
-        assert!(e.contains("old.pem") && e.contains("expired at 2001-01-01"), "{e}");
+        assert!(
+            e.contains("old.pem") && e.contains("expired at 2001-01-01"),
+            "{e}"
+        );
 
         // A token kubeconfig is fine when there is nothing to bootstrap.
         let kc = write_kc(tmp.path(), "token.conf", "    token: abc");
         let cfg = BootstrapConfig::new(&kc, None, tmp.path(), "n");
-        assert_eq!(load_client_cert(&cfg).await.unwrap(), ClientCertSource::Kubeconfig);
+        assert_eq!(
+            load_client_cert(&cfg).await.unwrap(),
+            ClientCertSource::Kubeconfig
+        );
     }
 
     #[tokio::test]
@@ -335,7 +369,10 @@ mod tests {
             "n",
         );
         let e = load_client_cert(&cfg).await.unwrap_err();
-        assert!(matches!(e, CertificateError::KubeconfigMissing { ref path } if path.ends_with("bootstrap.conf")), "{e}");
+        assert!(
+            matches!(e, CertificateError::KubeconfigMissing { ref path } if path.ends_with("bootstrap.conf")),
+            "{e}"
+        );
     }
 
     #[tokio::test]
@@ -355,7 +392,10 @@ mod tests {
         let written = kubeconfig_certificate(&kc).await.unwrap().unwrap();
         assert_eq!(written.serial, id.certificate().serial);
         // And now the kubeconfig alone is enough.
-        assert_eq!(load_client_cert(&cfg).await.unwrap(), ClientCertSource::Kubeconfig);
+        assert_eq!(
+            load_client_cert(&cfg).await.unwrap(),
+            ClientCertSource::Kubeconfig
+        );
     }
 
     #[tokio::test]
@@ -367,12 +407,18 @@ mod tests {
         let e = load_client_cert(&cfg).await.unwrap_err();
         assert!(matches!(e, CertificateError::Unreachable { .. }), "{e}");
         let text = e.to_string();
-        assert!(text.contains("unreachable") && text.contains("bootstrap.conf"), "{text}");
+        assert!(
+            text.contains("unreachable") && text.contains("bootstrap.conf"),
+            "{text}"
+        );
         assert!(!text.contains("abc.def"), "{text}");
         // The key of the attempt stays for the next one, private.
         use std::os::unix::fs::PermissionsExt;
         let key = pki.join(BOOTSTRAP_KEY_FILE);
-        assert_eq!(std::fs::metadata(&key).unwrap().permissions().mode() & 0o777, 0o600);
+        assert_eq!(
+            std::fs::metadata(&key).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
         let first = std::fs::read(&key).unwrap();
         let _ = load_client_cert(&cfg).await.unwrap_err();
         assert_eq!(std::fs::read(&key).unwrap(), first);

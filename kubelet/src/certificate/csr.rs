@@ -129,7 +129,9 @@ impl CsrTemplate {
             params.subject_alt_names.push(rcgen::SanType::DnsName(name));
         }
         for ip in &self.ip_addresses {
-            params.subject_alt_names.push(rcgen::SanType::IpAddress(*ip));
+            params
+                .subject_alt_names
+                .push(rcgen::SanType::IpAddress(*ip));
         }
         params
             .serialize_request(&key.0)
@@ -181,7 +183,11 @@ pub struct CsrRequest<'a> {
 /// of the fixed name exists already, it is used if it was made with the
 /// same key, signer and usages (a restart while waiting), else it is a
 /// [`CertificateError::CsrConflict`].
-pub async fn submit(client: &kube::Client, key: &PrivateKey, req: &CsrRequest<'_>) -> Result<String> {
+pub async fn submit(
+    client: &kube::Client,
+    key: &PrivateKey,
+    req: &CsrRequest<'_>,
+) -> Result<String> {
     let api: Api<CertificateSigningRequest> = Api::all(client.clone());
     let csr = CertificateSigningRequest {
         metadata: ObjectMeta {
@@ -212,7 +218,10 @@ pub async fn submit(client: &kube::Client, key: &PrivateKey, req: &CsrRequest<'_
             Ok(name)
         }
         Err(e) => Err(CertificateError::from_kube(
-            format!("creating CertificateSigningRequest {what} (signer {})", req.signer_name),
+            format!(
+                "creating CertificateSigningRequest {what} (signer {})",
+                req.signer_name
+            ),
             e,
         )),
     }
@@ -251,14 +260,23 @@ fn ensure_compatible(
     use x509_parser::prelude::FromDer;
     let (_, parsed) = x509_parser::certification_request::X509CertificationRequest::from_der(der)
         .map_err(|_| conflict("its request does not parse"))?;
-    if parsed.certification_request_info.subject_pki.subject_public_key.data[..] != *key.public_key() {
+    if parsed
+        .certification_request_info
+        .subject_pki
+        .subject_public_key
+        .data[..]
+        != *key.public_key()
+    {
         return Err(conflict("another key"));
     }
     Ok(())
 }
 
 /// What a CSR's status says, if it says anything final.
-fn outcome(name: &str, status: Option<&CertificateSigningRequestStatus>) -> Option<Result<Vec<u8>>> {
+fn outcome(
+    name: &str,
+    status: Option<&CertificateSigningRequestStatus>,
+) -> Option<Result<Vec<u8>>> {
     let status = status?;
     let conditions = status.conditions.as_deref().unwrap_or_default();
     let text = |c: &k8s_openapi::api::certificates::v1::CertificateSigningRequestCondition| {
@@ -378,12 +396,12 @@ pub async fn wait_for_certificate(
             }
         }
     };
-    let der = tokio::time::timeout(timeout, waiting)
-        .await
-        .map_err(|_| CertificateError::CsrTimeout {
+    let der = tokio::time::timeout(timeout, waiting).await.map_err(|_| {
+        CertificateError::CsrTimeout {
             name: name.to_string(),
             timeout,
-        })??;
+        }
+    })??;
     issued_identity(name, &der, key)
 }
 
@@ -416,7 +434,15 @@ mod tests {
     use k8s_openapi::api::certificates::v1::CertificateSigningRequestCondition;
     use x509_parser::prelude::FromDer;
 
-    fn parse_request(pem: &str) -> (Vec<String>, Vec<String>, Vec<String>, Vec<IpAddr>, Vec<u8>) {
+    struct Parsed {
+        cn: Vec<String>,
+        orgs: Vec<String>,
+        dns: Vec<String>,
+        ips: Vec<IpAddr>,
+        public_key: Vec<u8>,
+    }
+
+    fn parse_request(pem: &str) -> Parsed {
         let blocks = super::super::pem::parse_blocks(pem).unwrap();
         assert_eq!(blocks.len(), 1);
         assert_eq!(blocks[0].label, "CERTIFICATE REQUEST");
@@ -448,20 +474,26 @@ mod tests {
                 }
             }
         }
-        (
+        Parsed {
             cn,
             orgs,
             dns,
             ips,
-            info.subject_pki.subject_public_key.data.to_vec(),
-        )
+            public_key: info.subject_pki.subject_public_key.data.to_vec(),
+        }
     }
 
     #[test]
     fn client_request_names_the_node_and_nothing_else() {
         let key = PrivateKey::generate().unwrap();
         let pem = CsrTemplate::client("node-1").encode(&key).unwrap();
-        let (cn, orgs, dns, ips, public_key) = parse_request(&pem);
+        let Parsed {
+            cn,
+            orgs,
+            dns,
+            ips,
+            public_key,
+        } = parse_request(&pem);
         assert_eq!(cn, ["system:node:node-1"]);
         assert_eq!(orgs, ["system:nodes"]);
         assert!(dns.is_empty() && ips.is_empty());
@@ -477,7 +509,13 @@ mod tests {
         let pem = CsrTemplate::serving("node-1", &["node-1.example".to_string()], &ips)
             .encode(&key)
             .unwrap();
-        let (cn, orgs, dns, got_ips, _) = parse_request(&pem);
+        let Parsed {
+            cn,
+            orgs,
+            dns,
+            ips: got_ips,
+            ..
+        } = parse_request(&pem);
         assert_eq!(cn, ["system:node:node-1"]);
         assert_eq!(orgs, ["system:nodes"]);
         assert_eq!(dns, ["node-1.example"]);
@@ -490,10 +528,16 @@ mod tests {
         let k2 = PrivateKey::generate().unwrap();
         let t = CsrTemplate::client("n");
         let a = t.digested_name(&k1, &CLIENT_USAGES);
-        assert!(a.starts_with("node-csr-") && a.len() == "node-csr-".len() + 43, "{a}");
+        assert!(
+            a.starts_with("node-csr-") && a.len() == "node-csr-".len() + 43,
+            "{a}"
+        );
         assert_eq!(a, t.digested_name(&k1, &CLIENT_USAGES));
         assert_ne!(a, t.digested_name(&k2, &CLIENT_USAGES));
-        assert_ne!(a, CsrTemplate::client("m").digested_name(&k1, &CLIENT_USAGES));
+        assert_ne!(
+            a,
+            CsrTemplate::client("m").digested_name(&k1, &CLIENT_USAGES)
+        );
         // A key survives its PEM round trip, and so does the name.
         let again = PrivateKey::from_pem(&k1.to_pem()).unwrap();
         assert_eq!(a, t.digested_name(&again, &CLIENT_USAGES));
@@ -521,25 +565,40 @@ mod tests {
         assert!(outcome("x", None).is_none());
         // Approved but not yet signed: keep waiting.
         assert!(outcome("x", Some(&status(vec![condition("Approved", "A")], None))).is_none());
-        let done = outcome("x", Some(&status(vec![condition("Approved", "A")], Some("pem"))));
+        let done = outcome(
+            "x",
+            Some(&status(vec![condition("Approved", "A")], Some("pem"))),
+        );
         assert_eq!(done.unwrap().unwrap(), b"pem");
-        let denied = outcome("x", Some(&status(vec![condition("Denied", "NotMine")], None)));
+        let denied = outcome(
+            "x",
+            Some(&status(vec![condition("Denied", "NotMine")], None)),
+        );
         let e = denied.unwrap().unwrap_err().to_string();
-        assert_eq!(e, "CertificateSigningRequest x was denied: NotMine: NotMine by test");
+        assert_eq!(
+            e,
+            "CertificateSigningRequest x was denied: NotMine: NotMine by test"
+        );
         let failed = outcome(
             "x",
             Some(&status(
-                vec![condition("Approved", "A"), condition("Failed", "SignerError")],
+                vec![
+                    condition("Approved", "A"),
+                    condition("Failed", "SignerError"),
+                ],
                 Some("pem"),
             )),
         );
-        assert!(matches!(failed, Some(Err(CertificateError::CsrFailed { .. }))));
+        assert!(matches!(
+            failed,
+            Some(Err(CertificateError::CsrFailed { .. }))
+        ));
     }
 
     #[test]
     fn an_issued_certificate_must_be_for_our_key() {
         let key = PrivateKey::generate().unwrap();
-        let (other_cert, _) = super::super::pem::self_signed("system:node:n", &[]);
+        let (other_cert, _) = super::super::pem::testing::self_signed("system:node:n", &[]);
         let e = issued_identity("x", other_cert.as_bytes(), &key).unwrap_err();
         assert!(e.to_string().contains("not for the requested key"), "{e}");
     }

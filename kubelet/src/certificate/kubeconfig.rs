@@ -115,7 +115,12 @@ fn current_cluster(kc: &Kubeconfig) -> std::result::Result<Cluster, String> {
         .iter()
         .find(|c| c.name == context.cluster)
         .and_then(|c| c.cluster.clone())
-        .ok_or_else(|| format!("cluster {:?} of context {name:?} is not among its clusters", context.cluster))
+        .ok_or_else(|| {
+            format!(
+                "cluster {:?} of context {name:?} is not among its clusters",
+                context.cluster
+            )
+        })
 }
 
 impl LoadedKubeconfig {
@@ -139,10 +144,16 @@ impl LoadedKubeconfig {
         let (cert, key) = match (cert, key) {
             (None, None) => return Ok(None),
             (Some(c), None) => {
-                return Err(invalid(c.name(), "client-certificate is set but client-key is not".to_string()));
+                return Err(invalid(
+                    c.name(),
+                    "client-certificate is set but client-key is not".to_string(),
+                ));
             }
             (None, Some(k)) => {
-                return Err(invalid(k.name(), "client-key is set but client-certificate is not".to_string()));
+                return Err(invalid(
+                    k.name(),
+                    "client-key is set but client-certificate is not".to_string(),
+                ));
             }
             (Some(c), Some(k)) => (c, k),
         };
@@ -276,7 +287,8 @@ pub fn write_for_client_pem(path: &Path, cluster: &Cluster, pem: &Path) -> Resul
         reason: format!("serializing: {e}"),
     })?;
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).map_err(|e| CertificateError::io("creating directory", dir, e))?;
+        std::fs::create_dir_all(dir)
+            .map_err(|e| CertificateError::io("creating directory", dir, e))?;
     }
     super::store::write_atomic(path, yaml.as_bytes())
 }
@@ -284,7 +296,7 @@ pub fn write_for_client_pem(path: &Path, cluster: &Cluster, pem: &Path) -> Resul
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::certificate::pem::{self_signed, self_signed_with};
+    use crate::certificate::pem::testing::{self_signed, self_signed_with};
 
     const CA: &str = "-----BEGIN CERTIFICATE-----\nMIIBfjCCASWgAwIBAgIUZ7Qsiwan2joRz01p25/cy1XNNiwwCgYIKoZIzj0EAwIw\n-----END CERTIFICATE-----\n";
 
@@ -331,9 +343,15 @@ mod tests {
         let text = e.to_string();
         // Relative paths resolve against the kubeconfig's directory.
         let missing = tmp.path().join("missing.pem");
-        assert!(text.contains(&missing.to_string_lossy().into_owned()), "{text}");
+        assert!(
+            text.contains(&missing.to_string_lossy().into_owned()),
+            "{text}"
+        );
         assert!(text.contains("cannot read"), "{text}");
-        assert!(matches!(e, CertificateError::ClientCertificateInvalid { .. }));
+        assert!(matches!(
+            e,
+            CertificateError::ClientCertificateInvalid { .. }
+        ));
     }
 
     #[tokio::test]
@@ -344,8 +362,16 @@ mod tests {
             tmp.path(),
             "    client-certificate: client.pem\n    client-key: client.pem",
         );
-        let e = load(&path).await.unwrap().identity().unwrap_err().to_string();
-        assert!(e.contains("client.pem") && e.contains("no CERTIFICATE PEM block"), "{e}");
+        let e = load(&path)
+            .await
+            .unwrap()
+            .identity()
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("client.pem") && e.contains("no CERTIFICATE PEM block"),
+            "{e}"
+        );
         assert!(e.contains("kubeconfig"), "{e}");
     }
 
@@ -403,9 +429,7 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let cluster = Cluster {
             server: Some("https://10.0.0.1:6443".to_string()),
-            certificate_authority_data: Some(
-                base64::engine::general_purpose::STANDARD.encode(CA),
-            ),
+            certificate_authority_data: Some(base64::engine::general_purpose::STANDARD.encode(CA)),
             ..Default::default()
         };
         let path = tmp.path().join("sub/kubelet.conf");
@@ -424,6 +448,9 @@ mod tests {
         assert_eq!(auth.client_key.as_deref(), Some(p.as_str()));
         let c = kc.clusters[0].cluster.as_ref().unwrap();
         assert_eq!(c.server.as_deref(), Some("https://10.0.0.1:6443"));
-        assert_eq!(c.certificate_authority_data, cluster.certificate_authority_data);
+        assert_eq!(
+            c.certificate_authority_data,
+            cluster.certificate_authority_data
+        );
     }
 }

@@ -75,6 +75,7 @@ pub async fn request_serving_certificate(
     let key = PrivateKey::generate()?;
     let template = CsrTemplate::serving(&req.node_name, &req.dns_names, &req.ip_addresses);
     let (csr_name, identity, path) = Issue {
+        node: &req.node_name,
         client,
         store: &store,
         template: &template,

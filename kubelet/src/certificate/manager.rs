@@ -8,6 +8,8 @@
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
+use tracing::Instrument;
+
 use super::csr::{self, CsrRequest, CsrTemplate, PrivateKey};
 use super::pem::{CertificateInfo, Identity, format_time};
 use super::store::CertificateStore;
@@ -32,6 +34,7 @@ pub fn rotation_deadline(cert: &CertificateInfo, jitter: f64) -> SystemTime {
 /// Requests a certificate for `template`, waits for it, and stores it.
 /// Returns the CSR's name, the identity and the new file.
 pub(crate) struct Issue<'a> {
+    pub node: &'a str,
     pub client: &'a kube::Client,
     pub store: &'a CertificateStore,
     pub template: &'a CsrTemplate,
@@ -44,6 +47,12 @@ pub(crate) struct Issue<'a> {
 
 impl Issue<'_> {
     pub(crate) async fn run(self) -> Result<(String, Identity, std::path::PathBuf)> {
+        // The CSR round trip's own log lines carry the node through the span.
+        let span = tracing::info_span!("certificate", node = %self.node);
+        self.run_in_span().instrument(span).await
+    }
+
+    async fn run_in_span(self) -> Result<(String, Identity, std::path::PathBuf)> {
         let request_pem = self.template.encode(self.key)?;
         let name = csr::submit(
             self.client,
@@ -58,12 +67,14 @@ impl Issue<'_> {
         )
         .await?;
         tracing::info!(
+            node = self.node,
             csr = %name,
             signer = self.signer_name,
             subject = %self.template.common_name,
             "certificate requested; waiting for approval and signing"
         );
-        let identity = csr::wait_for_certificate(self.client, &name, self.key, self.timeout).await?;
+        let identity =
+            csr::wait_for_certificate(self.client, &name, self.key, self.timeout).await?;
         let store = self.store.clone();
         let id = identity.clone();
         let path = blocking(move || store.update(&id)).await?;
@@ -75,6 +86,7 @@ impl Issue<'_> {
 #[derive(Clone, Debug)]
 pub struct ClientCertificateManager {
     shared: Arc<Shared>,
+    deadline: fn(&CertificateInfo) -> SystemTime,
 }
 
 #[derive(Debug)]
@@ -107,7 +119,15 @@ impl ClientCertificateManager {
                 csr_timeout,
                 rotating: tokio::sync::Mutex::new(()),
             }),
+            deadline: |cert| rotation_deadline(cert, fastrand::f64()),
         }
+    }
+
+    /// Schedules rotations by `deadline` instead of a jittered 70–90 % of
+    /// the lifetime (for tests, which cannot wait months).
+    pub fn with_deadline(mut self, deadline: fn(&CertificateInfo) -> SystemTime) -> Self {
+        self.deadline = deadline;
+        self
     }
 
     pub fn provider(&self) -> &ClientProvider {
@@ -126,6 +146,7 @@ impl ClientCertificateManager {
         let key = PrivateKey::generate()?;
         let template = CsrTemplate::client(node);
         let (csr, identity, path) = Issue {
+            node,
             client: &client,
             store: &self.shared.store,
             template: &template,
@@ -174,7 +195,7 @@ impl ClientCertificateManager {
                 }
                 continue;
             };
-            let deadline = rotation_deadline(&cert, fastrand::f64());
+            let deadline = (self.deadline)(&cert);
             let wait = deadline
                 .duration_since(SystemTime::now())
                 .unwrap_or(Duration::ZERO);
@@ -221,6 +242,10 @@ impl ClientCertificateManager {
                             "rotating the client certificate failed; the current one stays in use"
                         );
                         tokio::time::sleep(delay).await;
+                        // Renewed meanwhile (rotate_now): schedule anew.
+                        if changes.has_changed().unwrap_or(false) {
+                            break;
+                        }
                         backoff = (backoff * 2).min(MAX_BACKOFF);
                     }
                 }

@@ -19,6 +19,25 @@
 //!
 //! Private keys never appear in logs or errors: [`SecretPem`] redacts its
 //! `Debug`, and errors carry paths and reasons, never file contents.
+//!
+//! At start-up, as the Go kubelet (`--kubeconfig`, `--bootstrap-kubeconfig`,
+//! `--cert-dir`, `rotateCertificates`, `serverTLSBootstrap`):
+//!
+//! ```ignore
+//! let cert_dir = root_dir.join("pki");
+//! load_client_cert(&BootstrapConfig::new(&kubeconfig, bootstrap, &cert_dir, &node)).await?;
+//! let store = CertificateStore::client(&cert_dir);
+//! let provider = ClientProvider::from_kubeconfig(&kubeconfig, &node, rotate.then_some(&store)).await?;
+//! if rotate {
+//!     // Returns only when the certificate expired unrenewed: exit, so the
+//!     // next start bootstraps again.
+//!     tokio::spawn(ClientCertificateManager::new(provider.clone(), store).run());
+//! }
+//! if server_tls_bootstrap {
+//!     let req = ServingCertificateRequest::new(&node, host_names, addresses);
+//!     request_serving_certificate(&provider.client(), &cert_dir, &req).await?;
+//! }
+//! ```
 
 pub mod bootstrap;
 pub mod csr;
@@ -77,7 +96,9 @@ pub enum CertificateError {
 
     /// The kubeconfig cannot be used and there is nothing to bootstrap
     /// from.
-    #[error("{reason}; and no bootstrap kubeconfig (--bootstrap-kubeconfig) to request a new client certificate")]
+    #[error(
+        "{reason}; and no bootstrap kubeconfig (--bootstrap-kubeconfig) to request a new client certificate"
+    )]
     NoBootstrapKubeconfig { reason: Box<CertificateError> },
 
     /// A file in the cert dir is not a usable certificate and key.
@@ -123,7 +144,9 @@ pub enum CertificateError {
 
     /// A CSR of that name exists but was not made with our key and signer
     /// (Go's `ensureCompatible`).
-    #[error("CertificateSigningRequest {name} already exists and does not match this request: {reason}")]
+    #[error(
+        "CertificateSigningRequest {name} already exists and does not match this request: {reason}"
+    )]
     CsrConflict { name: String, reason: String },
 
     #[error("CertificateSigningRequest {name} was issued an unusable certificate: {reason}")]
@@ -166,7 +189,11 @@ impl CertificateError {
         }
     }
 
-    pub(crate) fn io(action: &'static str, path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+    pub(crate) fn io(
+        action: &'static str,
+        path: impl Into<PathBuf>,
+        source: std::io::Error,
+    ) -> Self {
         CertificateError::Io {
             action,
             path: path.into(),
@@ -177,7 +204,7 @@ impl CertificateError {
 
 fn humanize(d: Duration) -> String {
     let secs = d.as_secs();
-    if secs >= 60 && secs % 60 == 0 {
+    if secs >= 60 && secs.is_multiple_of(60) {
         format!("{} min", secs / 60)
     } else if secs > 0 {
         format!("{secs} s")

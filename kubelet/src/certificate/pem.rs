@@ -66,7 +66,12 @@ pub(crate) fn parse_blocks(text: &str) -> Result<Vec<Block>, String> {
                     block_text.push('\n');
                     let der = base64::engine::general_purpose::STANDARD
                         .decode(b64.as_bytes())
-                        .map_err(|_| format!("PEM block {label} ending on line {} is not valid base64", i + 1))?;
+                        .map_err(|_| {
+                            format!(
+                                "PEM block {label} ending on line {} is not valid base64",
+                                i + 1
+                            )
+                        })?;
                     blocks.push(Block {
                         label: label.clone(),
                         text: std::mem::take(block_text),
@@ -206,6 +211,8 @@ pub fn format_time(t: SystemTime) -> String {
 pub struct Identity {
     cert_pem: String,
     key_pem: SecretPem,
+    leaf: CertificateInfo,
+    /// The leaf, then any intermediates.
     chain: Vec<CertificateInfo>,
 }
 
@@ -233,7 +240,10 @@ impl Identity {
         let key = parse_blocks(key_text)?
             .into_iter()
             .find(|b| KEY_LABELS.contains(&b.label.as_str()))
-            .ok_or_else(|| "no private key PEM block (PRIVATE KEY, EC PRIVATE KEY or RSA PRIVATE KEY)".to_string())?;
+            .ok_or_else(|| {
+                "no private key PEM block (PRIVATE KEY, EC PRIVATE KEY or RSA PRIVATE KEY)"
+                    .to_string()
+            })?;
         let chain = certs
             .iter()
             .enumerate()
@@ -241,17 +251,21 @@ impl Identity {
                 CertificateInfo::from_der(&b.der).map_err(|e| format!("certificate {}: {e}", i + 1))
             })
             .collect::<Result<Vec<_>, _>>()?;
+        let leaf = chain
+            .first()
+            .cloned()
+            .ok_or_else(|| "no CERTIFICATE PEM block".to_string())?;
         Ok(Identity {
             cert_pem: certs.iter().map(|b| b.text.as_str()).collect(),
             key_pem: SecretPem(key.text),
+            leaf,
             chain,
         })
     }
 
     /// The leaf certificate.
     pub fn certificate(&self) -> &CertificateInfo {
-        // from_pem never builds an empty chain.
-        &self.chain[0]
+        &self.leaf
     }
 
     pub fn chain(&self) -> &[CertificateInfo] {
@@ -280,9 +294,7 @@ impl Identity {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
+pub(crate) mod testing {
     /// A self-signed client certificate and its key, PEM.
     pub(crate) fn self_signed(cn: &str, orgs: &[&str]) -> (String, String) {
         self_signed_with(cn, orgs, |_| {})
@@ -298,15 +310,25 @@ mod tests {
         let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
         let mut params = rcgen::CertificateParams::default();
         params.distinguished_name = rcgen::DistinguishedName::new();
-        params.distinguished_name.push(rcgen::DnType::CommonName, cn);
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, cn);
         for o in orgs {
-            params.distinguished_name.push(rcgen::DnType::OrganizationName, *o);
+            params
+                .distinguished_name
+                .push(rcgen::DnType::OrganizationName, *o);
         }
         params.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ClientAuth];
         edit(&mut params);
         let cert = params.self_signed(&key).unwrap();
         (cert.pem(), key.serialize_pem())
     }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::testing::self_signed;
+    use super::*;
 
     #[test]
     fn identity_from_one_file_and_from_two() {
@@ -332,16 +354,29 @@ mod tests {
             Identity::from_pem(&key, &key).unwrap_err(),
             "no CERTIFICATE PEM block"
         );
-        assert!(Identity::from_pem(&cert, &cert).unwrap_err().contains("no private key"));
+        assert!(
+            Identity::from_pem(&cert, &cert)
+                .unwrap_err()
+                .contains("no private key")
+        );
         let truncated = &cert[..cert.len() - 20];
-        assert!(Identity::from_pem(truncated, &key).unwrap_err().contains("no END line"));
-        let garbage = "-----BEGIN CERTIFICATE-----\nnot base64 at all!\n-----END CERTIFICATE-----\n";
+        assert!(
+            Identity::from_pem(truncated, &key)
+                .unwrap_err()
+                .contains("no END line")
+        );
+        let garbage =
+            "-----BEGIN CERTIFICATE-----\nnot base64 at all!\n-----END CERTIFICATE-----\n";
         let e = Identity::from_pem(garbage, &key).unwrap_err();
-        assert!(e.contains("not valid base64") && !e.contains("not base64 at all"), "{e}");
+        assert!(
+            e.contains("not valid base64") && !e.contains("not base64 at all"),
+            "{e}"
+        );
         let not_x509 = "-----BEGIN CERTIFICATE-----\naGVsbG8=\n-----END CERTIFICATE-----\n";
-        assert!(Identity::from_pem(not_x509, &key).unwrap_err().contains("not an X.509 certificate"));
+        assert!(
+            Identity::from_pem(not_x509, &key)
+                .unwrap_err()
+                .contains("not an X.509 certificate")
+        );
     }
 }
-
-#[cfg(test)]
-pub(crate) use tests::{self_signed, self_signed_with};

@@ -71,7 +71,9 @@ impl CertificateStore {
     /// atomically, so a reader sees the old pair or the new one.
     pub fn update(&self, identity: &Identity) -> Result<PathBuf> {
         create_dir(&self.dir)?;
-        let stamp = jiff::Timestamp::now().strftime("%Y-%m-%d-%H-%M-%S").to_string();
+        let stamp = jiff::Timestamp::now()
+            .strftime("%Y-%m-%d-%H-%M-%S")
+            .to_string();
         let name = format!("{}-{stamp}.pem", self.prefix);
         let path = self.dir.join(&name);
         write_private(&path, &identity.to_file_pem())?;
@@ -146,7 +148,7 @@ fn sync_dir(dir: &Path) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::certificate::pem::self_signed;
+    use crate::certificate::pem::testing::self_signed;
 
     fn identity(cn: &str) -> Identity {
         let (cert, key) = self_signed(cn, &["system:nodes"]);
@@ -158,7 +160,10 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let dir = tmp.path().join("pki");
         let store = CertificateStore::client(&dir);
-        assert_eq!(store.current().unwrap().map(|i| i.certificate().clone()), None);
+        assert_eq!(
+            store.current().unwrap().map(|i| i.certificate().clone()),
+            None
+        );
 
         let first = identity("system:node:a");
         let p1 = store.update(&first).unwrap();
@@ -167,7 +172,10 @@ mod tests {
             name.starts_with("kubelet-client-20") && name.ends_with(".pem"),
             "{name}"
         );
-        assert_eq!(fs::metadata(&p1).unwrap().permissions().mode() & 0o777, 0o600);
+        assert_eq!(
+            fs::metadata(&p1).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
         let link = dir.join("kubelet-client-current.pem");
         assert_eq!(fs::read_link(&link).unwrap(), PathBuf::from(&name));
         let current = store.current().unwrap().unwrap();

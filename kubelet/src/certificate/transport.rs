@@ -123,10 +123,11 @@ impl ClientProvider {
 fn build(loaded: &LoadedKubeconfig, identity: Option<&Identity>) -> Result<Current> {
     let config = loaded.config_with(identity);
     // The TLS config is made here; no request is sent.
-    let client = kube::Client::try_from(config).map_err(|e| CertificateError::KubeconfigInvalid {
-        path: loaded.path.clone(),
-        reason: format!("building the apiserver client: {e}"),
-    })?;
+    let client =
+        kube::Client::try_from(config).map_err(|e| CertificateError::KubeconfigInvalid {
+            path: loaded.path.clone(),
+            reason: format!("building the apiserver client: {e}"),
+        })?;
     Ok(Current {
         client,
         certificate: identity.map(|i| i.certificate().clone()),
