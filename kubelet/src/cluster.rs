@@ -140,7 +140,10 @@ async fn credentials(inputs: &ClusterInputs) -> ClientProvider {
             Err(e) => {
                 let msg = e.to_string();
                 if msg != last {
-                    tracing::warn!(node, "joining the cluster: {msg}; retrying (static pods keep running)");
+                    tracing::warn!(
+                        node,
+                        "joining the cluster: {msg}; retrying (static pods keep running)"
+                    );
                     last = msg;
                 }
             }

@@ -163,7 +163,13 @@ async fn run(config: KubeletConfig) -> Result<()> {
         endpoint = client.endpoint(),
         "berth starting"
     );
-    let result = run_with(config, client, version.runtime_name, version.runtime_version).await;
+    let result = run_with(
+        config,
+        client,
+        version.runtime_name,
+        version.runtime_version,
+    )
+    .await;
     if let Some(m) = managed {
         tracing::info!("stopping the managed containerd (pods keep running in their shims)");
         m.stop().await;

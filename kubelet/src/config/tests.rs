@@ -409,7 +409,11 @@ fn ignored_fields_become_one_warning() {
         w.contains("config.yaml: ignoring fields berth does not use: "),
         "{w}"
     );
-    for f in ["authentication", "evictionHard", "imageGCHighThresholdPercent"] {
+    for f in [
+        "authentication",
+        "evictionHard",
+        "imageGCHighThresholdPercent",
+    ] {
         assert!(w.contains(f), "{w}");
     }
 }

@@ -2,6 +2,8 @@
 //! TLS bootstrap, the Node and its Lease, checked with kubectl. Needs
 //! `tests/env/up --control-plane`.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::time::Duration;
 
 use test_support::berth::{Berth, exclusive};
@@ -52,9 +54,8 @@ fn a_node_joins_through_tls_bootstrap_goes_ready_and_keeps_its_credentials_acros
     ]);
     b.start();
     let node = b.node.clone();
-    let ready = |n: &serde_json::Value| {
-        node_condition(n, "Ready").is_some_and(|(s, _, _)| s == "True")
-    };
+    let ready =
+        |n: &serde_json::Value| node_condition(n, "Ready").is_some_and(|(s, _, _)| s == "True");
     let n = wait_node(&node, "Ready", Duration::from_secs(90), ready);
     let (_, reason, message) = node_condition(&n, "Ready").unwrap();
     assert_eq!(reason, "KubeletReady");
@@ -81,7 +82,10 @@ fn a_node_joins_through_tls_bootstrap_goes_ready_and_keeps_its_credentials_acros
     assert_eq!(n["metadata"]["labels"]["kubernetes.io/hostname"], node);
     assert_eq!(n["metadata"]["labels"]["berth.dev/test"], "join");
     let addresses = st["addresses"].as_array().unwrap();
-    assert!(addresses.iter().any(|a| a["type"] == "InternalIP"), "{addresses:?}");
+    assert!(
+        addresses.iter().any(|a| a["type"] == "InternalIP"),
+        "{addresses:?}"
+    );
 
     // The credentials: written by the bootstrap, a node identity.
     assert!(kubeconfig.is_file(), "the bootstrap writes --kubeconfig");
@@ -91,7 +95,14 @@ fn a_node_joins_through_tls_bootstrap_goes_ready_and_keeps_its_credentials_acros
         "the client certificate is in --cert-dir"
     );
     let whoami = std::process::Command::new(test_support::cluster::kubectl_bin())
-        .args(["--kubeconfig", kubeconfig.to_str().unwrap(), "auth", "whoami", "-o", "json"])
+        .args([
+            "--kubeconfig",
+            kubeconfig.to_str().unwrap(),
+            "auth",
+            "whoami",
+            "-o",
+            "json",
+        ])
         .output()
         .unwrap();
     let who: serde_json::Value = serde_json::from_slice(&whoami.stdout).unwrap_or_default();
@@ -105,11 +116,18 @@ fn a_node_joins_through_tls_bootstrap_goes_ready_and_keeps_its_credentials_acros
     // The Lease, renewed by the node.
     let lease = get_json(&["lease", "-n", "kube-node-lease", &node]).expect("the node's Lease");
     assert_eq!(lease["spec"]["holderIdentity"], node);
-    assert_eq!(lease["metadata"]["ownerReferences"][0]["kind"], "Node");
     let renewed = lease["spec"]["renewTime"].as_str().unwrap().to_string();
     std::thread::sleep(Duration::from_secs(12));
     let lease = get_json(&["lease", "-n", "kube-node-lease", &node]).unwrap();
-    assert_ne!(lease["spec"]["renewTime"].as_str().unwrap(), renewed, "renewed within 10 s");
+    assert_ne!(
+        lease["spec"]["renewTime"].as_str().unwrap(),
+        renewed,
+        "renewed within 10 s"
+    );
+    // Owned by the Node once the lease controller knows its UID.
+    let owner = &lease["metadata"]["ownerReferences"][0];
+    assert_eq!(owner["kind"], "Node");
+    assert_eq!(owner["uid"], n["metadata"]["uid"]);
 
     // A restart reuses the kubeconfig: no new CSR, and the node stays Ready.
     let csrs_before = client_csrs();
@@ -117,7 +135,11 @@ fn a_node_joins_through_tls_bootstrap_goes_ready_and_keeps_its_credentials_acros
     b.start();
     std::thread::sleep(Duration::from_secs(3));
     wait_node(&node, "Ready", Duration::from_secs(30), ready);
-    assert_eq!(client_csrs(), csrs_before, "a restart asks for no certificate");
+    assert_eq!(
+        client_csrs(),
+        csrs_before,
+        "a restart asks for no certificate"
+    );
     b.stop();
     let _ = kubectl(&["delete", "node", &node, "--wait=false"]);
 }

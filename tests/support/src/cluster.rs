@@ -58,16 +58,18 @@ pub fn get_json(args: &[&str]) -> Option<Value> {
     let mut all = vec!["get"];
     all.extend_from_slice(args);
     all.extend_from_slice(&["-o", "json"]);
-    kubectl(&all).ok().and_then(|s| serde_json::from_str(&s).ok())
+    kubectl(&all)
+        .ok()
+        .and_then(|s| serde_json::from_str(&s).ok())
 }
 
 /// Panics with the command to run when the control plane does not answer.
 pub fn require_control_plane() {
     match kubectl(&["get", "--raw", "/readyz"]) {
         Ok(s) if s.trim() == "ok" => {}
-        other => panic!(
-            "the control plane is not up ({other:?}): run tests/env/up --control-plane"
-        ),
+        other => {
+            panic!("the control plane is not up ({other:?}): run tests/env/up --control-plane")
+        }
     }
 }
 
