@@ -16,19 +16,10 @@ use test_support::endpoint;
 
 /// The Go kubelet binary to compare with, if one is built.
 pub fn binary() -> Option<PathBuf> {
-    if let Ok(p) = std::env::var("BERTH_GO_KUBELET") {
-        return Some(PathBuf::from(p)).filter(|p| p.is_file());
+    match std::env::var("BERTH_GO_KUBELET") {
+        Ok(p) => Some(PathBuf::from(p)).filter(|p| p.is_file()),
+        Err(_) => test_support::cluster::k8s_bin("kubelet"),
     }
-    let mut built: Vec<PathBuf> = std::fs::read_dir("/var/lib/berth-test/k8s")
-        .into_iter()
-        .flatten()
-        .flatten()
-        .map(|e| e.path().join("bin/kubelet"))
-        .filter(|p| p.is_file())
-        .collect();
-    // The newest build.
-    built.sort_by_key(|p| std::fs::metadata(p).and_then(|m| m.modified()).ok());
-    built.pop()
 }
 
 /// `kubelet --version` of `bin`, e.g. "Kubernetes v1.36.3".
@@ -140,18 +131,8 @@ syncFrequency: 1m
     pub async fn stop(mut self, client: &RuntimeClient) -> Result<()> {
         let _ = self.child.kill();
         let _ = self.child.wait();
-        let suffix = format!("-{}", self.node);
-        let left = client
-            .list_pod_sandbox(pb::ListPodSandboxRequest::default())
-            .await?
-            .items
-            .into_iter()
-            .filter(|s| {
-                s.metadata
-                    .as_ref()
-                    .is_some_and(|m| m.name.ends_with(&suffix))
-            });
-        join_all(left.map(|s| {
+        let left = test_support::berth::node_sandboxes(client, &self.node).await?;
+        join_all(left.into_iter().map(|s| {
             let client = client.clone();
             async move {
                 let _ = client

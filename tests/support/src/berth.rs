@@ -24,6 +24,26 @@ pub struct Exclusive {
     _guard: std::sync::MutexGuard<'static, ()>,
 }
 
+/// The sandboxes of a kubelet's static pods on `node` (their names end in
+/// `-<node>`), in any state.
+pub async fn node_sandboxes(
+    client: &cri_client::RuntimeClient,
+    node: &str,
+) -> Result<Vec<pb::PodSandbox>, cri_client::Error> {
+    let suffix = format!("-{node}");
+    Ok(client
+        .list_pod_sandbox(pb::ListPodSandboxRequest::default())
+        .await?
+        .items
+        .into_iter()
+        .filter(|s| {
+            s.metadata
+                .as_ref()
+                .is_some_and(|m| m.name.ends_with(&suffix))
+        })
+        .collect())
+}
+
 /// Serialises berth instances; see [`Exclusive`].
 pub fn exclusive() -> Exclusive {
     static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
@@ -281,19 +301,7 @@ impl Berth {
         &self,
         client: &cri_client::RuntimeClient,
     ) -> Vec<pb::PodSandbox> {
-        let suffix = format!("-{}", self.node);
-        client
-            .list_pod_sandbox(pb::ListPodSandboxRequest::default())
-            .await
-            .unwrap()
-            .items
-            .into_iter()
-            .filter(|s| {
-                s.metadata
-                    .as_ref()
-                    .is_some_and(|m| m.name.ends_with(&suffix))
-            })
-            .collect()
+        node_sandboxes(client, &self.node).await.unwrap()
     }
 
     /// Containers in the runtime that belong to this berth's node.

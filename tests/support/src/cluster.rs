@@ -20,21 +20,26 @@ pub fn bootstrap_kubeconfig() -> PathBuf {
     PathBuf::from(CONTROL_PLANE_DIR).join("bootstrap.conf")
 }
 
+/// A binary `tests/env/control-plane build` made (`kubectl`, `kubelet`,
+/// ...), from the newest build; None if none was built.
+pub fn k8s_bin(name: &str) -> Option<PathBuf> {
+    let mut built: Vec<PathBuf> = std::fs::read_dir("/var/lib/berth-test/k8s")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.path().join("bin").join(name))
+        .filter(|p| p.is_file())
+        .collect();
+    built.sort_by_key(|p| std::fs::metadata(p).and_then(|m| m.modified()).ok());
+    built.pop()
+}
+
 /// The kubectl `tests/env/control-plane build` made (the newest build).
 pub fn kubectl_bin() -> PathBuf {
     if let Ok(p) = std::env::var("BERTH_TEST_KUBECTL") {
         return PathBuf::from(p);
     }
-    let mut built: Vec<PathBuf> = std::fs::read_dir("/var/lib/berth-test/k8s")
-        .into_iter()
-        .flatten()
-        .flatten()
-        .map(|e| e.path().join("bin/kubectl"))
-        .filter(|p| p.is_file())
-        .collect();
-    built.sort_by_key(|p| std::fs::metadata(p).and_then(|m| m.modified()).ok());
-    built
-        .pop()
+    k8s_bin("kubectl")
         .expect("no kubectl under /var/lib/berth-test/k8s: run tests/env/up --control-plane")
 }
 
