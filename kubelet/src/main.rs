@@ -1,7 +1,7 @@
 //! `berth`: runs the pods in a manifest directory through the CRI, like the
 //! Go kubelet in standalone mode.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -109,15 +109,11 @@ fn init_tracing(config: &KubeletConfig) {
         .init();
 }
 
-/// The node's address for hostIP and probes: the source address of the
-/// default route, found without sending anything.
+/// The node's address for hostIP and probes: the default route
+/// interface's, as the Node's InternalIP (127.0.0.1 without a route).
 fn host_ip() -> String {
-    let probe = || -> std::io::Result<IpAddr> {
-        let s = std::net::UdpSocket::bind("0.0.0.0:0")?;
-        s.connect("192.0.2.1:9")?;
-        Ok(s.local_addr()?.ip())
-    };
-    probe().map_or_else(|_| "127.0.0.1".to_string(), |ip| ip.to_string())
+    kubelet::kubelet_node_status::default_node_ip()
+        .map_or_else(|_| "127.0.0.1".to_string(), |ip| ip.to_string())
 }
 
 async fn connect_runtime(
