@@ -13,6 +13,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use cri_client::RuntimeClient;
+use k8s_openapi::api::core::v1::Node;
+use tokio::sync::watch;
 
 use crate::certificate::{
     BootstrapConfig, CertificateError, CertificateStore, ClientCertificateManager, ClientProvider,
@@ -51,11 +53,46 @@ pub struct ClusterInputs {
     pub runtime_version: String,
 }
 
+/// What the rest of berth gets from the cluster tasks, as each becomes
+/// known: the client (once credentials work), the Node as last written
+/// and its UID (once registered).
+#[derive(Clone)]
+pub struct ClusterHandles {
+    pub client: watch::Receiver<Option<ClientSource>>,
+    pub node: watch::Receiver<Option<Arc<Node>>>,
+    pub node_uid: watch::Receiver<Option<String>>,
+}
+
+impl ClusterHandles {
+    /// The client, once the credentials work.
+    pub async fn client(&self) -> Option<ClientSource> {
+        let mut rx = self.client.clone();
+        rx.wait_for(Option::is_some).await.ok()?.clone()
+    }
+}
+
+/// Copies every value of `from` into `to`, for as long as both exist.
+fn forward<T: Clone + Send + Sync + 'static>(
+    mut from: watch::Receiver<T>,
+    to: watch::Sender<T>,
+) {
+    tokio::spawn(async move {
+        loop {
+            to.send_replace(from.borrow_and_update().clone());
+            if from.changed().await.is_err() || to.is_closed() {
+                return;
+            }
+        }
+    });
+}
+
 /// Checks the node labels before talking to the apiserver, then returns
-/// the task that joins the cluster: it ends only with an error that should
-/// end berth (a bad node configuration, or an expired certificate that
-/// could not be renewed).
-pub fn start(inputs: ClusterInputs) -> Result<impl Future<Output = ClusterError>, ClusterError> {
+/// the handles and the task that joins the cluster: the task ends only with
+/// an error that should end berth (a bad node configuration, or an expired
+/// certificate that could not be renewed).
+pub fn start(
+    inputs: ClusterInputs,
+) -> Result<(ClusterHandles, impl Future<Output = ClusterError>), ClusterError> {
     let cfg = &inputs.config;
     let node = inputs.node_name.clone();
     let mut status = NodeStatusConfig::new(&node);
@@ -75,7 +112,15 @@ pub fn start(inputs: ClusterInputs) -> Result<impl Future<Output = ClusterError>
     status.runtime_name = inputs.runtime_name.clone();
     status.runtime_version = inputs.runtime_version.clone();
     let counters = Arc::new(NodeApiCounters::default());
-    Ok(async move {
+    let (client_tx, client) = watch::channel(None);
+    let (node_tx, node_rx) = watch::channel(None);
+    let (uid_tx, node_uid) = watch::channel(None);
+    let handles = ClusterHandles {
+        client,
+        node: node_rx,
+        node_uid,
+    };
+    Ok((handles, async move {
         let provider = credentials(&inputs).await;
         let source: ClientSource = {
             let p = provider.clone();
@@ -86,6 +131,9 @@ pub fn start(inputs: ClusterInputs) -> Result<impl Future<Output = ClusterError>
             Ok(m) => m.with_counters(counters.clone()),
             Err(e) => return e.into(),
         };
+        forward(manager.node(), node_tx);
+        forward(manager.node_uid(), uid_tx);
+        client_tx.send_replace(Some(source.clone()));
         let cfg = &inputs.config;
         if cfg.register_node {
             let lease = NodeLeaseController::new(
@@ -106,7 +154,7 @@ pub fn start(inputs: ClusterInputs) -> Result<impl Future<Output = ClusterError>
             return ClusterError::Certificate(rotation.run().await);
         }
         std::future::pending().await
-    })
+    }))
 }
 
 /// The node's credentials: the TLS bootstrap when needed, then a client

@@ -148,6 +148,7 @@ impl Kubelet {
         rt: &RuntimePod,
         sync: &SyncResult,
         previous: Option<&PodStatus>,
+        terminal: bool,
     ) -> PodStatus {
         let pod_ip = pod_ip(rt);
         status::compute(
@@ -160,6 +161,7 @@ impl Kubelet {
                 runtime_name: &self.runtime_name,
                 previous,
                 now: jiff::Timestamp::now(),
+                terminal,
             },
         )
     }
@@ -177,7 +179,7 @@ impl Kubelet {
         let uid = pod_uid(pod);
         let rt = self.with_probes(cached);
         self.cm.note_pod(pod);
-        let before = self.status(pod, &rt, &self.reasons.get(uid), previous);
+        let before = self.status(pod, &rt, &self.reasons.get(uid), previous, false);
         self.status.set_pod_status(pod, before.clone());
         let needs_sandbox = rt.latest_sandbox().is_none_or(|s| !s.ready);
         let prepared = match needs_sandbox {
@@ -199,7 +201,7 @@ impl Kubelet {
         // change the status.
         let st = match self.reasons.set(uid, &result) {
             true => {
-                let st = self.status(pod, &rt, &result, Some(&before));
+                let st = self.status(pod, &rt, &result, Some(&before), false);
                 self.status.set_pod_status(pod, st.clone());
                 st
             }
@@ -243,6 +245,14 @@ impl Kubelet {
             // Something started again in the meantime: stop it at once.
             self.runtime.kill_pod(pod, rt, Some(0)).await?;
         }
+        if let Some(pod) = pod.filter(|p| is_api_pod(p)) {
+            // The final status, from the view after the stop (Go's
+            // SyncTerminatedPod): the apiserver sink writes it before the
+            // object is deleted.
+            let previous = self.status.get(uid);
+            let last = self.status(pod, rt, &self.reasons.get(uid), previous.as_ref(), true);
+            self.status.set_pod_status(&Arc::new(pod.clone()), last);
+        }
         self.runtime.remove_pod(rt).await?;
         // Gone from the runtime: gone from status at once, before clean-up.
         self.status.remove(uid);
@@ -262,6 +272,16 @@ impl Kubelet {
         }
         Ok(())
     }
+}
+
+/// A pod from the apiserver (not a static pod): its status is the
+/// kubelet's to finish, and its object the kubelet's to delete.
+pub fn is_api_pod(pod: &Pod) -> bool {
+    pod.metadata
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get(static_pods::identity::CONFIG_SOURCE_ANNOTATION))
+        .is_some_and(|s| s == crate::podconfig::API_SOURCE)
 }
 
 /// The pod's IP: its ready sandbox's.

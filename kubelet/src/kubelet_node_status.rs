@@ -280,6 +280,8 @@ pub struct NodeStatusManager {
     last_node: Option<Node>,
     last_report: Option<Instant>,
     node_uid: watch::Sender<Option<String>>,
+    /// The node as last written, for admission (allocatable, labels, taints).
+    node: watch::Sender<Option<Arc<Node>>>,
     /// Whether the apiserver is unreachable, so an outage is logged once.
     outage: bool,
 }
@@ -336,6 +338,7 @@ impl NodeStatusManager {
             last_node: None,
             last_report: None,
             node_uid: watch::channel(None).0,
+            node: watch::channel(None).0,
             outage: false,
         })
     }
@@ -359,6 +362,12 @@ impl NodeStatusManager {
     /// The node's UID once registered, for the lease's owner reference.
     pub fn node_uid(&self) -> watch::Receiver<Option<String>> {
         self.node_uid.subscribe()
+    }
+
+    /// The Node as the apiserver last returned it (None until registered);
+    /// pod admission reads its allocatable, labels and taints.
+    pub fn node(&self) -> watch::Receiver<Option<Arc<Node>>> {
+        self.node.subscribe()
     }
 
     pub fn node_ip(&self) -> IpAddr {
@@ -446,6 +455,7 @@ impl NodeStatusManager {
         if uid.is_some() && *self.node_uid.borrow() != uid {
             self.node_uid.send_replace(uid);
         }
+        self.node.send_replace(Some(Arc::new(node.clone())));
         self.last_node = Some(node);
     }
 

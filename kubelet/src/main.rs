@@ -19,9 +19,9 @@ use kubelet::lifecycle::HandlerRunner;
 use kubelet::managed_runtime::{ManagedContainerd, ManagedOptions};
 use kubelet::pleg::Pleg;
 use kubelet::pod_workers::PodWorkers;
-use kubelet::podconfig::{FILE_SOURCE, PodConfig};
+use kubelet::podconfig::{API_SOURCE, FILE_SOURCE, PodConfig};
 use kubelet::status::StatusManager;
-use kubelet::sync_loop::{self, SourceUpdate};
+use kubelet::sync_loop::{self, Admission, SourceUpdate};
 use kubelet::volumes::VolumeManager;
 use tokio::sync::mpsc;
 
@@ -199,6 +199,29 @@ async fn cleanup_pod_cgroups(cache: Arc<PodCache>, cm: Arc<kubelet::cm::Containe
     }
 }
 
+/// Joined mode, once the credentials work: the apiserver pod source and
+/// the status writer.
+async fn run_api_tasks(
+    handles: kubelet::cluster::ClusterHandles,
+    node_name: String,
+    src_tx: mpsc::Sender<SourceUpdate>,
+    api_sink: Option<kubelet::status::apiserver::ApiStatusSink>,
+) {
+    let Some(client) = handles.client().await else {
+        return;
+    };
+    let (mirrors_tx, _mirrors) = tokio::sync::watch::channel(Vec::new());
+    tokio::spawn(kubelet::podconfig::apiserver::run(
+        client.clone(),
+        node_name,
+        src_tx,
+        mirrors_tx,
+    ));
+    if let Some(sink) = api_sink {
+        tokio::spawn(sink.writer(client).run());
+    }
+}
+
 async fn run_with(
     config: KubeletConfig,
     client: RuntimeClient,
@@ -245,7 +268,17 @@ async fn run_with(
             pod_logs_dir: config.pod_logs_dir.clone(),
         },
     ));
-    let status = StatusManager::new();
+    // Joined mode writes pod statuses to the apiserver too.
+    let api_sink = config
+        .cluster
+        .is_some()
+        .then(kubelet::status::apiserver::ApiStatusSink::new);
+    let mut sinks: Vec<Arc<dyn kubelet::status::StatusSink>> =
+        vec![Arc::new(kubelet::status::LogSink)];
+    if let Some(s) = &api_sink {
+        sinks.push(Arc::new(s.clone()));
+    }
+    let status = StatusManager::with_sinks(sinks);
     let pleg = Pleg::new(runtime.clone(), cache.clone());
     let relist = pleg.trigger();
     tokio::spawn(kubelet::pleg::watch_cri_events(
@@ -268,11 +301,15 @@ async fn run_with(
     });
     let (workers, mut terminated) =
         PodWorkers::new(kl, cache.clone(), relist, config.sync_frequency);
-    // Static pods need no finalizing; the apiserver source will delete the
-    // objects of API pods here.
+    // A deleted API pod's object goes once its final status is written;
+    // static pods need no finalizing.
+    let finalizer = api_sink.clone();
     tokio::spawn(async move {
-        while let Some(uid) = terminated.recv().await {
-            tracing::debug!(uid = %uid, "pod terminated");
+        while let Some(t) = terminated.recv().await {
+            tracing::debug!(uid = %t.uid, "pod terminated");
+            if let (Some(sink), Some(pod)) = (&finalizer, &t.pod) {
+                sink.finalize(pod);
+            }
         }
     });
 
@@ -289,10 +326,13 @@ async fn run_with(
     tokio::spawn(kubelet::heap::trim_periodically(kubelet::heap::TRIM_PERIOD));
 
     // Joined mode: credentials, the Node and its Lease, beside the pods.
+    let (src_tx, src_rx) = mpsc::channel(16);
+    let mut expected = Vec::new();
+    let mut admission = None;
     let mut cluster = match config.cluster.clone() {
         Some(cl) => {
             tracing::info!(node = %config.node_name, kubeconfig = %cl.kubeconfig.display(), "joining the cluster");
-            let task = kubelet::cluster::start(kubelet::cluster::ClusterInputs {
+            let (handles, task) = kubelet::cluster::start(kubelet::cluster::ClusterInputs {
                 config: cl,
                 node_name: config.node_name.clone(),
                 root_dir: config.root_dir.clone(),
@@ -303,6 +343,18 @@ async fn run_with(
                 runtime_name,
                 runtime_version,
             })?;
+            expected.push(API_SOURCE);
+            admission = Some(Admission::new(
+                handles.node.clone(),
+                status.clone(),
+                Arc::new(|_: &_, _: &[&_], _: &_| Ok(())),
+            ));
+            tokio::spawn(run_api_tasks(
+                handles,
+                config.node_name.clone(),
+                src_tx.clone(),
+                api_sink.clone(),
+            ));
             Some(tokio::spawn(task))
         }
         None => None,
@@ -319,8 +371,6 @@ async fn run_with(
         ));
     }
 
-    let (src_tx, src_rx) = mpsc::channel(16);
-    let mut expected = Vec::new();
     if let Some(path) = config.static_pod_path.clone() {
         expected.push(FILE_SOURCE);
         let mut source_config = static_pods::Config::new(path, config.node_name.clone());
@@ -363,7 +413,14 @@ async fn run_with(
     let (pleg_tx, pleg_rx) = mpsc::unbounded_channel();
     tokio::spawn(pleg.run(pleg_tx));
     let config_merge = PodConfig::new(&expected);
-    let main_loop = sync_loop::run(config_merge, workers, src_rx, pleg_rx, probe_updates);
+    let main_loop = sync_loop::run(
+        config_merge,
+        workers,
+        src_rx,
+        pleg_rx,
+        probe_updates,
+        admission,
+    );
 
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     let cluster_ended = async {

@@ -59,19 +59,30 @@ pub struct PodWorkers {
     relist: RelistTrigger,
     state: Mutex<State>,
     resync: Duration,
-    terminated: mpsc::UnboundedSender<String>,
+    terminated: mpsc::UnboundedSender<Terminated>,
+}
+
+/// A pod whose worker has stopped and removed it.
+#[derive(Clone, Debug)]
+pub struct Terminated {
+    pub uid: String,
+    /// The last spec the worker had, if it had one (an orphan has none).
+    pub pod: Option<Arc<Pod>>,
 }
 
 /// How long a failed stop or removal waits before it is tried again.
 const RETRY: Duration = Duration::from_secs(2);
 
 /// What the pod's deletion asks for: terminate with this grace, if the pod
-/// carries a deletion timestamp.
+/// carries a deletion timestamp. A pod its source already reports as
+/// Succeeded or Failed is terminated too, never run again (Go's pod workers
+/// start such a pod in the terminated state).
 fn deletion(pod: &Pod) -> Option<Option<i64>> {
-    pod.metadata
-        .deletion_timestamp
-        .as_ref()
-        .map(|_| pod.metadata.deletion_grace_period_seconds)
+    if pod.metadata.deletion_timestamp.is_some() {
+        return Some(pod.metadata.deletion_grace_period_seconds);
+    }
+    let phase = pod.status.as_ref().and_then(|s| s.phase.as_deref());
+    matches!(phase, Some("Succeeded" | "Failed")).then_some(None)
 }
 
 impl PodWorkers {
@@ -81,7 +92,7 @@ impl PodWorkers {
         cache: Arc<PodCache>,
         relist: RelistTrigger,
         resync: Duration,
-    ) -> (Arc<Self>, mpsc::UnboundedReceiver<String>) {
+    ) -> (Arc<Self>, mpsc::UnboundedReceiver<Terminated>) {
         let (terminated, rx) = mpsc::unbounded_channel();
         (
             Arc::new(PodWorkers {
@@ -240,7 +251,10 @@ impl PodWorkers {
                 Desired::Terminate { pod, grace } => {
                     self.terminate(&uid, pod.as_deref(), grace, changed_at)
                         .await;
-                    let _ = self.terminated.send(uid.clone());
+                    let _ = self.terminated.send(Terminated {
+                        uid: uid.clone(),
+                        pod: pod.clone(),
+                    });
                     let mut state = self.lock();
                     match &*rx.borrow_and_update() {
                         // Put back (a manifest restored): start afresh.

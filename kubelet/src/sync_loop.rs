@@ -1,15 +1,132 @@
 //! The kubelet's main loop (the Go kubelet's `syncLoop`): source updates and
 //! runtime events in, pod worker updates out.
 
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
-use k8s_openapi::api::core::v1::Pod;
-use tokio::sync::mpsc;
+use k8s_openapi::api::core::v1::{Node, Pod, PodStatus};
+use tokio::sync::{mpsc, watch};
 
 use crate::pleg::PlegEvent;
 use crate::pod_workers::PodWorkers;
 use crate::podconfig::PodConfig;
 use crate::prober::ProbeUpdate;
+use crate::status::StatusManager;
+use crate::{pod_ref, pod_uid};
+
+/// Whether a pod fits the node: Err((reason, message)) when it does not.
+/// Given the node, the pods already admitted, and the new pod.
+pub type AdmitFn = Arc<dyn Fn(&Node, &[&Pod], &Pod) -> Result<(), (String, String)> + Send + Sync>;
+
+/// Admission of new API pods (the Go kubelet's `HandlePodAdditions` and
+/// `canAdmitPod`): a pod that does not fit is rejected as Failed, with the
+/// reason, and never gets a worker.
+pub struct Admission {
+    pub node: watch::Receiver<Option<Arc<Node>>>,
+    pub status: Arc<StatusManager>,
+    pub admit: AdmitFn,
+    admitted: HashSet<String>,
+    rejected: HashSet<String>,
+}
+
+impl Admission {
+    pub fn new(
+        node: watch::Receiver<Option<Arc<Node>>>,
+        status: Arc<StatusManager>,
+        admit: AdmitFn,
+    ) -> Self {
+        Admission {
+            node,
+            status,
+            admit,
+            admitted: HashSet::new(),
+            rejected: HashSet::new(),
+        }
+    }
+
+    /// The desired set less the rejected pods. New API pods are admitted
+    /// oldest first, each against the pods admitted before it; static pods
+    /// are the node's own and always admitted.
+    fn filter(&mut self, mut desired: HashMap<String, Arc<Pod>>) -> HashMap<String, Arc<Pod>> {
+        self.admitted.retain(|uid| desired.contains_key(uid));
+        let gone: Vec<String> = self
+            .rejected
+            .iter()
+            .filter(|uid| !desired.contains_key(*uid))
+            .cloned()
+            .collect();
+        for uid in gone {
+            self.rejected.remove(&uid);
+            self.status.remove(&uid);
+        }
+        let node = self.node.borrow().clone();
+        let mut new: Vec<Arc<Pod>> = desired
+            .iter()
+            .filter(|(uid, p)| {
+                crate::kubelet::is_api_pod(p)
+                    && !self.admitted.contains(*uid)
+                    && !self.rejected.contains(*uid)
+                    && p.metadata.deletion_timestamp.is_none()
+                    && !is_terminal(p)
+            })
+            .map(|(_, p)| p.clone())
+            .collect();
+        new.sort_by(|a, b| {
+            let key = |p: &Pod| {
+                (
+                    p.metadata.creation_timestamp.as_ref().map(|t| t.0),
+                    pod_uid(p).to_string(),
+                )
+            };
+            key(a).cmp(&key(b))
+        });
+        for pod in new {
+            let uid = pod_uid(&pod).to_string();
+            let verdict = match node.as_deref() {
+                // Not registered yet: nothing to check against.
+                None => Ok(()),
+                Some(node) => {
+                    let others: Vec<&Pod> = desired
+                        .iter()
+                        .filter(|(u, p)| {
+                            !self.rejected.contains(*u)
+                                && !is_terminal(p)
+                                && (self.admitted.contains(*u) || !crate::kubelet::is_api_pod(p))
+                        })
+                        .map(|(_, p)| p.as_ref())
+                        .collect();
+                    (self.admit)(node, &others, &pod)
+                }
+            };
+            match verdict {
+                Ok(()) => {
+                    self.admitted.insert(uid);
+                }
+                Err((reason, message)) => {
+                    tracing::warn!(pod = %pod_ref(&pod), uid = %uid, reason = %reason, "pod rejected: {message}");
+                    let status = PodStatus {
+                        phase: Some("Failed".into()),
+                        reason: Some(reason),
+                        message: Some(format!("Pod was rejected: {message}")),
+                        qos_class: Some(crate::cm::qos::qos_class(&pod).as_str().into()),
+                        ..Default::default()
+                    };
+                    self.status.set_pod_status(&pod, status);
+                    self.rejected.insert(uid);
+                }
+            }
+        }
+        desired.retain(|uid, _| !self.rejected.contains(uid));
+        desired
+    }
+}
+
+fn is_terminal(pod: &Pod) -> bool {
+    matches!(
+        pod.status.as_ref().and_then(|s| s.phase.as_deref()),
+        Some("Succeeded" | "Failed")
+    )
+}
 
 /// A full snapshot from one source.
 #[derive(Debug)]
@@ -27,14 +144,19 @@ pub async fn run(
     mut sources: mpsc::Receiver<SourceUpdate>,
     mut pleg: mpsc::UnboundedReceiver<PlegEvent>,
     mut probes: mpsc::UnboundedReceiver<ProbeUpdate>,
+    mut admission: Option<Admission>,
 ) {
     let mut sources_open = true;
+    let mut desired_of = |config: &PodConfig| match admission.as_mut() {
+        Some(a) => a.filter(config.desired()),
+        None => config.desired(),
+    };
     loop {
         tokio::select! {
             update = sources.recv(), if sources_open => match update {
                 Some(u) => {
                     if config.set_source(u.source, u.pods) {
-                        workers.update(&config.desired());
+                        workers.update(&desired_of(&config));
                     }
                 }
                 None => sources_open = false,
@@ -46,6 +168,8 @@ pub async fn run(
                     // Only once every source has spoken: before that, an
                     // absent pod may simply not have been read yet.
                     if config.sources_ready() {
+                        // Rejected pods count as desired here: whatever
+                        // runs under their UID is not an orphan to them.
                         let desired = config.desired();
                         for uid in uids {
                             if !desired.contains_key(&uid) && !workers.has_worker(&uid) {

@@ -32,7 +32,7 @@ struct Node {
     runtime: Arc<dyn Runtime>,
     workers: Arc<PodWorkers>,
     status: Arc<StatusManager>,
-    terminated: mpsc::UnboundedReceiver<String>,
+    terminated: mpsc::UnboundedReceiver<kubelet::pod_workers::Terminated>,
     published: Arc<Published>,
     _dir: tempfile::TempDir,
 }
@@ -217,7 +217,8 @@ async fn a_pod_still_present_with_a_deletion_timestamp_terminates_with_its_grace
     let uid = tokio::time::timeout(Duration::from_secs(10), n.terminated.recv())
         .await
         .expect("terminated within 10 s")
-        .expect("channel open");
+        .expect("channel open")
+        .uid;
     let took = began.elapsed();
     assert_eq!(uid, "uid-web");
     assert!(
@@ -262,7 +263,8 @@ async fn removing_a_pod_cancels_its_sync_during_a_pull() {
     let uid = tokio::time::timeout(Duration::from_secs(5), n.terminated.recv())
         .await
         .expect("terminated without waiting for the held pull")
-        .expect("channel open");
+        .expect("channel open")
+        .uid;
     assert_eq!(uid, "uid-slow");
     eventually("the pull cancelled", Duration::from_secs(2), || {
         n.fake.cancelled("PullImage") == 1

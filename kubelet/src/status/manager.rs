@@ -29,6 +29,8 @@ pub trait StatusSink: Send + Sync {
     fn status_changed(&self, change: &StatusChange<'_>);
     /// The pod is gone from the node (terminated and removed).
     fn pod_removed(&self, _uid: &str) {}
+    /// A static pod's mirror pod got this UID in the apiserver.
+    fn mirror_known(&self, _static_uid: &str, _mirror_uid: &str) {}
 }
 
 #[derive(Clone, Debug)]
@@ -177,8 +179,14 @@ impl StatusManager {
     /// Remembers the mirror pod of a static pod, for status that goes to
     /// the apiserver.
     pub fn set_mirror_uid(&self, static_uid: &str, mirror_uid: &str) {
-        if let Ok(mut m) = self.mirror_uids.write() {
-            m.insert(static_uid.to_string(), mirror_uid.to_string());
+        let changed = self.mirror_uids.write().is_ok_and(|mut m| {
+            m.insert(static_uid.to_string(), mirror_uid.to_string())
+                .is_none_or(|old| old != mirror_uid)
+        });
+        if changed {
+            for sink in &self.sinks {
+                sink.mirror_known(static_uid, mirror_uid);
+            }
         }
     }
 

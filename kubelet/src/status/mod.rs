@@ -2,6 +2,7 @@
 //! `generateAPIPodStatus` / `getPhase` compute it; [`StatusManager`] keeps
 //! it versioned and hands changes to its sinks.
 
+pub mod apiserver;
 mod manager;
 pub use manager::{LogSink, StatusChange, StatusManager, StatusSink};
 
@@ -33,6 +34,10 @@ pub struct StatusInputs<'a> {
     pub runtime_name: &'a str,
     pub previous: Option<&'a PodStatus>,
     pub now: jiff::Timestamp,
+    /// The kubelet has stopped the pod for good (an API pod deleted or
+    /// removed): once nothing runs, its phase is Succeeded or Failed, as
+    /// Go's `podIsTerminal` makes it. Static pods never set it.
+    pub terminal: bool,
 }
 
 fn terminated(c: &RtContainer, runtime: &str) -> ContainerStateTerminated {
@@ -305,6 +310,18 @@ pub fn phase(pod: &Pod, init: &[ContainerStatus], apps: &[ContainerStatus]) -> &
     "Pending"
 }
 
+/// The phase of a pod the kubelet stopped for good: Succeeded when every
+/// app container exited 0, Failed otherwise (one never ran, or one failed).
+fn terminal_phase(apps: &[ContainerStatus]) -> &'static str {
+    let all_succeeded = !apps.is_empty()
+        && apps.iter().all(|s| {
+            terminated_of(s)
+                .or_else(|| last_terminated(s))
+                .is_some_and(|t| t.exit_code == 0)
+        });
+    if all_succeeded { "Succeeded" } else { "Failed" }
+}
+
 /// A Go `%s` of a string slice: `[a b]`.
 fn go_list(names: &[String]) -> String {
     format!("[{}]", names.join(" "))
@@ -489,6 +506,9 @@ pub fn compute(pod: &Pod, rt: &RuntimePod, inputs: &StatusInputs<'_>) -> PodStat
             "Failed"
         };
     }
+    if inputs.terminal && !matches!(phase, "Succeeded" | "Failed") {
+        phase = terminal_phase(&apps);
+    }
     let conditions = conditions(pod, sandbox_ready, &init, &apps, phase, prev, inputs.now);
     let ip = (!inputs.pod_ip.is_empty()).then(|| inputs.pod_ip.to_string());
     PodStatus {
@@ -669,6 +689,7 @@ mod tests {
             runtime_name: "containerd",
             previous: None,
             now: "2026-11-22T10:00:00Z".parse().unwrap(),
+            terminal: false,
         }
     }
 

@@ -3,6 +3,8 @@
 //! snapshots; the file source is the only one today, and an apiserver source
 //! slots in as another name.
 
+pub mod apiserver;
+
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 
