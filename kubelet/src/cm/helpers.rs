@@ -119,7 +119,10 @@ pub fn is_restartable_init(c: &Container) -> bool {
 /// Sums regular containers and sidecars, and takes the peak of each init
 /// container (plus the sidecars started before it), as the sidecar KEP's
 /// `aggregateContainerResourcesByFn`.
-fn aggregate(pod: &Pod, per_container: impl Fn(&Container) -> ResourceList) -> ResourceList {
+pub(crate) fn aggregate(
+    pod: &Pod,
+    mut per_container: impl FnMut(&Container) -> ResourceList,
+) -> ResourceList {
     let Some(spec) = pod.spec.as_ref() else {
         return ResourceList::new();
     };

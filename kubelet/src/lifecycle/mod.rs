@@ -3,6 +3,10 @@
 //! instance. Lifecycle hooks (postStart, preStop, also sleep) go through
 //! [`HandlerRunner::run_hook`]; the prober's exec and httpGet probes use the
 //! same runner, so both reach containers the same way.
+//!
+//! [`predicate`] is the pod admission of `predicate.go`.
+
+pub mod predicate;
 
 use std::time::Duration;
 
