@@ -72,10 +72,7 @@ impl ClusterHandles {
 }
 
 /// Copies every value of `from` into `to`, for as long as both exist.
-fn forward<T: Clone + Send + Sync + 'static>(
-    mut from: watch::Receiver<T>,
-    to: watch::Sender<T>,
-) {
+fn forward<T: Clone + Send + Sync + 'static>(mut from: watch::Receiver<T>, to: watch::Sender<T>) {
     tokio::spawn(async move {
         loop {
             to.send_replace(from.borrow_and_update().clone());

@@ -245,12 +245,12 @@ impl Kubelet {
             // Something started again in the meantime: stop it at once.
             self.runtime.kill_pod(pod, rt, Some(0)).await?;
         }
-        if let Some(pod) = pod.filter(|p| is_api_pod(p)) {
+        if let (Some(pod), Some(previous)) = (pod.filter(|p| is_api_pod(p)), self.status.get(uid)) {
             // The final status, from the view after the stop (Go's
             // SyncTerminatedPod): the apiserver sink writes it before the
-            // object is deleted.
-            let previous = self.status.get(uid);
-            let last = self.status(pod, rt, &self.reasons.get(uid), previous.as_ref(), true);
+            // object is deleted. A pod this berth never synced (already
+            // terminal when it started) keeps the status it has.
+            let last = self.status(pod, rt, &self.reasons.get(uid), Some(&previous), true);
             self.status.set_pod_status(&Arc::new(pod.clone()), last);
         }
         self.runtime.remove_pod(rt).await?;

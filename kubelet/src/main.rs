@@ -347,7 +347,10 @@ async fn run_with(
             admission = Some(Admission::new(
                 handles.node.clone(),
                 status.clone(),
-                Arc::new(|_: &_, _: &[&_], _: &_| Ok(())),
+                Arc::new(|node: &_, admitted: &[&_], pod: &_| {
+                    kubelet::lifecycle::predicate::admit(node, admitted, pod)
+                        .map_err(|f| (f.reason, f.message))
+                }),
             ));
             tokio::spawn(run_api_tasks(
                 handles,

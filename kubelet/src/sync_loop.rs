@@ -80,11 +80,15 @@ impl Admission {
             };
             key(a).cmp(&key(b))
         });
+        let mut waiting = HashSet::new();
         for pod in new {
             let uid = pod_uid(&pod).to_string();
             let verdict = match node.as_deref() {
-                // Not registered yet: nothing to check against.
-                None => Ok(()),
+                // Not registered yet: the pod waits for the Node.
+                None => {
+                    waiting.insert(uid);
+                    continue;
+                }
                 Some(node) => {
                     let others: Vec<&Pod> = desired
                         .iter()
@@ -116,8 +120,23 @@ impl Admission {
                 }
             }
         }
-        desired.retain(|uid, _| !self.rejected.contains(uid));
+        desired.retain(|uid, _| !self.rejected.contains(uid) && !waiting.contains(uid));
         desired
+    }
+}
+
+/// The Node changed (or was first registered); false once it never will.
+async fn node_changed(admission: &mut Option<Admission>) -> bool {
+    match admission {
+        Some(a) => a.node.changed().await.is_ok(),
+        None => false,
+    }
+}
+
+fn desired_of(admission: &mut Option<Admission>, config: &PodConfig) -> HashMap<String, Arc<Pod>> {
+    match admission.as_mut() {
+        Some(a) => a.filter(config.desired()),
+        None => config.desired(),
     }
 }
 
@@ -147,20 +166,22 @@ pub async fn run(
     mut admission: Option<Admission>,
 ) {
     let mut sources_open = true;
-    let mut desired_of = |config: &PodConfig| match admission.as_mut() {
-        Some(a) => a.filter(config.desired()),
-        None => config.desired(),
-    };
+    let mut node_open = admission.is_some();
     loop {
         tokio::select! {
             update = sources.recv(), if sources_open => match update {
                 Some(u) => {
                     if config.set_source(u.source, u.pods) {
-                        workers.update(&desired_of(&config));
+                        workers.update(&desired_of(&mut admission, &config));
                     }
                 }
                 None => sources_open = false,
             },
+            open = node_changed(&mut admission), if node_open => {
+                node_open = open;
+                // Pods that waited for the Node are admitted now.
+                workers.update(&desired_of(&mut admission, &config));
+            }
             Some(u) = probes.recv() => workers.notify(&u.uid),
             ev = pleg.recv() => match ev {
                 Some(PlegEvent::PodChanged(uid)) => workers.notify(&uid),

@@ -127,7 +127,11 @@ impl Store {
                 let mirror = is_mirror_pod(&pod);
                 let previous = self.current.pods.get(pod_uid(&pod)).cloned();
                 let changed = self.current.put(previous.as_ref(), pod);
-                if mirror { (false, changed) } else { (changed, false) }
+                if mirror {
+                    (false, changed)
+                } else {
+                    (changed, false)
+                }
             }
             Event::Delete(pod) => {
                 let uid = pod_uid(&pod);
@@ -142,8 +146,7 @@ impl Store {
 
 fn same_arcs(a: &HashMap<String, Arc<Pod>>, b: &HashMap<String, Arc<Pod>>) -> bool {
     a.len() == b.len()
-        && a
-            .iter()
+        && a.iter()
             .all(|(k, v)| b.get(k).is_some_and(|o| Arc::ptr_eq(v, o)))
 }
 
@@ -256,7 +259,11 @@ mod tests {
         let a = s.current.pods["a"].clone();
         s.apply(Event::Init);
         s.apply(Event::InitApply(pod("a", "5", "x")));
-        assert_eq!(s.current.pods.len(), 2, "the old set stands until the list is done");
+        assert_eq!(
+            s.current.pods.len(),
+            2,
+            "the old set stands until the list is done"
+        );
         assert_eq!(s.apply(Event::InitDone), (true, false));
         assert!(Arc::ptr_eq(&a, &s.current.pods["a"]));
         assert!(!s.current.pods.contains_key("b"));
@@ -271,7 +278,8 @@ mod tests {
         s.apply(Event::Init);
         s.apply(Event::InitDone);
         let mut m = pod("m", "1", "x");
-        m.metadata.annotations = Some([(CONFIG_MIRROR_ANNOTATION.to_string(), "h".to_string())].into());
+        m.metadata.annotations =
+            Some([(CONFIG_MIRROR_ANNOTATION.to_string(), "h".to_string())].into());
         assert_eq!(s.apply(Event::Apply(m.clone())), (false, true));
         assert!(s.current.pods.is_empty());
         assert_eq!(s.apply(Event::Delete(m)), (false, true));

@@ -251,9 +251,10 @@ impl ApiStatusWriter {
                     failures = 0;
                     let mut q = self.sink.lock();
                     // Only if nothing newer arrived meanwhile.
-                    let same = q.pods.get(&pending.uid).is_some_and(|p| {
-                        p.status == pending.status && p.delete == pending.delete
-                    });
+                    let same = q
+                        .pods
+                        .get(&pending.uid)
+                        .is_some_and(|p| p.status == pending.status && p.delete == pending.delete);
                     if same {
                         if pending.delete || !pending.is_static {
                             q.pods.remove(&pending.uid);

@@ -105,3 +105,157 @@ pub fn wait_node(name: &str, what: &str, limit: Duration, ok: impl Fn(&Value) ->
         std::thread::sleep(Duration::from_millis(250));
     }
 }
+
+/// A namespace for one test's API objects. Dropping it deletes the
+/// namespace and removes, through the CRI, every sandbox of its pods that a
+/// killed berth left behind.
+pub struct TestNamespace {
+    pub name: String,
+}
+
+impl TestNamespace {
+    pub fn create(prefix: &str) -> TestNamespace {
+        let name = crate::unique(prefix).to_lowercase();
+        kubectl(&["create", "namespace", &name]).expect("creating the test namespace");
+        // The namespace's default ServiceAccount comes from the
+        // controller-manager; pods are refused until it exists.
+        let t = Instant::now();
+        while kubectl(&["get", "serviceaccount", "default", "-n", &name]).is_err() {
+            assert!(
+                t.elapsed() < Duration::from_secs(30),
+                "no default ServiceAccount in {name}"
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        TestNamespace { name }
+    }
+
+    /// `kubectl apply -f -` of `yaml` in this namespace.
+    pub fn apply(&self, yaml: &str) {
+        let mut child = Command::new(kubectl_bin())
+            .arg("--kubeconfig")
+            .arg(admin_kubeconfig())
+            .args(["apply", "-n", &self.name, "-f", "-"])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("running kubectl");
+        use std::io::Write;
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(yaml.as_bytes())
+            .unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "kubectl apply: {}\n{yaml}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    /// `kubectl get <what> -n <ns> -o json`.
+    pub fn get(&self, what: &[&str]) -> Option<Value> {
+        let mut args = what.to_vec();
+        args.extend_from_slice(&["-n", &self.name]);
+        get_json(&args)
+    }
+
+    /// Polls a pod until `ok` holds; returns it.
+    pub fn wait_pod(
+        &self,
+        name: &str,
+        what: &str,
+        limit: Duration,
+        ok: impl Fn(&Value) -> bool,
+    ) -> Value {
+        let t = Instant::now();
+        loop {
+            if let Some(p) = self.get(&["pod", name]).filter(|p| ok(p)) {
+                return p;
+            }
+            assert!(
+                t.elapsed() < limit,
+                "pod {}/{name}: not {what} after {limit:?}; last seen: {}",
+                self.name,
+                self.get(&["pod", name])
+                    .map_or("no pod".to_string(), |p| p["status"].to_string())
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    /// The runtime's sandboxes of this namespace's pods.
+    pub fn sandboxes(&self) -> Vec<cri_client::proto::PodSandbox> {
+        namespace_sandboxes(&self.name)
+    }
+}
+
+/// Runs `f` with a CRI client on a thread of its own (tests are
+/// synchronous); None when the runtime does not answer.
+pub fn with_cri<T: Send + 'static, F>(
+    f: impl FnOnce(cri_client::RuntimeClient) -> F + Send + 'static,
+) -> Option<T>
+where
+    F: std::future::Future<Output = Option<T>>,
+{
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .ok()?;
+        rt.block_on(async {
+            let client =
+                cri_client::RuntimeClient::connect(Some(&crate::endpoint()), Default::default())
+                    .await
+                    .ok()?;
+            f(client).await
+        })
+    })
+    .join()
+    .ok()
+    .flatten()
+}
+
+/// The runtime's sandboxes whose pods are in `namespace`, in any state.
+pub fn namespace_sandboxes(namespace: &str) -> Vec<cri_client::proto::PodSandbox> {
+    let ns = namespace.to_string();
+    with_cri(move |client| async move {
+        let items = client
+            .list_pod_sandbox(Default::default())
+            .await
+            .ok()?
+            .items;
+        Some(
+            items
+                .into_iter()
+                .filter(|s| s.metadata.as_ref().is_some_and(|m| m.namespace == ns))
+                .collect(),
+        )
+    })
+    .unwrap_or_default()
+}
+
+impl Drop for TestNamespace {
+    fn drop(&mut self) {
+        let _ = kubectl(&["delete", "namespace", &self.name, "--wait=false"]);
+        for s in namespace_sandboxes(&self.name) {
+            let _ = with_cri(move |client| async move {
+                let id = s.id;
+                let _ = client
+                    .stop_pod_sandbox(cri_client::proto::StopPodSandboxRequest {
+                        pod_sandbox_id: id.clone(),
+                    })
+                    .await;
+                client
+                    .remove_pod_sandbox(cri_client::proto::RemovePodSandboxRequest {
+                        pod_sandbox_id: id,
+                    })
+                    .await
+                    .ok()
+            });
+        }
+    }
+}
