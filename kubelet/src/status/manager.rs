@@ -190,6 +190,13 @@ impl StatusManager {
         }
     }
 
+    /// Forgets the mirror pod of a static pod that left the node.
+    pub fn remove_mirror_uid(&self, static_uid: &str) {
+        if let Ok(mut m) = self.mirror_uids.write() {
+            m.remove(static_uid);
+        }
+    }
+
     /// The UID the apiserver knows the pod by: its mirror's for a static
     /// pod, its own otherwise.
     pub fn api_uid(&self, uid: &str) -> String {
@@ -346,6 +353,9 @@ mod tests {
         let m = StatusManager::with_sinks(vec![]);
         m.set_mirror_uid("static", "mirror");
         assert_eq!(m.api_uid("static"), "mirror");
+        m.remove_mirror_uid("static");
+        assert_eq!(m.api_uid("static"), "static");
+        m.set_mirror_uid("static", "mirror");
         assert_eq!(m.api_uid("api"), "api");
     }
 }
