@@ -17,6 +17,7 @@ use kubelet::kubelet::{Kubelet, PodRuntimeHelper};
 use kubelet::kuberuntime::{KubeRuntimeManager, RuntimeSettings};
 use kubelet::lifecycle::HandlerRunner;
 use kubelet::managed_runtime::{ManagedContainerd, ManagedOptions};
+use kubelet::mirror_client::MirrorReconciler;
 use kubelet::pleg::Pleg;
 use kubelet::pod_workers::PodWorkers;
 use kubelet::podconfig::{API_SOURCE, FILE_SOURCE, PodConfig};
@@ -199,27 +200,31 @@ async fn cleanup_pod_cgroups(cache: Arc<PodCache>, cm: Arc<kubelet::cm::Containe
     }
 }
 
-/// Joined mode, once the credentials work: the apiserver pod source and
-/// the status writer.
+/// Joined mode, once the credentials work: the apiserver pod source, the
+/// status writer and the mirror pods of the static pods.
 async fn run_api_tasks(
     handles: kubelet::cluster::ClusterHandles,
     node_name: String,
     src_tx: mpsc::Sender<SourceUpdate>,
     api_sink: Option<kubelet::status::apiserver::ApiStatusSink>,
+    status: Arc<StatusManager>,
+    statics: tokio::sync::watch::Receiver<Vec<Arc<k8s_openapi::api::core::v1::Pod>>>,
 ) {
     let Some(client) = handles.client().await else {
         return;
     };
-    let (mirrors_tx, _mirrors) = tokio::sync::watch::channel(Vec::new());
+    let (mirrors_tx, mirrors) = tokio::sync::watch::channel(Vec::new());
     tokio::spawn(kubelet::podconfig::apiserver::run(
         client.clone(),
-        node_name,
+        node_name.clone(),
         src_tx,
         mirrors_tx,
     ));
     if let Some(sink) = api_sink {
-        tokio::spawn(sink.writer(client).run());
+        tokio::spawn(sink.writer(client.clone()).run());
     }
+    let reconciler = MirrorReconciler::new(client, node_name, handles.node_uid.clone(), status);
+    tokio::spawn(reconciler.run(statics, mirrors));
 }
 
 async fn run_with(
@@ -327,6 +332,8 @@ async fn run_with(
 
     // Joined mode: credentials, the Node and its Lease, beside the pods.
     let (src_tx, src_rx) = mpsc::channel(16);
+    // The static pods as last read, for their mirror pods.
+    let (statics_tx, statics_rx) = tokio::sync::watch::channel(Vec::new());
     let mut expected = Vec::new();
     let mut admission = None;
     let mut cluster = match config.cluster.clone() {
@@ -357,6 +364,8 @@ async fn run_with(
                 config.node_name.clone(),
                 src_tx.clone(),
                 api_sink.clone(),
+                status.clone(),
+                statics_rx,
             ));
             Some(tokio::spawn(task))
         }
@@ -387,12 +396,13 @@ async fn run_with(
         }
         tokio::spawn(async move {
             loop {
-                let pods = snapshots
+                let pods: Vec<_> = snapshots
                     .borrow_and_update()
                     .pods
                     .iter()
                     .map(|p| Arc::clone(&p.pod))
                     .collect();
+                statics_tx.send_replace(pods.clone());
                 if src_tx
                     .send(SourceUpdate {
                         source: FILE_SOURCE,
@@ -409,7 +419,8 @@ async fn run_with(
             }
         });
     } else {
-        tracing::warn!("no staticPodPath / --pod-manifest-path given: no pods to run");
+        tracing::warn!("no staticPodPath / --pod-manifest-path given: no static pods");
+        statics_tx.send_replace(Vec::new());
         drop(src_tx);
     }
 

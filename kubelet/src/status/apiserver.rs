@@ -178,6 +178,7 @@ impl StatusSink for ApiStatusSink {
     }
 
     fn mirror_known(&self, static_uid: &str, mirror_uid: &str) {
+        tracing::debug!(uid = %static_uid, mirror_uid = %mirror_uid, "status goes to the mirror pod");
         let mut q = self.lock();
         q.mirrors
             .insert(static_uid.to_string(), mirror_uid.to_string());
@@ -255,12 +256,10 @@ impl ApiStatusWriter {
                         .pods
                         .get(&pending.uid)
                         .is_some_and(|p| p.status == pending.status && p.delete == pending.delete);
-                    if same {
-                        if pending.delete || !pending.is_static {
-                            q.pods.remove(&pending.uid);
-                        } else if let Some(p) = q.pods.get_mut(&pending.uid) {
-                            p.status = None;
-                        }
+                    // A static pod's status stays: a recreated mirror
+                    // pod gets it again.
+                    if same && !pending.is_static {
+                        q.pods.remove(&pending.uid);
                     }
                 }
                 Outcome::Wait => {}
@@ -281,6 +280,7 @@ impl ApiStatusWriter {
             (true, None) => return Outcome::Wait,
         };
         let pod_ref = format!("{}/{}", p.namespace, p.name);
+        tracing::trace!(pod = %pod_ref, uid = %p.uid, target_uid, has_status = p.status.is_some(), delete = p.delete, "writing status");
         match self.try_write(p, target_uid).await {
             Ok(()) => Outcome::Done,
             Err(WriteError::Api(kube::Error::Api(e))) if e.code == 404 => {

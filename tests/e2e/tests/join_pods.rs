@@ -322,3 +322,61 @@ fn pods_that_do_not_fit_are_rejected_with_the_go_kubelets_reasons() {
     }
     assert!(ns.sandboxes().is_empty(), "nothing of a rejected pod runs");
 }
+
+#[test]
+fn a_static_pod_has_a_mirror_pod_that_is_recreated_after_kubectl_delete() {
+    require_control_plane();
+    let _one = exclusive();
+    let node = Joined::start();
+    let ns = TestNamespace::create("mirror");
+    let image = busybox();
+    node.berth.write_manifest(
+        "web.yaml",
+        &format!(
+            "apiVersion: v1\nkind: Pod\nmetadata: {{name: web, namespace: {ns}}}\nspec:\n  terminationGracePeriodSeconds: 1\n  containers:\n  - name: c\n    image: {image}\n    command: [\"sleep\", \"3600\"]\n",
+            ns = ns.name
+        ),
+    );
+    let name = format!("web-{}", node.node());
+    let mirror = ns.wait_pod(&name, "Ready", Duration::from_secs(60), ready);
+    let annotations = &mirror["metadata"]["annotations"];
+    assert!(
+        annotations["kubernetes.io/config.mirror"].is_string(),
+        "{annotations}"
+    );
+    assert_eq!(
+        annotations["kubernetes.io/config.mirror"],
+        annotations["kubernetes.io/config.hash"]
+    );
+    assert_eq!(annotations["kubernetes.io/config.source"], "file");
+    let owner = &mirror["metadata"]["ownerReferences"][0];
+    assert_eq!(owner["kind"], "Node");
+    assert_eq!(owner["name"], node.node());
+    assert_eq!(mirror["status"]["phase"], "Running");
+    let first_uid = mirror["metadata"]["uid"].as_str().unwrap().to_string();
+    let container = container_id(&mirror);
+
+    // kubectl delete: the mirror comes back (a new object), the static pod
+    // itself never stopped, and its status flows to the new mirror.
+    kubectl(&["delete", "pod", &name, "-n", &ns.name, "--wait=true"]).unwrap();
+    let again = ns.wait_pod(&name, "recreated and Ready", Duration::from_secs(30), |p| {
+        p["metadata"]["uid"] != first_uid.as_str() && ready(p)
+    });
+    assert_eq!(
+        container_id(&again),
+        container,
+        "the static pod kept running"
+    );
+    assert_eq!(again["status"]["containerStatuses"][0]["restartCount"], 0);
+
+    // The manifest removed: the pod stops and its mirror goes.
+    node.berth.remove_manifest("web.yaml");
+    let t = Instant::now();
+    while ns.get(&["pod", &name]).is_some() {
+        assert!(
+            t.elapsed() < Duration::from_secs(40),
+            "the mirror outlived its static pod"
+        );
+        std::thread::sleep(Duration::from_millis(300));
+    }
+}
