@@ -149,6 +149,46 @@ fn container_field_path(pod: &Pod, container: &str) -> String {
     format!("{IMPLICIT_CONTAINER_PREFIX}{container}")
 }
 
+/// A duration as Go prints a `time.Duration` truncated to milliseconds
+/// (`313ms`, `1.594s`, `2m0s`), for messages that quote pull times.
+pub fn go_duration(d: std::time::Duration) -> String {
+    let ms = d.as_millis();
+    if ms == 0 {
+        return "0s".to_string();
+    }
+    if ms < 1000 {
+        return format!("{ms}ms");
+    }
+    let (secs, frac) = (ms / 1000, ms % 1000);
+    let (h, m, s) = (secs / 3600, secs % 3600 / 60, secs % 60);
+    let mut out = String::new();
+    if h > 0 {
+        out.push_str(&format!("{h}h"));
+    }
+    if h > 0 || m > 0 {
+        out.push_str(&format!("{m}m"));
+    }
+    out.push_str(&s.to_string());
+    if frac > 0 {
+        let f = format!("{frac:03}");
+        out.push('.');
+        out.push_str(f.trim_end_matches('0'));
+    }
+    out.push('s');
+    out
+}
+
+/// Go's `format.Pod`: `name_namespace(uid)`.
+pub fn format_pod(pod: &Pod) -> String {
+    let m = &pod.metadata;
+    format!(
+        "{}_{}({})",
+        m.name.as_deref().unwrap_or(""),
+        m.namespace.as_deref().unwrap_or(""),
+        m.uid.as_deref().unwrap_or("")
+    )
+}
+
 struct Shared {
     tx: mpsc::Sender<Event>,
     node_name: String,
@@ -284,6 +324,14 @@ pub fn start_with_sink(
     correlator: Correlator,
     options: SinkOptions,
 ) -> (Recorder, impl Future<Output = ()> + Send + 'static) {
+    let (recorder, rx) = channel(node_name);
+    (recorder, sink::run(rx, sink, correlator, options))
+}
+
+/// A recorder whose events wait, uncorrelated, in the returned queue (of
+/// [`MAX_QUEUED_EVENTS`]): for a writer of the caller's own, or for tests
+/// that check which events a component records.
+pub fn channel(node_name: &str) -> (Recorder, mpsc::Receiver<Event>) {
     let (tx, rx) = mpsc::channel(MAX_QUEUED_EVENTS);
     let recorder = Recorder {
         shared: Some(Arc::new(Shared {
@@ -291,7 +339,22 @@ pub fn start_with_sink(
             node_name: node_name.to_string(),
         })),
     };
-    (recorder, sink::run(rx, sink, correlator, options))
+    (recorder, rx)
+}
+
+/// Drains what a [`channel`] recorder queued, as (type, reason, fieldPath,
+/// message) — for tests.
+pub fn drain(rx: &mut mpsc::Receiver<Event>) -> Vec<(String, String, String, String)> {
+    let mut out = Vec::new();
+    while let Ok(e) = rx.try_recv() {
+        out.push((
+            e.type_.unwrap_or_default(),
+            e.reason.unwrap_or_default(),
+            e.involved_object.field_path.unwrap_or_default(),
+            e.message.unwrap_or_default(),
+        ));
+    }
+    out
 }
 
 #[cfg(test)]
@@ -427,6 +490,19 @@ mod tests {
         tokio::task::yield_now().await;
         assert_eq!(*sink.0.lock().unwrap(), 1);
         task.abort();
+    }
+
+    #[test]
+    fn durations_print_as_go_does() {
+        use std::time::Duration;
+        assert_eq!(go_duration(Duration::ZERO), "0s");
+        assert_eq!(go_duration(Duration::from_micros(313_900)), "313ms");
+        assert_eq!(go_duration(Duration::from_millis(1594)), "1.594s");
+        assert_eq!(go_duration(Duration::from_millis(1500)), "1.5s");
+        assert_eq!(go_duration(Duration::from_millis(62_500)), "1m2.5s");
+        assert_eq!(go_duration(Duration::from_secs(120)), "2m0s");
+        assert_eq!(go_duration(Duration::from_secs(3600)), "1h0m0s");
+        assert_eq!(format_pod(&pod()), "web_shop(u-1)");
     }
 
     #[test]
