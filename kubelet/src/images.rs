@@ -22,6 +22,7 @@ use tokio::sync::Semaphore;
 use api::{ImageRef, ImageRefError};
 
 use crate::backoff::{Backoff, Nanos, now_nanos};
+use crate::events::{EventType, ObjectRef, Recorder, go_duration, reasons};
 use crate::{pod_ref, pod_uid};
 
 #[derive(Debug, thiserror::Error)]
@@ -160,6 +161,9 @@ struct Inner {
 #[derive(Clone)]
 pub struct ImageManager {
     inner: Arc<Inner>,
+    /// Pulling, Pulled, Failed, BackOff... about the container, as Go's
+    /// image manager records them.
+    recorder: Recorder,
 }
 
 impl std::fmt::Debug for ImageManager {
@@ -179,7 +183,14 @@ impl ImageManager {
                 in_flight: Mutex::new(HashMap::new()),
                 backoff: Mutex::new(PullBackoff::default()),
             }),
+            recorder: Recorder::disabled(),
         }
+    }
+
+    /// Records image events through `recorder` (none by default).
+    pub fn with_recorder(mut self, recorder: Recorder) -> Self {
+        self.recorder = recorder;
+        self
     }
 
     /// Makes sure the container's image is present, pulling it as its
@@ -192,10 +203,18 @@ impl ImageManager {
         sandbox: &pb::PodSandboxConfig,
     ) -> Result<String, ImageError> {
         let requested = c.image.as_deref().unwrap_or("");
-        let parsed = ImageRef::parse(requested).map_err(|why| ImageError::InvalidName {
-            image: requested.to_string(),
-            why,
-        })?;
+        let target = ObjectRef::container(pod, &c.name);
+        let warn = |e: ImageError, reason: &str| {
+            self.recorder
+                .event(&target, EventType::Warning, reason, e.to_string());
+            e
+        };
+        let parsed = ImageRef::parse(requested)
+            .map_err(|why| ImageError::InvalidName {
+                image: requested.to_string(),
+                why,
+            })
+            .map_err(|e| warn(e, reasons::FAILED_TO_INSPECT_IMAGE))?;
         let image = parsed.with_default_tag();
         let policy = pull_policy(c, &parsed);
         let spec = pb::ImageSpec {
@@ -224,7 +243,8 @@ impl ImageManager {
             .map_err(|source| ImageError::Inspect {
                 image: image.clone(),
                 source,
-            })?
+            })
+            .map_err(|e| warn(e, reasons::FAILED_TO_INSPECT_IMAGE))?
             .image
             .map(|i| i.id)
             .filter(|id| !id.is_empty());
@@ -233,24 +253,49 @@ impl ImageManager {
             (PullPolicy::Always, _) | (PullPolicy::IfNotPresent, None) => true,
             (PullPolicy::IfNotPresent | PullPolicy::Never, Some(_)) => false,
             (PullPolicy::Never, None) => {
-                return Err(ImageError::NeverPull {
-                    image: requested.to_string(),
-                });
+                return Err(warn(
+                    ImageError::NeverPull {
+                        image: requested.to_string(),
+                    },
+                    reasons::ERR_IMAGE_NEVER_PULL_POLICY,
+                ));
             }
         };
         if !pull {
             tracing::debug!(pod = %pref, uid = %uid, image = requested, "container image already present on machine");
+            self.recorder.event(
+                &target,
+                EventType::Normal,
+                reasons::PULLED_IMAGE,
+                format!(
+                    "Container image {requested:?} already present on machine and can be accessed by the pod"
+                ),
+            );
             return Ok(present.unwrap_or(image));
         }
 
         if self.backing_off(&image) {
             tracing::info!(pod = %pref, uid = %uid, image = requested, "back-off pulling image");
-            return Err(ImageError::BackOff {
+            let e = ImageError::BackOff {
                 image: requested.to_string(),
-            });
+            };
+            // Go records the back-off as a Normal event.
+            self.recorder.event(
+                &target,
+                EventType::Normal,
+                reasons::BACK_OFF_PULL_IMAGE,
+                e.to_string(),
+            );
+            return Err(e);
         }
 
         tracing::info!(pod = %pref, uid = %uid, image = requested, "pulling image");
+        self.recorder.event(
+            &target,
+            EventType::Normal,
+            reasons::PULLING_IMAGE,
+            format!("Pulling image {requested:?}"),
+        );
         let started = Instant::now();
         let (pull, mut interest) = self.shared_pull(&image, spec, sandbox.clone());
         let outcome = pull.await;
@@ -262,18 +307,46 @@ impl ImageManager {
                     duration = ?pulled_in, including_waiting = ?started.elapsed(),
                     "successfully pulled image"
                 );
+                let waited = started.elapsed();
+                // The size is only for the event: ask only when it is sent.
+                let pulled = if image_ref.is_empty() || self.recorder.is_enabled() {
+                    let name = if image_ref.is_empty() {
+                        &image
+                    } else {
+                        &image_ref
+                    };
+                    self.image_status(name).await
+                } else {
+                    None
+                };
+                if self.recorder.is_enabled() {
+                    let size = pulled.as_ref().map_or(0, |p| p.1);
+                    self.recorder.event(
+                        &target,
+                        EventType::Normal,
+                        reasons::PULLED_IMAGE,
+                        format!(
+                            "Successfully pulled image {requested:?} in {} ({} including waiting). Image size: {size} bytes.",
+                            go_duration(pulled_in),
+                            go_duration(waited)
+                        ),
+                    );
+                }
                 if !image_ref.is_empty() {
                     return Ok(image_ref);
                 }
                 // Runtimes should return the reference; ask if one didn't.
-                Ok(self.image_id(&image).await.unwrap_or(image))
+                Ok(pulled.map(|p| p.0).unwrap_or(image))
             }
             Err(PullFailure::Cri(source)) => {
                 tracing::warn!(pod = %pref, uid = %uid, image = requested, duration = ?started.elapsed(), "failed to pull image: {source}");
-                Err(ImageError::Pull {
-                    image: requested.to_string(),
-                    source,
-                })
+                Err(warn(
+                    ImageError::Pull {
+                        image: requested.to_string(),
+                        source,
+                    },
+                    reasons::FAILED_TO_PULL_IMAGE,
+                ))
             }
             Err(PullFailure::Aborted) => Err(ImageError::PullAborted {
                 image: requested.to_string(),
@@ -281,7 +354,8 @@ impl ImageManager {
         }
     }
 
-    async fn image_id(&self, image: &str) -> Option<String> {
+    /// The image's ID and size, as the runtime reports them.
+    async fn image_status(&self, image: &str) -> Option<(String, u64)> {
         self.inner
             .client
             .image_status(pb::ImageStatusRequest {
@@ -294,8 +368,8 @@ impl ImageManager {
             .await
             .ok()?
             .image
-            .map(|i| i.id)
-            .filter(|id| !id.is_empty())
+            .map(|i| (i.id, i.size))
+            .filter(|(id, _)| !id.is_empty())
     }
 
     fn backing_off(&self, image: &str) -> bool {
@@ -553,7 +627,7 @@ mod tests {
     }
 
     async fn status_id(m: &ImageManager, image: &str) -> Option<String> {
-        m.image_id(image).await
+        m.image_status(image).await.map(|s| s.0)
     }
 
     #[tokio::test]

@@ -23,6 +23,7 @@ pub mod config;
 pub mod container;
 pub mod dns;
 pub mod envvars;
+pub mod events;
 pub mod heap;
 pub mod images;
 pub mod kubelet;

@@ -14,6 +14,7 @@ use tokio::sync::watch;
 use super::actions::{ContainerKind, grace_period, termination_order};
 use super::{HOOK_HTTP_LIMIT, KubeRuntimeManager, remaining_grace, short};
 use crate::container::runtime_pod::{ContainerInfo, ContainerState as RtContainer, RuntimePod};
+use crate::events::{EventType, ObjectRef, reasons};
 use crate::lifecycle::{self, HookTarget};
 use crate::{pod_ref, pod_uid};
 
@@ -77,7 +78,9 @@ impl KubeRuntimeManager {
     /// preStop hook within the grace period, waits for `turn` (sidecars
     /// wait for the containers that stop before them) while grace is left,
     /// then StopContainer with what remains (at least 2 s) between SIGTERM
-    /// and SIGKILL.
+    /// and SIGKILL. `message` is the Killing event's, "Stopping container
+    /// <name>" when None.
+    #[allow(clippy::too_many_arguments)]
     pub async fn kill_container(
         &self,
         pod: Option<&Pod>,
@@ -85,12 +88,20 @@ impl KubeRuntimeManager {
         sandbox_id: &str,
         info: &ContainerInfo,
         grace: i64,
+        message: Option<String>,
         turn: impl Future<Output = ()>,
     ) -> Result<(), cri_client::Error> {
         let began = Instant::now();
         let (spec_pod, spec) = kill_specs(pod, info);
         let pref = pod_ref(&spec_pod);
         let uid = pod_uid(&spec_pod).to_string();
+        let event_ref = ObjectRef::container(&spec_pod, &spec.name);
+        self.recorder.event(
+            &event_ref,
+            EventType::Normal,
+            reasons::KILLING_CONTAINER,
+            message.unwrap_or_else(|| format!("Stopping container {}", spec.name)),
+        );
         let budget = Duration::from_secs(u64::try_from(grace).unwrap_or(0));
         if let Some(hook) = spec.lifecycle.as_ref().and_then(|l| l.pre_stop.as_ref())
             && grace > 0
@@ -111,7 +122,13 @@ impl KubeRuntimeManager {
             match tokio::time::timeout(budget, run).await {
                 Ok(Ok(())) => {}
                 Ok(Err(e)) => {
-                    tracing::warn!(pod = %pref, uid = %uid, container = %spec.name, "preStop hook failed: {e}")
+                    tracing::warn!(pod = %pref, uid = %uid, container = %spec.name, "preStop hook failed: {e}");
+                    self.recorder.event(
+                        &event_ref,
+                        EventType::Warning,
+                        reasons::FAILED_PRE_STOP_HOOK,
+                        e.to_string(),
+                    );
                 }
                 Err(_) => {
                     tracing::info!(pod = %pref, uid = %uid, container = %spec.name, grace, "preStop hook did not finish within the grace period")
@@ -177,7 +194,7 @@ impl KubeRuntimeManager {
             let stopped = &stopped;
             async move {
                 let r = self
-                    .kill_container(pod, &c.id, &c.sandbox_id, &c.info, grace, turn)
+                    .kill_container(pod, &c.id, &c.sandbox_id, &c.info, grace, None, turn)
                     .await;
                 if let Some(tx) = stopped.get(c.name()) {
                     tx.send_replace(true);

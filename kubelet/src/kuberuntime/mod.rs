@@ -8,6 +8,8 @@
 pub mod actions;
 pub mod container;
 pub mod convert;
+#[cfg(test)]
+mod events_tests;
 pub mod gc;
 pub mod hash;
 mod kill;
@@ -33,10 +35,11 @@ use crate::container::runtime_pod::{
     ContainerInfo, ContainerState, ContainerStateKind, RuntimePod,
 };
 use crate::dns::DnsError;
+use crate::events::{EventType, ObjectRef, Recorder, format_pod, reasons};
 use crate::images::ImageManager;
 use crate::lifecycle::{self, HandlerRunner, HookTarget};
 use crate::{pod_ref, pod_uid};
-use actions::{ContainerKind, StartAction, compute_pod_actions, grace_period};
+use actions::{ContainerKind, KillAction, StartAction, compute_pod_actions, grace_period};
 use convert::apply_status;
 
 /// Containers always get at least this long between SIGTERM and SIGKILL,
@@ -84,6 +87,9 @@ pub struct KubeRuntimeManager {
     /// Why Berth killed a container, by container ID (probe failures).
     kill_messages: Mutex<HashMap<String, String>>,
     crash_backoff: Mutex<Backoff>,
+    /// Created, Started, Killing, Failed, BackOff... as Go's runtime
+    /// manager records them.
+    recorder: Recorder,
 }
 
 /// Pulls the ID out of containerd's "name ... is reserved for \"<id>\"".
@@ -117,7 +123,27 @@ impl KubeRuntimeManager {
             create_slots: Semaphore::new(MAX_CONCURRENT_CREATES),
             kill_messages: Mutex::default(),
             crash_backoff: Mutex::new(Backoff::default()),
+            recorder: Recorder::disabled(),
         }
+    }
+
+    /// Records container and sandbox events through `recorder` (none by
+    /// default).
+    pub fn with_recorder(mut self, recorder: Recorder) -> Self {
+        self.recorder = recorder;
+        self
+    }
+
+    fn container_event(
+        &self,
+        pod: &Pod,
+        container: &str,
+        ty: EventType,
+        reason: &str,
+        message: String,
+    ) {
+        self.recorder
+            .event(&ObjectRef::container(pod, container), ty, reason, message);
     }
 
     /// Every pod the runtime holds, from one list of sandboxes and one of
@@ -183,6 +209,14 @@ impl KubeRuntimeManager {
         if actions.kill_pod {
             result.mutated = true;
         }
+        if actions.create_sandbox && !rt.sandboxes.is_empty() {
+            self.recorder.event(
+                &ObjectRef::pod(pod),
+                EventType::Normal,
+                reasons::SANDBOX_CHANGED,
+                "Pod sandbox changed, it will be killed and re-created.",
+            );
+        }
         if actions.kill_pod
             && let Err(e) = self.kill_pod(Some(pod), rt, None).await
         {
@@ -203,8 +237,18 @@ impl KubeRuntimeManager {
                 continue;
             };
             let grace = grace_period(Some(pod), c.info.termination_grace_period, k.grace);
+            let restarting = actions.start.iter().any(|s| s.name == k.name);
+            let message = killing_message(k, restarting);
             if let Err(e) = self
-                .kill_container(Some(pod), &c.id, &c.sandbox_id, &c.info, grace, async {})
+                .kill_container(
+                    Some(pod),
+                    &c.id,
+                    &c.sandbox_id,
+                    &c.info,
+                    grace,
+                    message,
+                    async {},
+                )
                 .await
             {
                 tracing::warn!(pod = %pref, uid = %uid, container = %k.name, "stopping container: {e}");
@@ -222,6 +266,12 @@ impl KubeRuntimeManager {
                 Ok(v) => v,
                 Err(e) => {
                     tracing::warn!(pod = %pref, uid = %uid, "creating pod sandbox: {e}");
+                    self.recorder.event(
+                        &ObjectRef::pod(pod),
+                        EventType::Warning,
+                        reasons::FAILED_CREATE_POD_SANDBOX,
+                        format!("Failed to create pod sandbox: {e}"),
+                    );
                     result.sandbox_error = Some(e.to_string());
                     result.requeue(Duration::from_secs(2));
                     return result;
@@ -272,6 +322,17 @@ impl KubeRuntimeManager {
                 let mut backoff = self.crash_backoff.lock().unwrap_or_else(|e| e.into_inner());
                 if let Some(left) = backoff.remaining(&key, since, now_nanos()) {
                     let delay = backoff.delay(&key).unwrap_or_default();
+                    self.container_event(
+                        pod,
+                        &c.name,
+                        EventType::Warning,
+                        reasons::BACK_OFF_START_CONTAINER,
+                        format!(
+                            "Back-off restarting failed container {} in pod {}",
+                            c.name,
+                            format_pod(pod)
+                        ),
+                    );
                     result.wait(
                         &c.name,
                         "CrashLoopBackOff",
@@ -409,18 +470,33 @@ impl KubeRuntimeManager {
         sandbox_config: &pb::PodSandboxConfig,
         pod_ip: &str,
     ) -> Result<String, Waiting> {
+        // Go records every failure to start as Failed "Error: <why>"; for
+        // images, why is the waiting reason (ErrImagePull, ImagePullBackOff).
+        let failed = |message: &str| {
+            self.container_event(
+                pod,
+                &c.name,
+                EventType::Warning,
+                reasons::FAILED_TO_CREATE_CONTAINER,
+                format!("Error: {message}"),
+            );
+        };
         let image_ref = self
             .images
             .ensure_image(pod, c, sandbox_config)
             .await
-            .map_err(|e| Waiting {
-                reason: e.reason().to_string(),
-                message: e.to_string(),
+            .map_err(|e| {
+                failed(e.reason());
+                Waiting {
+                    reason: e.reason().to_string(),
+                    message: e.to_string(),
+                }
             })?;
         let opts = self
             .helper
             .run_container_options(pod, c, s.restart_count, pod_ip)
-            .await?;
+            .await
+            .inspect_err(|w| failed(&w.message))?;
         let config = container::container_config(
             pod,
             c,
@@ -438,9 +514,12 @@ impl KubeRuntimeManager {
             config: Some(config),
             sandbox_config: Some(sandbox_config.clone()),
         };
-        let create_error = |e: cri_client::Error| Waiting {
-            reason: "CreateContainerError".into(),
-            message: e.to_string(),
+        let create_error = |e: cri_client::Error| {
+            failed(&status_message(&e));
+            Waiting {
+                reason: "CreateContainerError".into(),
+                message: e.to_string(),
+            }
         };
         let slot = self.create_slots.acquire().await;
         let id = match self.client.create_container(create.clone()).await {
@@ -460,6 +539,13 @@ impl KubeRuntimeManager {
             }
             Err(e) => return Err(create_error(e)),
         };
+        self.container_event(
+            pod,
+            &c.name,
+            EventType::Normal,
+            reasons::CREATED_CONTAINER,
+            "Container created".into(),
+        );
         if let Err(e) = self
             .client
             .start_container(pb::StartContainerRequest {
@@ -467,12 +553,26 @@ impl KubeRuntimeManager {
             })
             .await
         {
+            self.container_event(
+                pod,
+                &c.name,
+                EventType::Warning,
+                reasons::FAILED_TO_START_CONTAINER,
+                format!("Error: {}", status_message(&e)),
+            );
             return Err(Waiting {
                 reason: "RunContainerError".into(),
                 message: e.to_string(),
             });
         }
         drop(slot);
+        self.container_event(
+            pod,
+            &c.name,
+            EventType::Normal,
+            reasons::STARTED_CONTAINER,
+            "Container started".into(),
+        );
         if let Some(hook) = c.lifecycle.as_ref().and_then(|l| l.post_start.as_ref()) {
             let target = HookTarget {
                 pod,
@@ -484,6 +584,13 @@ impl KubeRuntimeManager {
                 let message = e.to_string();
                 let (pref, uid) = (pod_ref(pod), pod_uid(pod));
                 tracing::warn!(pod = %pref, uid = %uid, container = %c.name, id = %short(&id), "postStart hook failed, killing the container: {message}");
+                self.container_event(
+                    pod,
+                    &c.name,
+                    EventType::Warning,
+                    reasons::FAILED_POST_START_HOOK,
+                    message.clone(),
+                );
                 // As the Go kubelet: kill (preStop included) with the pod's
                 // grace period; the start counts as failed.
                 let info = ContainerInfo {
@@ -494,8 +601,10 @@ impl KubeRuntimeManager {
                     ..Default::default()
                 };
                 let grace = grace_period(Some(pod), None, None);
+                // Go's Killing message here is the hook's reason itself.
+                let killing = Some("FailedPostStartHook".to_string());
                 if let Err(e) = self
-                    .kill_container(Some(pod), &id, sandbox_id, &info, grace, async {})
+                    .kill_container(Some(pod), &id, sandbox_id, &info, grace, killing, async {})
                     .await
                 {
                     tracing::warn!(pod = %pref, uid = %uid, container = %c.name, "killing container after its postStart hook failed: {e}");
@@ -595,6 +704,38 @@ impl Runtime for KubeRuntimeManager {
 
     fn gc_pod<'a>(&'a self, rt: &'a RuntimePod) -> BoxFuture<'a, ()> {
         KubeRuntimeManager::gc_pod(self, rt).boxed()
+    }
+}
+
+/// The Killing event's message for a container the sync stops, as Go's
+/// `computePodActions` words it; None for the plain "Stopping container".
+fn killing_message(k: &KillAction, restarting: bool) -> Option<String> {
+    use crate::container::runtime::KillReason;
+    let (why, restart) = match &k.reason {
+        // A changed container is always started again.
+        KillReason::SpecChanged => (format!("Container {} definition changed", k.name), true),
+        KillReason::LivenessFailed(_) => (
+            format!("Container {} failed liveness probe", k.name),
+            restarting,
+        ),
+        KillReason::StartupFailed(_) => (
+            format!("Container {} failed startup probe", k.name),
+            restarting,
+        ),
+        _ => return None,
+    };
+    Some(if restart {
+        format!("{why}, will be restarted")
+    } else {
+        why
+    })
+}
+
+/// The runtime's own words for an error, as Go's `grpcstatus` message.
+fn status_message(e: &cri_client::Error) -> String {
+    match e {
+        cri_client::Error::Rpc { message, .. } => message.clone(),
+        other => other.to_string(),
     }
 }
 

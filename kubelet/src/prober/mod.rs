@@ -27,6 +27,7 @@ use tokio::task::AbortHandle;
 
 use crate::container::runtime::KillReason;
 use crate::container::runtime_pod::{ContainerState, RuntimePod};
+use crate::events::{ObjectRef, Recorder};
 use crate::lifecycle::HandlerRunner;
 use crate::probe::{Outcome, exec, grpc, tcp};
 use crate::{pod_ref, pod_uid};
@@ -89,6 +90,8 @@ fn stop(workers: &[AbortHandle]) {
 
 pub struct ProbeManager {
     runner: Arc<HandlerRunner>,
+    /// Unhealthy and ProbeWarning events about containers.
+    pub(crate) recorder: Recorder,
     pub(crate) results: Results,
     pub(crate) metrics: metrics::Metrics,
     pods: Mutex<HashMap<String, PodEntry>>,
@@ -98,10 +101,19 @@ pub struct ProbeManager {
 impl ProbeManager {
     /// The manager and the stream of result changes (for the sync loop).
     pub fn new(runner: Arc<HandlerRunner>) -> (Arc<Self>, mpsc::UnboundedReceiver<ProbeUpdate>) {
+        ProbeManager::with_recorder(runner, Recorder::disabled())
+    }
+
+    /// [`ProbeManager::new`], recording probe events through `recorder`.
+    pub fn with_recorder(
+        runner: Arc<HandlerRunner>,
+        recorder: Recorder,
+    ) -> (Arc<Self>, mpsc::UnboundedReceiver<ProbeUpdate>) {
         let (tx, rx) = mpsc::unbounded_channel();
         (
             Arc::new(ProbeManager {
                 runner,
+                recorder,
                 results: Results::new(tx),
                 metrics: Default::default(),
                 pods: Mutex::new(HashMap::new()),
@@ -177,7 +189,7 @@ impl ProbeManager {
                 continue;
             }
             let workers = match find_container(spec, c.name()) {
-                Some(spec_c) => self.start_workers(&entry.shared, spec_c, c),
+                Some(spec_c) => self.start_workers(pod, &entry.shared, spec_c, c),
                 None => Vec::new(),
             };
             entry.instances.insert(c.id.clone(), workers);
@@ -191,6 +203,7 @@ impl ProbeManager {
     /// values.
     fn start_workers(
         self: &Arc<Self>,
+        pod_obj: &Pod,
         pod: &Arc<PodShared>,
         spec: &Container,
         c: &ContainerState,
@@ -225,6 +238,7 @@ impl ProbeManager {
                 spec: spec_p,
                 pod: pod.clone(),
                 container: spec.name.clone(),
+                target: ObjectRef::container(pod_obj, &spec.name),
                 container_id: c.id.clone(),
                 not_before,
                 started: started.clone(),

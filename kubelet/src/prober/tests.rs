@@ -17,18 +17,28 @@ use super::results::ProbeType;
 use super::worker::{Action, ProbeSpec, Worker};
 use super::*;
 use crate::container::runtime_pod;
+use crate::events::Recorder;
 use crate::kuberuntime::labels;
 
 type Script = Arc<Mutex<VecDeque<Result<Outcome, ProbeError>>>>;
 
 fn manager() -> (Arc<ProbeManager>, mpsc::UnboundedReceiver<ProbeUpdate>) {
+    manager_recording(Recorder::disabled())
+}
+
+fn manager_recording(
+    recorder: Recorder,
+) -> (Arc<ProbeManager>, mpsc::UnboundedReceiver<ProbeUpdate>) {
     // Never connects: scripted probes don't call the runtime.
     let ch = tonic::transport::Endpoint::from_static("http://localhost").connect_lazy();
     let client = RuntimeClient::from_channels("test".into(), ch.clone(), ch, Default::default());
-    ProbeManager::new(Arc::new(crate::lifecycle::HandlerRunner::new(
-        client,
-        "192.0.2.10".into(),
-    )))
+    ProbeManager::with_recorder(
+        Arc::new(crate::lifecycle::HandlerRunner::new(
+            client,
+            "192.0.2.10".into(),
+        )),
+        recorder,
+    )
 }
 
 fn shared() -> Arc<PodShared> {
@@ -78,6 +88,7 @@ fn spawn(
         },
         pod: shared(),
         container: "c".into(),
+        target: crate::events::ObjectRef::container(&Pod::default(), "c"),
         container_id: cid.into(),
         not_before: Instant::now(),
         started,
@@ -130,6 +141,49 @@ async fn liveness_kills_after_failure_threshold_and_stops() {
     assert_eq!(left(&s), 1, "no probe after the kill decision (on hold)");
     assert!(rx.try_recv().is_ok(), "the failure was announced");
     assert!(rx.try_recv().is_err(), "only once");
+}
+
+#[tokio::test(start_paused = true)]
+async fn every_failure_and_warning_is_an_event_worded_as_go() {
+    let (recorder, mut events) = crate::events::channel("node-a");
+    let (m, _rx) = manager_recording(recorder);
+    let s = script([
+        Ok(Outcome::Warning("Probe terminated redirects".into())),
+        fail("HTTP probe failed with statuscode: 500"),
+        ok(),
+        fail("dial tcp 10.0.0.1:80: connect: connection refused"),
+        fail("dial tcp 10.0.0.1:80: connect: connection refused"),
+    ]);
+    let (_tx, started) = watch::channel(true);
+    let h = spawn(&m, ProbeType::Liveness, "c1", &s, (1, 2), started, None);
+    until("the worker to stop", || h.is_finished()).await;
+    let seen: Vec<(String, String, String)> = crate::events::drain(&mut events)
+        .into_iter()
+        .map(|(ty, reason, _, message)| (ty, reason, message))
+        .collect();
+    let w = |reason: &str, message: &str| {
+        (
+            "Warning".to_string(),
+            reason.to_string(),
+            message.to_string(),
+        )
+    };
+    let refused = "Liveness probe failed: dial tcp 10.0.0.1:80: connect: connection refused";
+    assert_eq!(
+        seen,
+        [
+            w(
+                "ProbeWarning",
+                "Liveness probe warning: Probe terminated redirects"
+            ),
+            w(
+                "Unhealthy",
+                "Liveness probe failed: HTTP probe failed with statuscode: 500"
+            ),
+            w("Unhealthy", refused),
+            w("Unhealthy", refused),
+        ]
+    );
 }
 
 /// Sleeps until `secs` (virtual) seconds after `t0`.

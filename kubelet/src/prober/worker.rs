@@ -18,7 +18,8 @@ use tokio::time::{Instant, MissedTickBehavior};
 
 use super::metrics::Ended;
 use super::results::{ProbeResult, ProbeType};
-use super::{PodShared, ProbeManager};
+use super::{PodShared, ProbeError, ProbeManager};
+use crate::events::{EventType, ObjectRef, reasons};
 use crate::probe::http::{HttpRequest, RequestError};
 use crate::probe::{Outcome, PortError, resolve_port};
 
@@ -191,6 +192,8 @@ pub struct Worker {
     pub spec: ProbeSpec,
     pub pod: Arc<PodShared>,
     pub container: String,
+    /// What the worker's events are about: the container in its pod.
+    pub target: ObjectRef,
     pub container_id: String,
     /// When the first probe may run: container start + initialDelaySeconds.
     pub not_before: Instant,
@@ -270,18 +273,46 @@ impl Worker {
         };
         let pref = &self.pod.pref;
         let uid = &self.pod.uid;
+        let recorder = &self.manager.recorder;
         let (result, message) = match outcome {
             Err(e) => {
                 tracing::debug!(pod = %pref, uid = %uid, container = %self.container, probe = %self.kind, "probe errored: {e}");
+                // A pod without an address yet is berth's own wait, not
+                // an error Go would see.
+                if !matches!(e, ProbeError::NoPodIp) {
+                    recorder.event(
+                        &self.target,
+                        EventType::Warning,
+                        reasons::CONTAINER_UNHEALTHY,
+                        format!(
+                            "{} probe errored and resulted in unknown state: {e}",
+                            self.kind
+                        ),
+                    );
+                }
                 return true;
             }
             Ok(Outcome::Success(_)) => (ProbeResult::Success, String::new()),
             Ok(Outcome::Warning(m)) => {
                 tracing::debug!(pod = %pref, uid = %uid, container = %self.container, probe = %self.kind, "probe warning: {m}");
+                recorder.event(
+                    &self.target,
+                    EventType::Warning,
+                    reasons::CONTAINER_PROBE_WARNING,
+                    format!("{} probe warning: {m}", self.kind),
+                );
                 (ProbeResult::Success, String::new())
             }
             Ok(Outcome::Failure(m)) => {
                 tracing::debug!(pod = %pref, uid = %uid, container = %self.container, probe = %self.kind, "probe failed: {m}");
+                // Every failure, not only the one that crosses the
+                // threshold, as Go's prober records them.
+                recorder.event(
+                    &self.target,
+                    EventType::Warning,
+                    reasons::CONTAINER_UNHEALTHY,
+                    format!("{} probe failed: {m}", self.kind),
+                );
                 (ProbeResult::Failure, m)
             }
         };
