@@ -201,7 +201,7 @@ async fn cleanup_pod_cgroups(cache: Arc<PodCache>, cm: Arc<kubelet::cm::Containe
 }
 
 /// Joined mode, once the credentials work: the apiserver pod source, the
-/// status writer and the mirror pods of the static pods.
+/// status writer, the event writer and the mirror pods of the static pods.
 async fn run_api_tasks(
     handles: kubelet::cluster::ClusterHandles,
     node_name: String,
@@ -209,6 +209,7 @@ async fn run_api_tasks(
     api_sink: Option<kubelet::status::apiserver::ApiStatusSink>,
     status: Arc<StatusManager>,
     statics: tokio::sync::watch::Receiver<Vec<Arc<k8s_openapi::api::core::v1::Pod>>>,
+    events: Option<mpsc::Receiver<k8s_openapi::api::core::v1::Event>>,
 ) {
     let Some(client) = handles.client().await else {
         return;
@@ -222,6 +223,15 @@ async fn run_api_tasks(
     ));
     if let Some(sink) = api_sink {
         tokio::spawn(sink.writer(client.clone()).run());
+    }
+    if let Some(rx) = events {
+        use kubelet::events::{correlator::Correlator, sink};
+        tokio::spawn(sink::run(
+            rx,
+            Arc::new(sink::ApiSink::new(client.clone())),
+            Correlator::default(),
+            sink::SinkOptions::default(),
+        ));
     }
     let reconciler = MirrorReconciler::new(client, node_name, handles.node_uid.clone(), status);
     tokio::spawn(reconciler.run(statics, mirrors));
@@ -250,7 +260,17 @@ async fn run_with(
     let cache = PodCache::new();
     tokio::spawn(cleanup_pod_cgroups(cache.clone(), cm.clone()));
     let handlers = Arc::new(HandlerRunner::new(client.clone(), host_ip.clone()));
-    let (probes, probe_updates) = kubelet::prober::ProbeManager::new(handlers.clone());
+    // Events go to the apiserver in joined mode (queued until the
+    // credentials work); standalone, they are only logged.
+    let (recorder, mut events) = match config.cluster {
+        Some(_) => {
+            let (r, rx) = kubelet::events::channel(&config.node_name);
+            (r, Some(rx))
+        }
+        None => (kubelet::events::Recorder::disabled(), None),
+    };
+    let (probes, probe_updates) =
+        kubelet::prober::ProbeManager::with_recorder(handlers.clone(), recorder.clone());
     let volumes = Arc::new(VolumeManager::new(config.root_dir.clone()));
     let helper = Arc::new(PodRuntimeHelper {
         dns: DnsConfigurer {
@@ -264,15 +284,19 @@ async fn run_with(
         node_name: config.node_name.clone(),
         host_ip: host_ip.clone(),
     });
-    let runtime: Arc<dyn Runtime> = Arc::new(KubeRuntimeManager::new(
-        client.clone(),
-        ImageManager::new(client.clone(), config.serialize_image_pulls),
-        helper,
-        handlers,
-        RuntimeSettings {
-            pod_logs_dir: config.pod_logs_dir.clone(),
-        },
-    ));
+    let runtime: Arc<dyn Runtime> = Arc::new(
+        KubeRuntimeManager::new(
+            client.clone(),
+            ImageManager::new(client.clone(), config.serialize_image_pulls)
+                .with_recorder(recorder.clone()),
+            helper,
+            handlers,
+            RuntimeSettings {
+                pod_logs_dir: config.pod_logs_dir.clone(),
+            },
+        )
+        .with_recorder(recorder),
+    );
     // Joined mode writes pod statuses to the apiserver too.
     let api_sink = config
         .cluster
@@ -366,6 +390,7 @@ async fn run_with(
                 api_sink.clone(),
                 status.clone(),
                 statics_rx,
+                events.take(),
             ));
             Some(tokio::spawn(task))
         }

@@ -380,3 +380,78 @@ fn a_static_pod_has_a_mirror_pod_that_is_recreated_after_kubectl_delete() {
         std::thread::sleep(Duration::from_millis(300));
     }
 }
+
+#[test]
+fn kubectl_get_events_shows_the_kubelets_events() {
+    require_control_plane();
+    let _one = exclusive();
+    let node = Joined::start();
+    let ns = TestNamespace::create("events");
+    let image = busybox();
+    ns.apply(&pod_yaml(
+        "noisy",
+        node.node(),
+        &format!(
+            r#"  terminationGracePeriodSeconds: 1
+  containers:
+  - name: c
+    image: {image}
+    command: ["sleep", "3600"]
+    readinessProbe: {{exec: {{command: ["sh", "-c", "echo not yet; exit 1"]}}, periodSeconds: 1}}
+"#
+        ),
+    ));
+    let events = |want: &[&str]| {
+        let t = Instant::now();
+        loop {
+            let list = ns
+                .get(&["events", "--field-selector", "involvedObject.name=noisy"])
+                .unwrap();
+            let items = list["items"].as_array().cloned().unwrap_or_default();
+            let reasons: Vec<String> = items
+                .iter()
+                .map(|e| e["reason"].as_str().unwrap_or_default().to_string())
+                .collect();
+            let all = want.iter().all(|w| reasons.iter().any(|r| r == w));
+            if all || t.elapsed() > Duration::from_secs(30) {
+                return items;
+            }
+            std::thread::sleep(Duration::from_millis(300));
+        }
+    };
+    let find = |items: &[Value], reason: &str| -> Value {
+        items
+            .iter()
+            .find(|e| e["reason"] == reason)
+            .cloned()
+            .unwrap_or_else(|| panic!("no {reason} event in {items:#?}"))
+    };
+    let items = events(&["Pulled", "Created", "Started", "Unhealthy"]);
+    for reason in ["Pulled", "Created", "Started", "Unhealthy"] {
+        let e = find(&items, reason);
+        assert_eq!(e["source"]["component"], "kubelet");
+        assert_eq!(e["source"]["host"], node.node());
+        assert_eq!(e["involvedObject"]["kind"], "Pod");
+        assert_eq!(e["involvedObject"]["fieldPath"], "spec.containers{c}");
+    }
+    let unhealthy = find(&items, "Unhealthy");
+    assert_eq!(unhealthy["type"], "Warning");
+    assert!(
+        unhealthy["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("Readiness probe failed: not yet"),
+        "{unhealthy}"
+    );
+    assert_eq!(find(&items, "Started")["message"], "Container started");
+    // Repeats of one event are counted on one object.
+    std::thread::sleep(Duration::from_secs(3));
+    let again = find(&events(&["Unhealthy"]), "Unhealthy");
+    assert!(
+        again["count"].as_i64().unwrap_or(1) > 1,
+        "repeated probe failures are one event with a count: {again}"
+    );
+    kubectl(&["delete", "pod", "noisy", "-n", &ns.name, "--wait=true"]).unwrap();
+    let killing = find(&events(&["Killing"]), "Killing");
+    assert_eq!(killing["message"], "Stopping container c");
+}
