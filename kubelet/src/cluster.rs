@@ -128,6 +128,21 @@ pub fn start(
             Ok(m) => m.with_counters(counters.clone()),
             Err(e) => return e.into(),
         };
+        if inputs.config.server_tls_bootstrap {
+            // The serving certificate for the node's names and address (the
+            // 10250 server's); its requests wait for an approver.
+            let req = crate::certificate::ServingCertificateRequest::new(
+                &node,
+                vec![node.clone()],
+                vec![manager.node_ip()],
+            );
+            let s = source.clone();
+            tokio::spawn(crate::certificate::kubelet::keep_serving_certificate(
+                move || s(),
+                inputs.config.cert_dir.clone(),
+                req,
+            ));
+        }
         forward(manager.node(), node_tx);
         forward(manager.node_uid(), uid_tx);
         client_tx.send_replace(Some(source.clone()));

@@ -103,3 +103,34 @@ pub async fn request_serving_certificate(
         current_path: store.current_path(),
     })
 }
+
+/// Keeps a serving certificate in `cert_dir` for ever (Go's serving
+/// certificate manager): requests one at start when none is there (or the
+/// one there is past its rotation point), then again at 70–90 % of each
+/// certificate's lifetime. Failures (an unapproved request times out) are
+/// logged and retried, 30 s doubling to 10 min; nothing else waits for it.
+pub async fn keep_serving_certificate(
+    client: impl Fn() -> kube::Client,
+    cert_dir: PathBuf,
+    req: ServingCertificateRequest,
+) {
+    let store = CertificateStore::server(&cert_dir);
+    let mut retry = Duration::from_secs(30);
+    loop {
+        let current = store.current().ok().flatten();
+        if let Some(id) = &current {
+            let deadline = super::manager::rotation_deadline(id.certificate(), fastrand::f64());
+            if let Ok(wait) = deadline.duration_since(std::time::SystemTime::now()) {
+                tokio::time::sleep(wait).await;
+            }
+        }
+        match request_serving_certificate(&client(), &cert_dir, &req).await {
+            Ok(_) => retry = Duration::from_secs(30),
+            Err(e) => {
+                tracing::warn!(node = %req.node_name, "requesting the serving certificate (serverTLSBootstrap): {e}; retrying in {retry:?}");
+                tokio::time::sleep(retry).await;
+                retry = (retry * 2).min(Duration::from_secs(600));
+            }
+        }
+    }
+}

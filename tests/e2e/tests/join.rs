@@ -143,3 +143,184 @@ fn a_node_joins_through_tls_bootstrap_goes_ready_and_keeps_its_credentials_acros
     b.stop();
     let _ = kubectl(&["delete", "node", &node, "--wait=false"]);
 }
+
+/// The controller-manager signs certificates for a short time while this
+/// lives (`tests/env/control-plane signing-duration`), the usual lifetime
+/// again once dropped.
+struct ShortCertificates;
+
+impl ShortCertificates {
+    fn set(duration: &str) -> ShortCertificates {
+        control_plane_signing(duration);
+        ShortCertificates
+    }
+}
+
+impl Drop for ShortCertificates {
+    fn drop(&mut self) {
+        control_plane_signing("default");
+    }
+}
+
+fn control_plane_signing(duration: &str) {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../env/control-plane");
+    let out = std::process::Command::new(script)
+        .args(["signing-duration", duration])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "control-plane signing-duration {duration}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// The serial and notAfter of a PEM certificate, from openssl.
+fn serial_and_end(pem: &std::path::Path) -> (String, String) {
+    let out = std::process::Command::new("openssl")
+        .args(["x509", "-noout", "-serial", "-enddate", "-in"])
+        .arg(pem)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let field = |k: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(k))
+            .unwrap_or_default()
+            .to_string()
+    };
+    (field("serial="), field("notAfter="))
+}
+
+#[test]
+fn the_client_certificate_rotates_before_a_short_lifetime_ends() {
+    require_control_plane();
+    let _one = exclusive();
+    let _short = ShortCertificates::set("60s");
+    let creds = tempfile::tempdir().unwrap();
+    let kubeconfig = creds.path().join("kubelet.conf");
+    let mut b = Berth::with_args(&[
+        "--kubeconfig",
+        kubeconfig.to_str().unwrap(),
+        "--bootstrap-kubeconfig",
+        bootstrap_kubeconfig().to_str().unwrap(),
+    ]);
+    b.start();
+    let node = b.node.clone();
+    let ready =
+        |n: &serde_json::Value| node_condition(n, "Ready").is_some_and(|(s, _, _)| s == "True");
+    wait_node(&node, "Ready", Duration::from_secs(60), ready);
+    let current = b.root_dir().join("pki").join("kubelet-client-current.pem");
+    let (first, first_end) = serial_and_end(&current);
+    assert!(!first.is_empty(), "a client certificate in --cert-dir");
+
+    // Rotated at 70–90 % of its 60 s.
+    let t = std::time::Instant::now();
+    let (second, _) = loop {
+        let now = serial_and_end(&current);
+        if !now.0.is_empty() && now.0 != first {
+            break now;
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(75),
+            "not rotated within 75 s (first certificate ends {first_end})\n{}",
+            test_support::berth::tail(&b.log(), 20)
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    };
+    assert_ne!(second, first);
+    // Past the first certificate's end, the node still renews its Lease
+    // and stays Ready: every client uses the new certificate.
+    std::thread::sleep(Duration::from_secs(
+        60u64.saturating_sub(t.elapsed().as_secs()) + 5,
+    ));
+    let renewed = |at: &str| {
+        get_json(&["lease", "-n", "kube-node-lease", &node])
+            .and_then(|l| l["spec"]["renewTime"].as_str().map(str::to_string))
+            .filter(|r| r != at)
+    };
+    let before = renewed("").unwrap();
+    let t = std::time::Instant::now();
+    while renewed(&before).is_none() {
+        assert!(
+            t.elapsed() < Duration::from_secs(20),
+            "the Lease is not renewed after the first certificate expired\n{}",
+            test_support::berth::tail(&b.log(), 20)
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    wait_node(&node, "Ready", Duration::from_secs(5), ready);
+    b.stop();
+    let _ = kubectl(&["delete", "node", &node, "--wait=false"]);
+}
+
+#[test]
+fn server_tls_bootstrap_requests_a_serving_certificate_that_lands_once_approved() {
+    require_control_plane();
+    let _one = exclusive();
+    let creds = tempfile::tempdir().unwrap();
+    let kubeconfig = creds.path().join("kubelet.conf");
+    let mut b = Berth::with_args(&[
+        "--kubeconfig",
+        kubeconfig.to_str().unwrap(),
+        "--bootstrap-kubeconfig",
+        bootstrap_kubeconfig().to_str().unwrap(),
+    ]);
+    use std::io::Write;
+    std::fs::OpenOptions::new()
+        .append(true)
+        .open(b.dir.path().join("config.yaml"))
+        .unwrap()
+        .write_all(b"serverTLSBootstrap: true\n")
+        .unwrap();
+    b.start();
+    let node = b.node.clone();
+    // The kubelet-serving CSR, from the node itself, waits for an approver.
+    let t = std::time::Instant::now();
+    let csr = loop {
+        let all = get_json(&["csr"]).unwrap();
+        let mine = all["items"].as_array().unwrap().iter().find(|c| {
+            c["spec"]["signerName"] == "kubernetes.io/kubelet-serving"
+                && c["spec"]["username"] == format!("system:node:{node}")
+        });
+        if let Some(c) = mine {
+            break c["metadata"]["name"].as_str().unwrap().to_string();
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(60),
+            "no kubelet-serving CSR from {node}\n{}",
+            test_support::berth::tail(&b.log(), 20)
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    };
+    kubectl(&["certificate", "approve", &csr]).unwrap();
+    let current = b.root_dir().join("pki").join("kubelet-server-current.pem");
+    let t = std::time::Instant::now();
+    while !current.exists() {
+        assert!(
+            t.elapsed() < Duration::from_secs(30),
+            "the approved serving certificate is not in --cert-dir\n{}",
+            test_support::berth::tail(&b.log(), 20)
+        );
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    let text = std::process::Command::new("openssl")
+        .args([
+            "x509",
+            "-noout",
+            "-subject",
+            "-ext",
+            "subjectAltName",
+            "-in",
+        ])
+        .arg(&current)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&text.stdout).into_owned();
+    assert!(text.contains(&format!("system:node:{node}")), "{text}");
+    assert!(text.contains(&format!("DNS:{node}")), "{text}");
+    assert!(text.contains("IP Address:"), "{text}");
+    b.stop();
+    let _ = kubectl(&["delete", "csr", &csr]);
+    let _ = kubectl(&["delete", "node", &node, "--wait=false"]);
+}
