@@ -32,6 +32,7 @@ pub mod kuberuntime;
 pub mod lifecycle;
 pub mod managed_runtime;
 pub mod mirror_client;
+pub mod objects;
 pub mod nodelease;
 pub mod nodestatus;
 pub mod pleg;
