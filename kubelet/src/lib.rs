@@ -32,9 +32,9 @@ pub mod kuberuntime;
 pub mod lifecycle;
 pub mod managed_runtime;
 pub mod mirror_client;
-pub mod objects;
 pub mod nodelease;
 pub mod nodestatus;
+pub mod objects;
 pub mod pleg;
 pub mod pod_workers;
 pub mod podconfig;
@@ -44,6 +44,7 @@ pub mod server;
 pub mod stats;
 pub mod status;
 pub mod sync_loop;
+pub mod token;
 pub mod volumes;
 
 /// A pod's UID, the key of everything per-pod.

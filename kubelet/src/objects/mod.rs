@@ -7,6 +7,8 @@
 //! ConfigMaps and Secrets written beside the static pods). A pod is
 //! registered before its objects are read, so a getter knows what to keep.
 
+pub mod apiserver;
+
 use std::sync::Arc;
 
 use futures_util::future::BoxFuture;
