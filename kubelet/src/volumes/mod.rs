@@ -10,9 +10,11 @@
 //!     containers/<container>/<restartCount>       termination-message files
 //! ```
 //!
-//! Only `emptyDir` and `hostPath` volumes exist here: every other source
-//! either needs objects from an API server (configMap, secret, projected,
-//! persistentVolumeClaim, ...) or a volume plugin berth doesn't have.
+//! `emptyDir` and `hostPath` are set up here; configMap, secret,
+//! downwardAPI and projected volumes get their directory here (tmpfs for
+//! secrets and projected volumes) and their files from
+//! [`objects::ObjectVolumes`], through the atomic writer. Persistent
+//! volumes need plugins berth doesn't have.
 
 use std::fs;
 use std::io::{self, ErrorKind};
@@ -128,6 +130,37 @@ fn io_err<'a>(what: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> V
 enum Source<'a> {
     EmptyDir(Option<&'a EmptyDirVolumeSource>),
     HostPath(&'a HostPathVolumeSource),
+    /// Files from API objects or the pod itself, written by
+    /// [`objects::ObjectVolumes`]; always mounted read-only.
+    Object(ObjectKind),
+}
+
+/// The volumes whose files berth writes (Go's configmap, secret,
+/// downwardapi and projected plugins).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ObjectKind {
+    ConfigMap,
+    Secret,
+    DownwardApi,
+    Projected,
+}
+
+impl ObjectKind {
+    /// The plugin's directory under `volumes/`, as the Go kubelet names it.
+    pub fn plugin_dir(self) -> &'static str {
+        match self {
+            ObjectKind::ConfigMap => "kubernetes.io~configmap",
+            ObjectKind::Secret => "kubernetes.io~secret",
+            ObjectKind::DownwardApi => "kubernetes.io~downward-api",
+            ObjectKind::Projected => "kubernetes.io~projected",
+        }
+    }
+
+    /// Secrets and projected volumes (which hold tokens) live on tmpfs, so
+    /// their content never reaches the disk.
+    pub fn on_tmpfs(self) -> bool {
+        matches!(self, ObjectKind::Secret | ObjectKind::Projected)
+    }
 }
 
 /// Sorts a volume by its source, refusing those static pods can't use.
@@ -140,20 +173,24 @@ fn classify(v: &Volume) -> Result<Source<'_>, VolumeError> {
         only_source(v, "emptyDir")?;
         return Ok(Source::EmptyDir(Some(e)));
     }
+    for (set, kind, name) in [
+        (v.config_map.is_some(), ObjectKind::ConfigMap, "configMap"),
+        (v.secret.is_some(), ObjectKind::Secret, "secret"),
+        (v.downward_api.is_some(), ObjectKind::DownwardApi, "downwardAPI"),
+        (v.projected.is_some(), ObjectKind::Projected, "projected"),
+    ] {
+        if set {
+            only_source(v, name)?;
+            return Ok(Source::Object(kind));
+        }
+    }
     match set_sources(v).first() {
         // A volume without a source is an emptyDir (the API's defaulting).
         None => Ok(Source::EmptyDir(None)),
         Some(kind) => {
             let why = match kind.as_str() {
-                "configMap"
-                | "secret"
-                | "projected"
-                | "persistentVolumeClaim"
-                | "serviceAccountToken" => {
-                    "they need objects from an API server, and berth runs static pods only"
-                }
-                "downwardAPI" => "not implemented yet; use env valueFrom.fieldRef instead",
-                _ => "berth supports only emptyDir and hostPath volumes",
+                "persistentVolumeClaim" => "persistent volumes need a volume plugin berth doesn't have",
+                _ => "berth supports emptyDir, hostPath, configMap, secret, downwardAPI and projected volumes",
             };
             Err(VolumeError::Unsupported {
                 volume: v.name.clone(),
@@ -291,6 +328,14 @@ impl VolumeManager {
         self.pods_dir().join(uid)
     }
 
+    /// `<root>/pods/<uid>/volumes/<plugin>/<volume>` of an object volume.
+    pub fn object_volume_path(&self, uid: &str, kind: ObjectKind, volume: &str) -> PathBuf {
+        self.pod_dir(uid)
+            .join("volumes")
+            .join(kind.plugin_dir())
+            .join(volume)
+    }
+
     fn empty_dir_path(&self, uid: &str, volume: &str) -> PathBuf {
         self.pod_dir(uid)
             .join("volumes")
@@ -342,6 +387,7 @@ impl VolumeManager {
             match source {
                 Source::EmptyDir(e) => self.setup_empty_dir(uid, &v.name, e)?,
                 Source::HostPath(h) => setup_host_path(&v.name, h)?,
+                Source::Object(kind) => self.setup_object_dir(uid, &v.name, kind)?,
             }
         }
         Ok(())
@@ -402,6 +448,31 @@ impl VolumeManager {
         Ok(())
     }
 
+    /// The directory of an object volume (on tmpfs for secrets and
+    /// projected volumes); its files come from [`objects::ObjectVolumes`].
+    fn setup_object_dir(&self, uid: &str, name: &str, kind: ObjectKind) -> Result<(), VolumeError> {
+        let dir = self.object_volume_path(uid, kind, name);
+        match fs::symlink_metadata(&dir) {
+            Ok(m) if m.is_dir() => {}
+            Ok(m) => {
+                return Err(VolumeError::BadVolume {
+                    volume: name.to_string(),
+                    why: format!("{} exists and is {}", dir.display(), describe(m.file_type())),
+                });
+            }
+            Err(e) if e.kind() == ErrorKind::NotFound => mkdir_all(&dir, 0o750)?,
+            Err(e) => return Err(io_err("inspecting", &dir)(e)),
+        }
+        if kind.on_tmpfs() && !is_mount_point(&dir).map_err(io_err("inspecting", &dir))? {
+            mount_tmpfs(&dir, None).map_err(|e| VolumeError::BadVolume {
+                volume: name.to_string(),
+                why: format!("mounting tmpfs at {}: {e}", dir.display()),
+            })?;
+            tracing::debug!(uid = %uid, volume = name, "mounted tmpfs for a {kind:?} volume");
+        }
+        Ok(())
+    }
+
     /// The CRI mounts for one container: its volumeMounts, the managed
     /// /etc/hosts and the termination-message file, in the Go kubelet's order.
     pub fn mounts(
@@ -444,9 +515,10 @@ impl VolumeManager {
                     container: container.name.clone(),
                 }
             })?;
-            let volume_path = match classify(vol)? {
-                Source::EmptyDir(_) => self.empty_dir_path(uid, &vol.name),
-                Source::HostPath(h) => PathBuf::from(&h.path),
+            let (volume_path, forced_read_only) = match classify(vol)? {
+                Source::EmptyDir(_) => (self.empty_dir_path(uid, &vol.name), false),
+                Source::HostPath(h) => (PathBuf::from(&h.path), false),
+                Source::Object(kind) => (self.object_volume_path(uid, kind, &vol.name), true),
             };
             let sub_path_err = |source| VolumeError::SubPath {
                 container: container.name.clone(),
@@ -490,7 +562,7 @@ impl VolumeManager {
             mounts.push(pb::Mount {
                 container_path,
                 host_path: host_path.to_string_lossy().into_owned(),
-                readonly: m.read_only.unwrap_or(false),
+                readonly: forced_read_only || m.read_only.unwrap_or(false),
                 propagation: propagation as i32,
                 ..Default::default()
             });

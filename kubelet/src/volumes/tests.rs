@@ -209,37 +209,17 @@ fn host_path_special_types() {
 }
 
 #[test]
-fn sources_that_need_an_api_server_are_refused_before_anything_is_made() {
+fn unsupported_sources_are_refused_before_anything_is_made() {
     let cases = [
-        (
-            serde_json::json!({"name": "cfg", "configMap": {"name": "x"}}),
-            "configMap",
-            "API server",
-        ),
-        (
-            serde_json::json!({"name": "cfg", "secret": {"secretName": "x"}}),
-            "secret",
-            "API server",
-        ),
-        (
-            serde_json::json!({"name": "cfg", "projected": {"sources": []}}),
-            "projected",
-            "API server",
-        ),
         (
             serde_json::json!({"name": "cfg", "persistentVolumeClaim": {"claimName": "x"}}),
             "persistentVolumeClaim",
-            "API server",
-        ),
-        (
-            serde_json::json!({"name": "cfg", "downwardAPI": {}}),
-            "downwardAPI",
-            "not implemented",
+            "volume plugin",
         ),
         (
             serde_json::json!({"name": "cfg", "nfs": {"server": "s", "path": "/p"}}),
             "nfs",
-            "only emptyDir and hostPath",
+            "berth supports emptyDir, hostPath, configMap, secret, downwardAPI and projected",
         ),
     ];
     for (vol, kind, why) in cases {
