@@ -93,7 +93,10 @@ pub fn start(
     let cfg = &inputs.config;
     let node = inputs.node_name.clone();
     let mut status = NodeStatusConfig::new(&node);
-    status.node_ip = cfg.node_ip;
+    status.node_ip = cfg
+        .node_ip
+        .map(crate::kubelet_node_status::validate_node_ip)
+        .transpose()?;
     if let Some(labels) = &cfg.node_labels {
         status.node_labels = parse_node_labels(labels)?;
     }

@@ -262,6 +262,28 @@ pub fn default_node_ip() -> Result<IpAddr, NodeStatusError> {
     Ok(sock.ip())
 }
 
+/// Go's `validateNodeIP`: a `--node-ip` must be a unicast address of this
+/// machine (binding a socket to it proves it is assigned here).
+pub fn validate_node_ip(ip: IpAddr) -> Result<IpAddr, NodeStatusError> {
+    let why = if ip.is_loopback() {
+        Some("is a loopback address")
+    } else if ip.is_unspecified() {
+        Some("is the unspecified address")
+    } else if ip.is_multicast() {
+        Some("is a multicast address")
+    } else if matches!(ip, IpAddr::V4(v4) if v4.is_link_local()) {
+        Some("is a link-local address")
+    } else if UdpSocket::bind((ip, 0)).is_err() {
+        Some("is not an address of any interface of this machine")
+    } else {
+        None
+    };
+    match why {
+        Some(why) => Err(NodeStatusError::Address(format!("--node-ip {ip} {why}"))),
+        None => Ok(ip),
+    }
+}
+
 /// Registers the node and keeps its status current.
 pub struct NodeStatusManager {
     config: NodeStatusConfig,
@@ -679,6 +701,25 @@ mod tests {
             t0 + Duration::from_secs(10),
             five_min
         ));
+    }
+
+    #[test]
+    fn a_node_ip_must_be_a_unicast_address_of_this_machine() {
+        for bad in [
+            "127.0.0.1",
+            "0.0.0.0",
+            "224.0.0.1",
+            "169.254.1.1",
+            "192.0.2.123",
+        ] {
+            let e = validate_node_ip(bad.parse().unwrap())
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains(&format!("--node-ip {bad} ")), "{e}");
+        }
+        if let Ok(ip) = default_node_ip() {
+            assert_eq!(validate_node_ip(ip).unwrap(), ip);
+        }
     }
 
     #[test]

@@ -176,7 +176,11 @@ fn classify(v: &Volume) -> Result<Source<'_>, VolumeError> {
     for (set, kind, name) in [
         (v.config_map.is_some(), ObjectKind::ConfigMap, "configMap"),
         (v.secret.is_some(), ObjectKind::Secret, "secret"),
-        (v.downward_api.is_some(), ObjectKind::DownwardApi, "downwardAPI"),
+        (
+            v.downward_api.is_some(),
+            ObjectKind::DownwardApi,
+            "downwardAPI",
+        ),
         (v.projected.is_some(), ObjectKind::Projected, "projected"),
     ] {
         if set {
@@ -189,8 +193,12 @@ fn classify(v: &Volume) -> Result<Source<'_>, VolumeError> {
         None => Ok(Source::EmptyDir(None)),
         Some(kind) => {
             let why = match kind.as_str() {
-                "persistentVolumeClaim" => "persistent volumes need a volume plugin berth doesn't have",
-                _ => "berth supports emptyDir, hostPath, configMap, secret, downwardAPI and projected volumes",
+                "persistentVolumeClaim" => {
+                    "persistent volumes need a volume plugin berth doesn't have"
+                }
+                _ => {
+                    "berth supports emptyDir, hostPath, configMap, secret, downwardAPI and projected volumes"
+                }
             };
             Err(VolumeError::Unsupported {
                 volume: v.name.clone(),
@@ -457,7 +465,11 @@ impl VolumeManager {
             Ok(m) => {
                 return Err(VolumeError::BadVolume {
                     volume: name.to_string(),
-                    why: format!("{} exists and is {}", dir.display(), describe(m.file_type())),
+                    why: format!(
+                        "{} exists and is {}",
+                        dir.display(),
+                        describe(m.file_type())
+                    ),
                 });
             }
             Err(e) if e.kind() == ErrorKind::NotFound => mkdir_all(&dir, 0o750)?,
