@@ -20,6 +20,7 @@ use crate::container::runtime_pod::ProbeState;
 use crate::container::{Runtime, RuntimeHelper, RuntimePod};
 use crate::dns::{DnsConfigurer, DnsError};
 use crate::envvars::{self, PodFacts};
+use crate::objects::ObjectGetter;
 use crate::prober::ProbeManager;
 use crate::status::{self, StatusInputs, StatusManager};
 use crate::volumes::{VolumeError, VolumeManager};
@@ -300,6 +301,8 @@ pub struct PodRuntimeHelper {
     pub volumes: Arc<VolumeManager>,
     pub node_name: String,
     pub host_ip: String,
+    /// The ConfigMaps and Secrets containers' environments read.
+    pub objects: Arc<dyn ObjectGetter>,
 }
 
 impl RuntimeHelper for PodRuntimeHelper {
@@ -324,9 +327,15 @@ impl RuntimeHelper for PodRuntimeHelper {
                 node_name: &self.node_name,
                 pod_ip,
                 host_ip: &self.host_ip,
+                ..Default::default()
             };
-            let env = envvars::container_env(pod, container, &facts)
+            let env = envvars::container_env(pod, container, &facts, self.objects.as_ref())
+                .await
                 .map_err(|e| config_error(e.to_string()))?;
+            for skipped in &env.invalid_keys {
+                tracing::warn!(pod = %pod_ref(pod), container = %container.name, reason = envvars::InvalidKeys::REASON, "{skipped}");
+            }
+            let env = env.vars;
             let (volumes, p, c, ip) = (
                 self.volumes.clone(),
                 pod.clone(),

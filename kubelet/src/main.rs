@@ -283,6 +283,7 @@ async fn run_with(
         volumes: volumes.clone(),
         node_name: config.node_name.clone(),
         host_ip: host_ip.clone(),
+        objects: Arc::new(kubelet::objects::NoObjects),
     });
     let runtime: Arc<dyn Runtime> = Arc::new(
         KubeRuntimeManager::new(

@@ -76,6 +76,7 @@ async fn node(events: bool) -> Node {
         volumes: volumes.clone(),
         node_name: "fake-node".into(),
         host_ip: "127.0.0.1".into(),
+        objects: Arc::new(kubelet::objects::NoObjects),
     });
     let runtime: Arc<dyn Runtime> = Arc::new(KubeRuntimeManager::new(
         client.clone(),

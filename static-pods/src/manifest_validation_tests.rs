@@ -222,6 +222,17 @@ fn env_rules() {
 }
 
 #[test]
+fn env_may_reference_config_maps_secrets_and_resources() {
+    // Static pods read ConfigMaps and Secrets from the manifest directory.
+    assert_eq!(
+        container_check(
+            "    envFrom: [{configMapRef: {name: cfg}, prefix: CFG_}, {secretRef: {name: creds, optional: true}}]\n    env:\n    - {name: A, valueFrom: {configMapKeyRef: {name: cfg, key: a}}}\n    - {name: B, valueFrom: {secretKeyRef: {name: creds, key: b, optional: true}}}\n    - {name: C, valueFrom: {resourceFieldRef: {resource: limits.memory, divisor: 1Mi}}}\n    - {name: D, valueFrom: {fieldRef: {fieldPath: status.podIPs}}}"
+        ),
+        "ok"
+    );
+}
+
+#[test]
 fn handler_rules() {
     assert_eq!(
         container_check("    readinessProbe: {periodSeconds: 3}"),
