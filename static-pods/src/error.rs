@@ -48,8 +48,12 @@ pub enum ManifestErrorKind {
     Yaml(String),
     #[error("invalid JSON: {0}")]
     Json(String),
-    #[error("file holds more than one YAML document; a static pod manifest holds exactly one Pod")]
+    /// Only from [`crate::load_manifest`], which reads exactly one Pod; the directory source
+    /// reads every document of a file.
+    #[error("file holds more than one document; expected exactly one Pod")]
     MultipleDocuments,
+    #[error("file holds more than {limit} documents; refusing to read it")]
+    TooManyDocuments { limit: usize },
     #[error("apiVersion: {0}")]
     ApiVersion(String),
     #[error("kind: {0}")]
@@ -59,24 +63,59 @@ pub enum ManifestErrorKind {
     Invalid(Vec<FieldError>),
     #[error("pod {pod:?} is already defined by {}", .other.display())]
     DuplicatePod { pod: String, other: PathBuf },
+    /// A ConfigMap or Secret whose kind, namespace and name another document already took.
+    #[error("{kind} {name:?} is already defined by {}", .other.display())]
+    DuplicateObject {
+        /// "configmap" or "secret".
+        kind: &'static str,
+        /// `namespace/name`.
+        name: String,
+        other: PathBuf,
+    },
 }
 
-/// An error tied to the manifest file it came from.
+/// An error tied to the manifest file, and in a file of several documents to the document,
+/// it came from.
 ///
-/// Displays as `<path>: <why>`, e.g. `web.yaml: spec.containers[1].name: duplicate name "c"`.
+/// Displays as `<path>: <why>`, e.g. `web.yaml: spec.containers[1].name: duplicate name "c"`,
+/// or `<path>: document <n>: <why>` when the file holds more than one document.
+///
+/// Never carries a Secret's values: the messages name keys and fields only.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{}: {kind}", .path.display())]
+#[error("{}: {}{kind}", .path.display(), DocumentPrefix(*.document))]
 pub struct ManifestError {
     pub path: PathBuf,
+    /// 1-based position among the file's documents (empty ones not counted); None for a
+    /// problem of the whole file, or when the file holds a single document.
+    pub document: Option<usize>,
     pub kind: ManifestErrorKind,
+}
+
+struct DocumentPrefix(Option<usize>);
+
+impl std::fmt::Display for DocumentPrefix {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0 {
+            Some(n) => write!(f, "document {n}: "),
+            None => Ok(()),
+        }
+    }
 }
 
 impl ManifestError {
     pub fn new(path: &Path, kind: ManifestErrorKind) -> Self {
         Self {
             path: path.to_path_buf(),
+            document: None,
             kind,
         }
+    }
+
+    /// The same error, tied to one document of the file.
+    #[must_use]
+    pub fn in_document(mut self, document: Option<usize>) -> Self {
+        self.document = document;
+        self
     }
 
     /// The field errors when this is a validation failure, else empty.

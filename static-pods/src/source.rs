@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::api::core::v1::{ConfigMap, Pod, Secret};
 use notify::event::{AccessKind, AccessMode, ModifyKind};
 use notify::{EventKind, RecursiveMode, Watcher};
 use tokio::sync::{Notify, watch};
@@ -25,7 +25,8 @@ use tracing::{debug, info, warn};
 
 use crate::error::{ConfigError, ManifestError, ManifestErrorKind};
 use crate::identity::{self, CONFIG_SEEN_ANNOTATION};
-use crate::manifest::{DEFAULT_MAX_FILE_SIZE, load_manifest_with_limit};
+use crate::manifest::{DEFAULT_MAX_FILE_SIZE, ManifestObject, load_documents};
+use crate::objects::RedactedSecret;
 use api::names::{DNS1123_SUBDOMAIN_MAX, dns1123_subdomain};
 
 /// The Go kubelet's default `fileCheckFrequency`.
@@ -104,27 +105,142 @@ impl StaticPod {
 
     /// `namespace/name`.
     pub fn full_name(&self) -> String {
-        full_name(&self.pod)
+        full_name(&self.pod.metadata)
     }
 }
 
 /// The full desired set at one moment.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Clone, Default)]
 pub struct Snapshot {
-    /// One pod per manifest file, sorted by path.
+    /// The static pods, sorted by file path, then in document order within a file.
     pub pods: Vec<StaticPod>,
-    /// Files that failed to load (their last valid pod may still be in `pods`), by path.
+    /// ConfigMaps for the static pods of their namespace (namespace defaulted to `default`),
+    /// in the same order. An unchanged object keeps its `Arc` across snapshots; an edited
+    /// one gets a new `Arc`; a deleted one is absent.
+    pub config_maps: Vec<Arc<ConfigMap>>,
+    /// Secrets, as `config_maps`: `stringData` already merged into `data`, `type` defaulted
+    /// to `Opaque`. `Debug` prints their keys only.
+    pub secrets: Vec<Arc<Secret>>,
+    /// Files and documents that failed to load (the last valid object of a document may
+    /// still be in the lists above), by path.
     pub errors: Vec<ManifestError>,
+}
+
+impl Snapshot {
+    /// The ConfigMap `namespace/name`, if the directory defines it.
+    pub fn config_map(&self, namespace: &str, name: &str) -> Option<&Arc<ConfigMap>> {
+        self.config_maps
+            .iter()
+            .find(|o| is_named(&o.metadata, namespace, name))
+    }
+
+    /// The Secret `namespace/name`, if the directory defines it.
+    pub fn secret(&self, namespace: &str, name: &str) -> Option<&Arc<Secret>> {
+        self.secrets
+            .iter()
+            .find(|o| is_named(&o.metadata, namespace, name))
+    }
+}
+
+fn is_named(
+    meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta,
+    namespace: &str,
+    name: &str,
+) -> bool {
+    meta.namespace.as_deref() == Some(namespace) && meta.name.as_deref() == Some(name)
+}
+
+impl PartialEq for Snapshot {
+    fn eq(&self, other: &Self) -> bool {
+        self.pods == other.pods
+            && same_arcs(&self.config_maps, &other.config_maps)
+            && same_arcs(&self.secrets, &other.secrets)
+            && self.errors == other.errors
+    }
+}
+
+/// Secret values stay out: Secrets print as [`RedactedSecret`].
+impl std::fmt::Debug for Snapshot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Snapshot")
+            .field("pods", &self.pods)
+            .field("config_maps", &self.config_maps)
+            .field(
+                "secrets",
+                &self
+                    .secrets
+                    .iter()
+                    .map(|s| RedactedSecret(s))
+                    .collect::<Vec<_>>(),
+            )
+            .field("errors", &self.errors)
+            .finish()
+    }
+}
+
+/// Element-wise, pointer equality first (unchanged objects share their allocation).
+fn same_arcs<T: PartialEq>(a: &[Arc<T>], b: &[Arc<T>]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).all(|(x, y)| Arc::ptr_eq(x, y) || x == y)
+}
+
+/// What kind of object a document defines; with the full name, the identity that two
+/// documents may not share.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Kind {
+    Pod,
+    ConfigMap,
+    Secret,
+}
+
+impl Kind {
+    fn resource(self) -> &'static str {
+        match self {
+            Kind::Pod => "pod",
+            Kind::ConfigMap => "configmap",
+            Kind::Secret => "secret",
+        }
+    }
+}
+
+type Key = (Kind, String);
+
+/// One accepted object, shared with the snapshots.
+#[derive(Debug, Clone)]
+enum Item {
+    Pod(Arc<Pod>),
+    ConfigMap(Arc<ConfigMap>),
+    Secret(Arc<Secret>),
+}
+
+impl Item {
+    fn key(&self) -> Key {
+        match self {
+            Item::Pod(p) => (Kind::Pod, full_name(&p.metadata)),
+            Item::ConfigMap(c) => (Kind::ConfigMap, full_name(&c.metadata)),
+            Item::Secret(s) => (Kind::Secret, full_name(&s.metadata)),
+        }
+    }
+
+    /// `kind namespace/name`, plus the UID for pods; for logs.
+    fn label(&self) -> String {
+        match self {
+            Item::Pod(p) => format!("pod {}", pod_label(p)),
+            other => {
+                let (kind, name) = other.key();
+                format!("{} {name}", kind.resource())
+            }
+        }
+    }
 }
 
 /// Per-file memory across scans.
 #[derive(Debug, Default)]
 struct FileState {
-    /// Last pod this file produced that was accepted, with its first-seen time. The snapshot
-    /// shares this allocation.
-    last_good: Option<Arc<Pod>>,
-    /// Current problem, kept to log only on change.
-    error: Option<ManifestError>,
+    /// The objects this file last produced that were accepted, by document position
+    /// (0-based); pods with their first-seen time. The snapshots share these allocations.
+    last_good: BTreeMap<usize, Item>,
+    /// Current problems, kept to log only on change.
+    errors: Vec<ManifestError>,
 }
 
 /// Reads the manifest directory and turns it into [`Snapshot`]s.
@@ -237,14 +353,12 @@ impl StaticPodSource {
         };
 
         let now = jiff::Timestamp::now();
-        let mut pods = Vec::new();
-        let mut errors = Vec::new();
-        let mut taken: HashMap<String, PathBuf> = HashMap::new();
+        let mut out = Collected::default();
         let mut present = BTreeMap::new();
         for name in names {
             let path = dir.join(&name);
             let outcome = read_manifest(&path, self.config.max_file_size).and_then(|bytes| {
-                load_manifest_with_limit(
+                load_documents(
                     &path,
                     &bytes,
                     &self.config.node_name,
@@ -254,71 +368,26 @@ impl StaticPodSource {
             let state = present
                 .entry(path.clone())
                 .or_insert_with(|| self.files.remove(&path).unwrap_or_default());
-            let mut new_error = None;
-            let fresh = match outcome {
-                Ok(pod) => {
-                    let pod = with_first_seen(pod, state.last_good.as_deref(), now);
-                    // An unchanged file parses to a pod equal to the one already handed out;
-                    // keep that one and drop the fresh parse so the pod is allocated once for
-                    // as long as the file stays the same.
-                    Some(match &state.last_good {
-                        Some(old) if **old == pod => Arc::clone(old),
-                        _ => Arc::new(pod),
-                    })
-                }
-                Err(e) => {
-                    new_error = Some(e);
-                    None
-                }
-            };
-            let mut chosen = None;
-            if let Some(pod) = fresh {
-                let key = full_name(&pod);
-                match taken.get(&key) {
-                    Some(owner) => {
-                        new_error = Some(ManifestError::new(
-                            &path,
-                            ManifestErrorKind::DuplicatePod {
-                                pod: key,
-                                other: owner.clone(),
-                            },
-                        ));
-                    }
-                    None => {
-                        state.last_good = Some(Arc::clone(&pod));
-                        chosen = Some(pod);
-                    }
+            let errors = out.file(&path, state, outcome, now);
+            // Logged once, when a problem appears.
+            for (e, kept) in &errors {
+                if !state.errors.contains(e) {
+                    warn!(error = %e, kept = kept.as_deref(), "invalid static manifest");
                 }
             }
-            // Departure from Go, which drops the pod: a broken edit keeps the last valid pod
-            // running and reports the error, so a typo does not take a static pod down.
-            if chosen.is_none()
-                && let Some(old) = &state.last_good
-                && !taken.contains_key(&full_name(old))
-            {
-                chosen = Some(Arc::clone(old));
-            }
-            if let Some(pod) = chosen {
-                taken.insert(full_name(&pod), path.clone());
-                pods.push(StaticPod {
-                    path: path.clone(),
-                    pod,
-                });
-            }
-            if new_error != state.error {
-                if let Some(e) = &new_error {
-                    let kept = state.last_good.as_deref().map(pod_label);
-                    warn!(error = %e, kept_pod = kept.as_deref(), "invalid static pod manifest");
-                }
-                state.error.clone_from(&new_error);
-            }
-            errors.extend(new_error);
+            state.errors = errors.into_iter().map(|(e, _)| e).collect();
+            out.errors.extend(state.errors.iter().cloned());
         }
         self.files = present;
 
-        let snapshot = Snapshot { pods, errors };
+        let snapshot = Snapshot {
+            pods: out.pods,
+            config_maps: out.config_maps,
+            secrets: out.secrets,
+            errors: out.errors,
+        };
         log_changes(&self.current, &snapshot);
-        // Cheap: the pods are shared; only the vectors, paths and errors are copied.
+        // Cheap: the objects are shared; only the vectors, paths and errors are copied.
         self.current = snapshot.clone();
         snapshot
     }
@@ -331,23 +400,171 @@ impl StaticPodSource {
     }
 }
 
+/// A snapshot being assembled, file by file.
+#[derive(Default)]
+struct Collected {
+    pods: Vec<StaticPod>,
+    config_maps: Vec<Arc<ConfigMap>>,
+    secrets: Vec<Arc<Secret>>,
+    errors: Vec<ManifestError>,
+    /// Which file defined each object first.
+    taken: HashMap<Key, PathBuf>,
+}
+
+impl Collected {
+    /// Adds what one file yields and updates its state; returns the file's errors, each
+    /// with the object kept in its place, if any.
+    fn file(
+        &mut self,
+        path: &Path,
+        state: &mut FileState,
+        outcome: Result<Vec<crate::DocumentResult>, ManifestError>,
+        now: jiff::Timestamp,
+    ) -> Vec<(ManifestError, Option<String>)> {
+        let old = std::mem::take(&mut state.last_good);
+        let mut errors = Vec::new();
+        let docs = match outcome {
+            Ok(docs) => docs,
+            Err(e) => {
+                // The whole file is unreadable: keep everything it last defined.
+                let mut kept = Vec::new();
+                for (i, item) in old {
+                    if let Some(item) = self.claim(path, item) {
+                        kept.push(item.label());
+                        state.last_good.insert(i, item);
+                    }
+                }
+                let kept = (!kept.is_empty()).then(|| kept.join(", "));
+                errors.push((e, kept));
+                return errors;
+            }
+        };
+
+        let previous: HashMap<Key, &Item> = old.values().map(|item| (item.key(), item)).collect();
+        let fresh: Vec<Result<Item, ManifestError>> = docs
+            .into_iter()
+            .map(|doc| doc.map(|object| intern(object, &previous, now)))
+            .collect();
+        let fresh_keys: HashSet<Key> = fresh
+            .iter()
+            .filter_map(|r| r.as_ref().ok().map(Item::key))
+            .collect();
+        let numbered = fresh.len() > 1;
+        for (i, doc) in fresh.into_iter().enumerate() {
+            let mut problem = None;
+            let mut accepted = None;
+            match doc {
+                Ok(item) => {
+                    let (kind, name) = item.key();
+                    match self.taken.get(&(kind, name.clone())) {
+                        Some(owner) => {
+                            let kind = match kind {
+                                Kind::Pod => ManifestErrorKind::DuplicatePod {
+                                    pod: name,
+                                    other: owner.clone(),
+                                },
+                                other => ManifestErrorKind::DuplicateObject {
+                                    kind: other.resource(),
+                                    name,
+                                    other: owner.clone(),
+                                },
+                            };
+                            problem = Some(
+                                ManifestError::new(path, kind)
+                                    .in_document(numbered.then_some(i + 1)),
+                            );
+                        }
+                        None => accepted = self.claim(path, item),
+                    }
+                }
+                Err(e) => problem = Some(e),
+            }
+            // Departure from Go, which drops the pod: a broken edit keeps the object this
+            // document last defined, so a typo does not take a static pod (or what it
+            // mounts) away. Not if another document of the file now defines it.
+            let mut kept = None;
+            if accepted.is_none()
+                && let Some(prev) = old.get(&i)
+                && !fresh_keys.contains(&prev.key())
+            {
+                accepted = self.claim(path, prev.clone());
+                kept = accepted.as_ref().map(Item::label);
+            }
+            if let Some(item) = accepted {
+                state.last_good.insert(i, item);
+            }
+            errors.extend(problem.map(|e| (e, kept)));
+        }
+        errors
+    }
+
+    /// Adds the object to the snapshot unless an earlier document took its identity.
+    fn claim(&mut self, path: &Path, item: Item) -> Option<Item> {
+        let key = item.key();
+        if self.taken.contains_key(&key) {
+            return None;
+        }
+        self.taken.insert(key, path.to_path_buf());
+        match &item {
+            Item::Pod(pod) => self.pods.push(StaticPod {
+                path: path.to_path_buf(),
+                pod: Arc::clone(pod),
+            }),
+            Item::ConfigMap(cm) => self.config_maps.push(Arc::clone(cm)),
+            Item::Secret(secret) => self.secrets.push(Arc::clone(secret)),
+        }
+        Some(item)
+    }
+}
+
+/// Wraps a freshly parsed object, handing out the previous allocation when the file's
+/// content for it is unchanged, so an object is allocated once for as long as it stays the
+/// same.
+fn intern(object: ManifestObject, previous: &HashMap<Key, &Item>, now: jiff::Timestamp) -> Item {
+    match object {
+        ManifestObject::Pod(pod) => {
+            let prev = match previous.get(&(Kind::Pod, full_name(&pod.metadata))) {
+                Some(Item::Pod(p)) => Some(p),
+                _ => None,
+            };
+            let pod = with_first_seen(*pod, prev.map(|p| &**p), now);
+            Item::Pod(match prev {
+                Some(old) if **old == pod => Arc::clone(old),
+                _ => Arc::new(pod),
+            })
+        }
+        ManifestObject::ConfigMap(cm) => {
+            match previous.get(&(Kind::ConfigMap, full_name(&cm.metadata))) {
+                Some(Item::ConfigMap(old)) if **old == cm => Item::ConfigMap(Arc::clone(old)),
+                _ => Item::ConfigMap(Arc::new(cm)),
+            }
+        }
+        ManifestObject::Secret(secret) => {
+            match previous.get(&(Kind::Secret, full_name(&secret.metadata))) {
+                Some(Item::Secret(old)) if **old == secret => Item::Secret(Arc::clone(old)),
+                _ => Item::Secret(Arc::new(secret)),
+            }
+        }
+    }
+}
+
 /// Pointer equality first: an unchanged pod is the same allocation.
 fn same_pod(a: &Arc<Pod>, b: &Arc<Pod>) -> bool {
     Arc::ptr_eq(a, b) || a == b
 }
 
-fn full_name(pod: &Pod) -> String {
+fn full_name(meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta) -> String {
     format!(
         "{}/{}",
-        pod.metadata.namespace.as_deref().unwrap_or_default(),
-        pod.metadata.name.as_deref().unwrap_or_default()
+        meta.namespace.as_deref().unwrap_or_default(),
+        meta.name.as_deref().unwrap_or_default()
     )
 }
 
 fn pod_label(pod: &Pod) -> String {
     format!(
         "{} ({})",
-        full_name(pod),
+        full_name(&pod.metadata),
         pod.metadata.uid.as_deref().unwrap_or_default()
     )
 }
@@ -379,12 +596,10 @@ fn with_first_seen(mut pod: Pod, previous: Option<&Pod>, now: jiff::Timestamp) -
 }
 
 fn log_changes(old: &Snapshot, new: &Snapshot) {
-    let before: HashMap<&Path, &StaticPod> =
-        old.pods.iter().map(|p| (p.path.as_path(), p)).collect();
-    let after: HashMap<&Path, &StaticPod> =
-        new.pods.iter().map(|p| (p.path.as_path(), p)).collect();
+    let before: HashMap<String, &StaticPod> = old.pods.iter().map(|p| (p.full_name(), p)).collect();
+    let after: HashSet<String> = new.pods.iter().map(StaticPod::full_name).collect();
     for p in &new.pods {
-        match before.get(p.path.as_path()) {
+        match before.get(&p.full_name()) {
             None => {
                 info!(path = %p.path.display(), pod = %p.full_name(), uid = %p.uid(), "static pod added")
             }
@@ -399,8 +614,42 @@ fn log_changes(old: &Snapshot, new: &Snapshot) {
         }
     }
     for o in &old.pods {
-        if !after.contains_key(o.path.as_path()) {
+        if !after.contains(&o.full_name()) {
             info!(path = %o.path.display(), pod = %o.full_name(), uid = o.uid(), "static pod removed");
+        }
+    }
+    log_object_changes("configmap", &old.config_maps, &new.config_maps, |o| {
+        &o.metadata
+    });
+    log_object_changes("secret", &old.secrets, &new.secrets, |o| &o.metadata);
+}
+
+/// Names only: a Secret's content never reaches the log.
+fn log_object_changes<T: PartialEq>(
+    kind: &str,
+    old: &[Arc<T>],
+    new: &[Arc<T>],
+    meta: impl Fn(&T) -> &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta,
+) {
+    let before: HashMap<String, &Arc<T>> = old.iter().map(|o| (full_name(meta(o)), o)).collect();
+    let after: HashSet<String> = new.iter().map(|o| full_name(meta(o))).collect();
+    for o in new {
+        let name = full_name(meta(o));
+        match before.get(&name) {
+            None => info!(kind, name, "static object added"),
+            Some(prev) if !Arc::ptr_eq(prev, o) && ***prev != **o => {
+                info!(kind, name, "static object changed");
+            }
+            Some(_) => {}
+        }
+    }
+    for o in old {
+        let name = full_name(meta(o));
+        if !after.contains(&name) {
+            warn!(
+                kind,
+                name, "static object removed; pods that use it keep its last content"
+            );
         }
     }
 }

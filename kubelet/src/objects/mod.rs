@@ -8,11 +8,14 @@
 //! registered before its objects are read, so a getter knows what to keep.
 
 pub mod apiserver;
+pub mod static_objects;
 
 use std::sync::Arc;
 
 use futures_util::future::BoxFuture;
 use k8s_openapi::api::core::v1::{ConfigMap, Pod, Secret};
+
+pub use static_objects::StaticObjects;
 
 /// Why an object could not be read. The messages follow the apiserver's
 /// (`configmap "x" not found`), which the Go kubelet passes on.
