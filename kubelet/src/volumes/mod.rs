@@ -14,6 +14,9 @@
 //! either needs objects from an API server (configMap, secret, projected,
 //! persistentVolumeClaim, ...) or a volume plugin berth doesn't have.
 
+pub mod atomic_writer;
+pub mod payload;
+
 use std::fs;
 use std::io::{self, ErrorKind};
 use std::os::unix::fs::{DirBuilderExt, FileTypeExt, MetadataExt, OpenOptionsExt, PermissionsExt};
