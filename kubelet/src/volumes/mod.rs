@@ -16,6 +16,9 @@
 //! [`objects::ObjectVolumes`], through the atomic writer. Persistent
 //! volumes need plugins berth doesn't have.
 
+pub mod atomic_writer;
+pub mod payload;
+
 use std::fs;
 use std::io::{self, ErrorKind};
 use std::os::unix::fs::{DirBuilderExt, FileTypeExt, MetadataExt, OpenOptionsExt, PermissionsExt};
