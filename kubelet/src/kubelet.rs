@@ -20,7 +20,8 @@ use crate::container::runtime_pod::ProbeState;
 use crate::container::{Runtime, RuntimeHelper, RuntimePod};
 use crate::dns::{DnsConfigurer, DnsError};
 use crate::envvars::{self, PodFacts};
-use crate::objects::ObjectGetter;
+use crate::events::{EventType, ObjectRef, Recorder};
+use crate::volumes::objects::{MountError, ObjectVolumes, PodObjects};
 use crate::prober::ProbeManager;
 use crate::status::{self, StatusInputs, StatusManager};
 use crate::volumes::{VolumeError, VolumeManager};
@@ -44,6 +45,8 @@ pub enum PrepareError {
     Volumes(#[from] VolumeError),
     #[error(transparent)]
     Cgroup(#[from] CmError),
+    #[error(transparent)]
+    Mount(#[from] MountError),
     /// The blocking task panicked or was cancelled.
     #[error("preparing the pod: {0}")]
     Task(#[from] tokio::task::JoinError),
@@ -59,6 +62,8 @@ pub struct Kubelet {
     /// "containerd", for `containerd://<id>` container IDs in status.
     pub runtime_name: String,
     pub reasons: ReasonCache,
+    /// configMap, secret, downwardAPI and projected volume files.
+    pub object_volumes: Arc<ObjectVolumes>,
 }
 
 /// Why each pod's containers last failed to start, and its sandbox error,
@@ -131,15 +136,18 @@ impl Kubelet {
         rt
     }
 
-    /// The pod's cgroup and volume directories, made before its sandbox.
+    /// The pod's cgroup and volumes, made before its sandbox: directories
+    /// first (blocking work), then the files of object volumes.
     async fn prepare(&self, pod: &Arc<Pod>) -> Result<(), PrepareError> {
         let (cm, volumes, p) = (self.cm.clone(), self.volumes.clone(), pod.clone());
         tokio::task::spawn_blocking(move || {
             volumes.prepare(&p)?;
             cm.ensure_pod_cgroup(&p)?;
-            Ok(())
+            Ok::<(), PrepareError>(())
         })
-        .await?
+        .await??;
+        self.object_volumes.setup(pod).await?;
+        Ok(())
     }
 
     /// The pod's status from a runtime view and a sync's reasons.
@@ -183,8 +191,12 @@ impl Kubelet {
         let before = self.status(pod, &rt, &self.reasons.get(uid), previous, false);
         self.status.set_pod_status(pod, before.clone());
         let needs_sandbox = rt.latest_sandbox().is_none_or(|s| !s.ready);
+        // A running pod this berth has not written volumes for yet (after
+        // a restart) gets them now; later changes come from the refresh.
+        let newly_tracked = self.object_volumes.track(pod);
         let prepared = match needs_sandbox {
             true => self.prepare(pod).await,
+            false if newly_tracked => self.prepare(pod).await,
             false => Ok(()),
         };
         let result = match prepared {
@@ -258,6 +270,10 @@ impl Kubelet {
         // Gone from the runtime: gone from status at once, before clean-up.
         self.status.remove(uid);
         self.reasons.remove(uid);
+        self.object_volumes.forget(uid);
+        if let Some(pod) = pod {
+            self.object_volumes.objects().for_pod(pod).unregister_pod(pod);
+        }
         let (cm, volumes, id) = (self.cm.clone(), self.volumes.clone(), uid.to_string());
         let cleanup = tokio::task::spawn_blocking(move || {
             if let Err(e) = cm.remove_pod_cgroup(&id) {
@@ -302,7 +318,12 @@ pub struct PodRuntimeHelper {
     pub node_name: String,
     pub host_ip: String,
     /// The ConfigMaps and Secrets containers' environments read.
-    pub objects: Arc<dyn ObjectGetter>,
+    /// The ConfigMaps and Secrets env reads, by the pod's source.
+    pub objects: PodObjects,
+    /// The node's allocatable (nano-units), for resourceFieldRef limits
+    /// left unset.
+    pub node_allocatable: crate::cm::helpers::ResourceList,
+    pub recorder: Recorder,
 }
 
 impl RuntimeHelper for PodRuntimeHelper {
@@ -327,13 +348,22 @@ impl RuntimeHelper for PodRuntimeHelper {
                 node_name: &self.node_name,
                 pod_ip,
                 host_ip: &self.host_ip,
+                node_allocatable: Some(&self.node_allocatable),
                 ..Default::default()
             };
-            let env = envvars::container_env(pod, container, &facts, self.objects.as_ref())
+            let getter = self.objects.for_pod(pod);
+            getter.register_pod(pod);
+            let env = envvars::container_env(pod, container, &facts, getter)
                 .await
                 .map_err(|e| config_error(e.to_string()))?;
             for skipped in &env.invalid_keys {
-                tracing::warn!(pod = %pod_ref(pod), container = %container.name, reason = envvars::InvalidKeys::REASON, "{skipped}");
+                tracing::warn!(pod = %pod_ref(pod), uid = %pod_uid(pod), container = %container.name, reason = envvars::InvalidKeys::REASON, "{skipped}");
+                self.recorder.event(
+                    &ObjectRef::pod(pod),
+                    EventType::Warning,
+                    envvars::InvalidKeys::REASON,
+                    skipped.to_string(),
+                );
             }
             let env = env.vars;
             let (volumes, p, c, ip) = (

@@ -262,6 +262,29 @@ pub fn default_node_ip() -> Result<IpAddr, NodeStatusError> {
     Ok(sock.ip())
 }
 
+/// The node's allocatable (nano-units): the machine's capacity less the
+/// reservations and the default hard eviction thresholds, as the Node
+/// reports it; the capacity alone when a reservation does not parse (the
+/// Node's registration reports that error).
+pub fn machine_allocatable(
+    root_dir: &std::path::Path,
+    max_pods: u32,
+    kube_reserved: &BTreeMap<String, String>,
+    system_reserved: &BTreeMap<String, String>,
+) -> ResourceList {
+    let facts = MachineFacts::read(root_dir);
+    let capacity = setters::capacity(&facts, max_pods);
+    match node_allocatable_reservation(
+        &capacity,
+        kube_reserved,
+        system_reserved,
+        &default_eviction_hard(),
+    ) {
+        Ok(reservation) => setters::allocatable(&capacity, &reservation),
+        Err(_) => capacity,
+    }
+}
+
 /// Go's `validateNodeIP`: a `--node-ip` must be a unicast address of this
 /// machine (binding a socket to it proves it is assigned here).
 pub fn validate_node_ip(ip: IpAddr) -> Result<IpAddr, NodeStatusError> {

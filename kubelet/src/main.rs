@@ -24,6 +24,7 @@ use kubelet::podconfig::{API_SOURCE, FILE_SOURCE, PodConfig};
 use kubelet::status::StatusManager;
 use kubelet::sync_loop::{self, Admission, SourceUpdate};
 use kubelet::volumes::VolumeManager;
+use kubelet::volumes::objects::{ObjectVolumes, PodObjects};
 use tokio::sync::mpsc;
 
 #[derive(Parser, Debug)]
@@ -272,6 +273,39 @@ async fn run_with(
     let (probes, probe_updates) =
         kubelet::prober::ProbeManager::with_recorder(handlers.clone(), recorder.clone());
     let volumes = Arc::new(VolumeManager::new(config.root_dir.clone()));
+    // ConfigMaps and Secrets: the manifest directory's for static pods; in
+    // joined mode the apiserver's (watches start once the credentials
+    // work) for API pods, and service account tokens.
+    let static_objects = Arc::new(kubelet::objects::StaticObjects::default());
+    let (api_client_tx, api_client) = tokio::sync::watch::channel(None);
+    let pod_objects = PodObjects {
+        api: config.cluster.as_ref().map(|_| {
+            kubelet::objects::apiserver::ApiObjects::new(api_client.clone())
+                as Arc<dyn kubelet::objects::ObjectGetter>
+        }),
+        local: static_objects.clone(),
+    };
+    let tokens = config
+        .cluster
+        .as_ref()
+        .map(|_| Arc::new(kubelet::token::TokenManager::new(api_client.clone())));
+    let node_allocatable = kubelet::kubelet_node_status::machine_allocatable(
+        &config.root_dir,
+        config.max_pods,
+        &config.kube_reserved,
+        &config.system_reserved,
+    );
+    let object_volumes = ObjectVolumes::new(
+        volumes.clone(),
+        pod_objects.clone(),
+        tokens,
+        node_allocatable
+            .iter()
+            .map(|(k, v)| (k.clone(), format!("{v}n")))
+            .collect(),
+        recorder.clone(),
+    );
+    tokio::spawn(object_volumes.clone().run_refresh());
     let helper = Arc::new(PodRuntimeHelper {
         dns: DnsConfigurer {
             resolv_conf: (!config.resolv_conf.as_os_str().is_empty())
@@ -283,7 +317,9 @@ async fn run_with(
         volumes: volumes.clone(),
         node_name: config.node_name.clone(),
         host_ip: host_ip.clone(),
-        objects: Arc::new(kubelet::objects::NoObjects),
+        objects: pod_objects,
+        node_allocatable,
+        recorder: recorder.clone(),
     });
     let runtime: Arc<dyn Runtime> = Arc::new(
         KubeRuntimeManager::new(
@@ -328,6 +364,7 @@ async fn run_with(
         host_ip,
         runtime_name: runtime_name.clone(),
         reasons: Default::default(),
+        object_volumes,
     });
     let (workers, mut terminated) =
         PodWorkers::new(kl, cache.clone(), relist, config.sync_frequency);
@@ -376,6 +413,13 @@ async fn run_with(
                 runtime_version,
             })?;
             expected.push(API_SOURCE);
+            // The object getters and token manager follow the cluster client.
+            let mut from = handles.client.clone();
+            tokio::spawn(async move {
+                while from.changed().await.is_ok() {
+                    api_client_tx.send_replace(from.borrow_and_update().clone());
+                }
+            });
             admission = Some(Admission::new(
                 handles.node.clone(),
                 status.clone(),
@@ -422,12 +466,12 @@ async fn run_with(
         }
         tokio::spawn(async move {
             loop {
-                let pods: Vec<_> = snapshots
-                    .borrow_and_update()
-                    .pods
-                    .iter()
-                    .map(|p| Arc::clone(&p.pod))
-                    .collect();
+                let pods: Vec<_> = {
+                    let snapshot = snapshots.borrow_and_update();
+                    // Objects first: a pod's first sync finds them.
+                    static_objects.set_snapshot(&snapshot);
+                    snapshot.pods.iter().map(|p| Arc::clone(&p.pod)).collect()
+                };
                 statics_tx.send_replace(pods.clone());
                 if src_tx
                     .send(SourceUpdate {

@@ -22,7 +22,9 @@ use kubelet::pleg::{Pleg, PlegEvent};
 use kubelet::pod_workers::PodWorkers;
 use kubelet::prober::ProbeManager;
 use kubelet::status::{StatusChange, StatusManager, StatusSink};
+use kubelet::events::Recorder;
 use kubelet::volumes::VolumeManager;
+use kubelet::volumes::objects::{ObjectVolumes, PodObjects};
 use test_support::fake_cri::{FakeRuntime, StopBehaviour};
 use tokio::sync::mpsc;
 
@@ -66,6 +68,14 @@ async fn node(events: bool) -> Node {
     let volumes = Arc::new(VolumeManager::new(dir.path().join("root")));
     let handlers = Arc::new(HandlerRunner::new(client.clone(), "127.0.0.1".into()));
     let (probes, mut probe_updates) = ProbeManager::new(handlers.clone());
+    let objects = PodObjects::local_only(Arc::new(kubelet::objects::NoObjects));
+    let object_volumes = ObjectVolumes::new(
+        volumes.clone(),
+        objects.clone(),
+        None,
+        Default::default(),
+        Recorder::disabled(),
+    );
     let helper = Arc::new(PodRuntimeHelper {
         dns: DnsConfigurer {
             resolv_conf: None,
@@ -76,7 +86,9 @@ async fn node(events: bool) -> Node {
         volumes: volumes.clone(),
         node_name: "fake-node".into(),
         host_ip: "127.0.0.1".into(),
-        objects: Arc::new(kubelet::objects::NoObjects),
+        objects: objects.clone(),
+        node_allocatable: Default::default(),
+        recorder: Recorder::disabled(),
     });
     let runtime: Arc<dyn Runtime> = Arc::new(KubeRuntimeManager::new(
         client.clone(),
@@ -103,6 +115,7 @@ async fn node(events: bool) -> Node {
         host_ip: "127.0.0.1".into(),
         runtime_name: "fake".into(),
         reasons: Default::default(),
+        object_volumes,
     });
     let (workers, terminated) = PodWorkers::new(kl, cache, relist, Duration::from_secs(60));
     let (tx, mut rx) = mpsc::unbounded_channel();

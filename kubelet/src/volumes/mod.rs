@@ -17,6 +17,7 @@
 //! volumes need plugins berth doesn't have.
 
 pub mod atomic_writer;
+pub mod objects;
 pub mod payload;
 
 use std::fs;
