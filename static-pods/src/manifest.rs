@@ -372,9 +372,12 @@ fn check_json_depth(text: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// Budgets that turn alias bombs and deep nesting into errors instead of hangs or crashes.
+/// Budgets that turn alias bombs and deep nesting into errors instead of
+/// hangs or crashes; and YAML 1.1 octal numbers (`defaultMode: 0644`), which
+/// kubectl's YAML reader accepts and manifests everywhere use.
 fn yaml_options() -> serde_saphyr::Options {
     serde_saphyr::options! {
+        legacy_octal_numbers: true,
         budget: serde_saphyr::budget! {
             max_depth: MAX_DEPTH,
             max_reader_input_bytes: Some(DEFAULT_MAX_FILE_SIZE as usize),

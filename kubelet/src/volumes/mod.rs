@@ -476,7 +476,13 @@ impl VolumeManager {
                     ),
                 });
             }
-            Err(e) if e.kind() == ErrorKind::NotFound => mkdir_all(&dir, 0o750)?,
+            Err(e) if e.kind() == ErrorKind::NotFound => {
+                // Open to every user, as Go's emptyDir wrapper makes it: the
+                // files' own modes decide who reads them.
+                mkdir_all(&dir, 0o777)?;
+                fs::set_permissions(&dir, fs::Permissions::from_mode(0o777))
+                    .map_err(io_err("setting the mode of", &dir))?;
+            }
             Err(e) => return Err(io_err("inspecting", &dir)(e)),
         }
         if kind.on_tmpfs() && !is_mount_point(&dir).map_err(io_err("inspecting", &dir))? {
