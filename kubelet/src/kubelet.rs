@@ -192,7 +192,8 @@ impl Kubelet {
         self.status.set_pod_status(pod, before.clone());
         let needs_sandbox = rt.latest_sandbox().is_none_or(|s| !s.ready);
         // A running pod this berth has not written volumes for yet (after
-        // a restart) gets them now; later changes come from the refresh.
+        // a restart), or whose labels changed, gets them now; object
+        // changes come from the refresh.
         let newly_tracked = self.object_volumes.track(pod);
         let prepared = match needs_sandbox {
             true => self.prepare(pod).await,
@@ -202,9 +203,13 @@ impl Kubelet {
         let result = match prepared {
             Ok(()) => self.runtime.sync_pod(pod, &rt).await,
             Err(e) => {
-                tracing::warn!(pod = %pod_ref(pod), uid = %uid, "creating pod sandbox: {e}");
+                // Once per cause: a pod waiting for an object retries often.
+                let message = e.to_string();
+                if self.reasons.get(uid).sandbox_error.as_deref() != Some(message.as_str()) {
+                    tracing::warn!(pod = %pod_ref(pod), uid = %uid, "creating pod sandbox: {message}");
+                }
                 SyncResult {
-                    sandbox_error: Some(e.to_string()),
+                    sandbox_error: Some(message),
                     requeue_after: Some(Duration::from_secs(2)),
                     ..Default::default()
                 }

@@ -138,15 +138,17 @@ impl ObjectVolumes {
         self.tracked.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Starts tracking the pod; true if it was not tracked (its volumes
-    /// need writing now), false when only its spec was refreshed.
+    /// Tracks the pod; true when it was not tracked or its metadata or
+    /// spec changed (labels for the downward API): its volumes need
+    /// writing now.
     pub fn track(&self, pod: &Arc<Pod>) -> bool {
         if !has_object_volumes(pod) {
             return false;
         }
-        self.lock()
-            .insert(pod_uid(pod).to_string(), pod.clone())
-            .is_none()
+        match self.lock().insert(pod_uid(pod).to_string(), pod.clone()) {
+            None => true,
+            Some(old) => !Arc::ptr_eq(&old, pod) && old.as_ref() != pod.as_ref(),
+        }
     }
 
     /// The pod is gone: no more writes, and its objects may be dropped.
@@ -196,7 +198,11 @@ impl ObjectVolumes {
         };
         let from_payload = |e: PayloadError| {
             let not_found = matches!(e, PayloadError::NotFound { .. });
-            fail(e.to_string(), not_found)
+            // The volume is already named by MountError's own words.
+            let text = e.to_string();
+            let prefix = format!("volume {name:?}: ");
+            let text = text.strip_prefix(&prefix).map_or(text.clone(), str::to_string);
+            fail(text, not_found)
         };
         let from_object = |e: ObjectError| fail(e.to_string(), e.is_not_found());
         let namespace = pod.metadata.namespace.as_deref().unwrap_or("default");
