@@ -21,9 +21,9 @@ use crate::container::{Runtime, RuntimeHelper, RuntimePod};
 use crate::dns::{DnsConfigurer, DnsError};
 use crate::envvars::{self, PodFacts};
 use crate::events::{EventType, ObjectRef, Recorder};
-use crate::volumes::objects::{MountError, ObjectVolumes, PodObjects};
 use crate::prober::ProbeManager;
 use crate::status::{self, StatusInputs, StatusManager};
+use crate::volumes::objects::{MountError, ObjectVolumes, PodObjects};
 use crate::volumes::{VolumeError, VolumeManager};
 use crate::{pod_ref, pod_uid};
 
@@ -277,7 +277,10 @@ impl Kubelet {
         self.reasons.remove(uid);
         self.object_volumes.forget(uid);
         if let Some(pod) = pod {
-            self.object_volumes.objects().for_pod(pod).unregister_pod(pod);
+            self.object_volumes
+                .objects()
+                .for_pod(pod)
+                .unregister_pod(pod);
         }
         let (cm, volumes, id) = (self.cm.clone(), self.volumes.clone(), uid.to_string());
         let cleanup = tokio::task::spawn_blocking(move || {

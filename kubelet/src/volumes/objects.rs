@@ -201,27 +201,35 @@ impl ObjectVolumes {
             // The volume is already named by MountError's own words.
             let text = e.to_string();
             let prefix = format!("volume {name:?}: ");
-            let text = text.strip_prefix(&prefix).map_or(text.clone(), str::to_string);
+            let text = text
+                .strip_prefix(&prefix)
+                .map_or(text.clone(), str::to_string);
             fail(text, not_found)
         };
         let from_object = |e: ObjectError| fail(e.to_string(), e.is_not_found());
         let namespace = pod.metadata.namespace.as_deref().unwrap_or("default");
         let payload: Payload = match kind {
             ObjectKind::ConfigMap => {
-                let Some(src) = &volume.config_map else { return Ok(()) };
+                let Some(src) = &volume.config_map else {
+                    return Ok(());
+                };
                 let cm = found(getter.get_config_map(namespace, &src.name).await)
                     .map_err(from_object)?;
                 payload::config_map_payload(&name, src, cm.as_deref()).map_err(from_payload)?
             }
             ObjectKind::Secret => {
-                let Some(src) = &volume.secret else { return Ok(()) };
+                let Some(src) = &volume.secret else {
+                    return Ok(());
+                };
                 let secret_name = src.secret_name.as_deref().unwrap_or_default();
                 let secret =
                     found(getter.get_secret(namespace, secret_name).await).map_err(from_object)?;
                 payload::secret_payload(&name, src, secret.as_deref()).map_err(from_payload)?
             }
             ObjectKind::DownwardApi => {
-                let Some(src) = &volume.downward_api else { return Ok(()) };
+                let Some(src) = &volume.downward_api else {
+                    return Ok(());
+                };
                 payload::downward_api_payload(
                     &name,
                     src.items.as_deref().unwrap_or_default(),
@@ -232,7 +240,9 @@ impl ObjectVolumes {
                 .map_err(from_payload)?
             }
             ObjectKind::Projected => {
-                let Some(src) = &volume.projected else { return Ok(()) };
+                let Some(src) = &volume.projected else {
+                    return Ok(());
+                };
                 let refs = payload::projected_references(src);
                 let mut inputs = FetchedInputs {
                     namespace: namespace.to_string(),
@@ -249,10 +259,17 @@ impl ObjectVolumes {
                 for t in refs.tokens {
                     let token = match &self.tokens {
                         Some(tokens) => tokens
-                            .token(pod, t.audience.as_deref().unwrap_or(""), t.expiration_seconds)
+                            .token(
+                                pod,
+                                t.audience.as_deref().unwrap_or(""),
+                                t.expiration_seconds,
+                            )
                             .await
                             .map_err(|e| e.to_string()),
-                        None => Err("service account tokens need an apiserver (berth runs standalone)".to_string()),
+                        None => Err(
+                            "service account tokens need an apiserver (berth runs standalone)"
+                                .to_string(),
+                        ),
                     };
                     inputs.tokens.insert(t.path.clone(), token);
                 }
@@ -310,7 +327,9 @@ impl ObjectVolumes {
     async fn refresh(&self, pod: &Arc<Pod>) {
         let getter = self.objects.for_pod(pod);
         for (volume, kind) in object_volumes(pod) {
-            let dir = self.volumes.object_volume_path(pod_uid(pod), kind, &volume.name);
+            let dir = self
+                .volumes
+                .object_volume_path(pod_uid(pod), kind, &volume.name);
             if !dir.is_dir() {
                 // Not set up yet (or already removed): the pod's sync does it.
                 continue;

@@ -10,48 +10,8 @@
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use test_support::berth::{Berth, exclusive};
-use test_support::cluster::{
-    TestNamespace, bootstrap_kubeconfig, kubectl, node_condition, require_control_plane, wait_node,
-};
-
-/// A berth joined to the control plane through TLS bootstrap, Ready.
-struct Joined {
-    berth: Berth,
-    _creds: tempfile::TempDir,
-}
-
-impl Joined {
-    fn start() -> Joined {
-        let creds = tempfile::tempdir().unwrap();
-        let kubeconfig = creds.path().join("kubelet.conf");
-        let mut berth = Berth::with_args(&[
-            "--kubeconfig",
-            kubeconfig.to_str().unwrap(),
-            "--bootstrap-kubeconfig",
-            bootstrap_kubeconfig().to_str().unwrap(),
-        ]);
-        berth.start();
-        wait_node(&berth.node, "Ready", Duration::from_secs(60), |n| {
-            node_condition(n, "Ready").is_some_and(|(s, _, _)| s == "True")
-        });
-        Joined {
-            berth,
-            _creds: creds,
-        }
-    }
-
-    fn node(&self) -> &str {
-        &self.berth.node
-    }
-}
-
-impl Drop for Joined {
-    fn drop(&mut self) {
-        self.berth.stop();
-        let _ = kubectl(&["delete", "node", &self.berth.node, "--wait=false"]);
-    }
-}
+use test_support::berth::exclusive;
+use test_support::cluster::{Joined, TestNamespace, kubectl, require_control_plane};
 
 fn busybox() -> String {
     test_support::busybox_image()

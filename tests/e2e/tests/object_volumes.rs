@@ -92,10 +92,17 @@ async fn config_maps_and_secrets_from_the_manifest_directory_reach_volumes_and_e
     let id = container_id(&p, "c");
 
     let env = exec(&c, &id, "env").await;
-    for want in ["GREETING=hello", "PASSWORD=supersecret", "CFG_greeting=hello"] {
+    for want in [
+        "GREETING=hello",
+        "PASSWORD=supersecret",
+        "CFG_greeting=hello",
+    ] {
         assert!(env.lines().any(|l| l == want), "{want} in\n{env}");
     }
-    assert!(!env.contains("MISSING="), "an optional missing key is left out");
+    assert!(
+        !env.contains("MISSING="),
+        "an optional missing key is left out"
+    );
 
     let files = exec(
         &c,
@@ -138,7 +145,9 @@ async fn config_maps_and_secrets_from_the_manifest_directory_reach_volumes_and_e
     );
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert_eq!(
-        exec(&c, &id, "cat /etc/cfg/conf/app.properties").await.trim(),
+        exec(&c, &id, "cat /etc/cfg/conf/app.properties")
+            .await
+            .trim(),
         "color=red"
     );
     let p = b.pod("app").unwrap();
@@ -242,7 +251,9 @@ async fn hostile_objects_get_clear_errors_and_other_pods_keep_running() {
             test_support::berth::tail(&log, 30)
         );
     }
-    let escape = b.pod("escape").expect("the pod with a bad item path is listed");
+    let escape = b
+        .pod("escape")
+        .expect("the pod with a bad item path is listed");
     let msg = escape["status"]["message"].as_str().unwrap_or_default();
     assert!(msg.contains("../../etc/x"), "{}", escape["status"]);
     assert!(!std::path::Path::new("/etc/x").exists());

@@ -259,3 +259,67 @@ impl Drop for TestNamespace {
         }
     }
 }
+
+/// A berth joined to the control plane through TLS bootstrap, Ready. The
+/// Node object is deleted when it is dropped.
+pub struct Joined {
+    pub berth: crate::berth::Berth,
+    _creds: tempfile::TempDir,
+}
+
+impl Joined {
+    pub fn start() -> Joined {
+        Self::start_with(&[])
+    }
+
+    /// With extra flags for berth.
+    pub fn start_with(extra: &[&str]) -> Joined {
+        let creds = tempfile::tempdir().unwrap();
+        let kubeconfig = creds.path().join("kubelet.conf");
+        let mut args = vec![
+            "--kubeconfig",
+            kubeconfig.to_str().unwrap(),
+            "--bootstrap-kubeconfig",
+        ];
+        let bootstrap = bootstrap_kubeconfig();
+        args.push(bootstrap.to_str().unwrap());
+        args.extend_from_slice(extra);
+        let mut berth = crate::berth::Berth::with_args(&args);
+        berth.start();
+        wait_node(&berth.node, "Ready", Duration::from_secs(60), |n| {
+            node_condition(n, "Ready").is_some_and(|(s, _, _)| s == "True")
+        });
+        Joined {
+            berth,
+            _creds: creds,
+        }
+    }
+
+    pub fn node(&self) -> &str {
+        &self.berth.node
+    }
+}
+
+impl Drop for Joined {
+    fn drop(&mut self) {
+        self.berth.stop();
+        let _ = kubectl(&["delete", "node", &self.berth.node, "--wait=false"]);
+    }
+}
+
+/// Runs `sh -c script` in a container through the CRI; its stdout.
+pub fn exec(container_id: &str, script: &str) -> String {
+    let (id, script) = (container_id.to_string(), script.to_string());
+    with_cri(move |client| async move {
+        let out = client
+            .exec_sync(cri_client::proto::ExecSyncRequest {
+                container_id: id,
+                cmd: vec!["sh".into(), "-c".into(), script],
+                timeout: 10,
+            })
+            .await
+            .ok()?;
+        Some(String::from_utf8_lossy(&out.stdout).into_owned())
+    })
+    .unwrap_or_default()
+}
