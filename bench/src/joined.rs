@@ -259,9 +259,8 @@ pub async fn run(args: &[String]) -> Result<()> {
 
 async fn admin_client() -> Result<Client> {
     let kc = kube::config::Kubeconfig::read_from(admin_kubeconfig())?;
-    let cfg =
-        kube::Config::from_custom_kubeconfig(kc, &kube::config::KubeConfigOptions::default())
-            .await?;
+    let cfg = kube::Config::from_custom_kubeconfig(kc, &kube::config::KubeConfigOptions::default())
+        .await?;
     Ok(Client::try_from(cfg)?)
 }
 
@@ -314,7 +313,10 @@ async fn part(
         Kind::Go => {
             let node = format!("gokubelet-{tag}");
             let bin = go_bin.context("no Go kubelet")?;
-            (Running::Go(GoKubelet::start_joined(bin, &node).await?), node)
+            (
+                Running::Go(GoKubelet::start_joined(bin, &node).await?),
+                node,
+            )
         }
     };
     let measured = async {
@@ -381,9 +383,8 @@ async fn measure(
     let node_rpm = NODE_SCHEMAS
         .iter()
         .map(|s| {
-            let key = format!(
-                "apiserver_flowcontrol_dispatched_requests_total{{flow_schema=\"{s}\""
-            );
+            let key =
+                format!("apiserver_flowcontrol_dispatched_requests_total{{flow_schema=\"{s}\"");
             let d = sum_prefix(&after, &key) - sum_prefix(&before, &key);
             (s.to_string(), d * per_min)
         })
@@ -547,10 +548,7 @@ fn pod_ready(p: &Pod) -> bool {
     p.status
         .as_ref()
         .and_then(|s| s.conditions.as_ref())
-        .is_some_and(|c| {
-            c.iter()
-                .any(|c| c.type_ == "Ready" && c.status == "True")
-        })
+        .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
 }
 
 /// Watches `created` from its resourceVersion until its Ready condition is
@@ -743,7 +741,11 @@ fn request_breakdown(metrics: &str) -> BTreeMap<String, f64> {
 fn median_of(parts: &[&Part], f: impl Fn(&Part) -> f64) -> f64 {
     let mut v: Vec<f64> = parts.iter().map(|p| f(p)).collect();
     v.sort_by(f64::total_cmp);
-    if v.is_empty() { 0.0 } else { v[(v.len() - 1) / 2] }
+    if v.is_empty() {
+        0.0
+    } else {
+        v[(v.len() - 1) / 2]
+    }
 }
 
 fn report(parts: &[Part], opts: &Opts) {
@@ -842,7 +844,12 @@ fn report(parts: &[Part], opts: &Opts) {
     println!("Per run (in the order run):");
     for p in parts {
         println!();
-        println!("- {} as node {} (log: {})", p.kind.name(), p.node, p.log.display());
+        println!(
+            "- {} as node {} (log: {})",
+            p.kind.name(),
+            p.node,
+            p.log.display()
+        );
         let list = |v: &[Duration]| {
             v.iter()
                 .map(|d| format!("{:.0}", ms(*d)))
