@@ -44,20 +44,46 @@ fn free_port() -> Result<u16> {
         .port())
 }
 
+/// How a Go kubelet runs: standalone on its manifest directory, or joined
+/// to the test environment's control plane.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    Standalone,
+    /// TLS bootstrap with the environment's bootstrap kubeconfig into its
+    /// own `--kubeconfig` and `--cert-dir`, then registers the Node and runs
+    /// the pods bound to it.
+    Joined,
+}
+
 impl GoKubelet {
-    /// Starts `bin` on an empty manifest directory and waits for its
-    /// healthz. Its settings are the ones berth's benchmarks use where
+    /// Starts `bin` standalone on an empty manifest directory and waits for
+    /// its healthz. Its settings are the ones berth's benchmarks use where
     /// they exist (file check 20 s, sync 1 m), cgroupfs as berth, no
     /// eviction or image GC (the machine's disk would trigger them), and
     /// no API port beyond localhost.
     pub async fn start(bin: &Path) -> Result<GoKubelet> {
         let node = format!("gokubelet{}", std::process::id());
+        Self::start_as(bin, &node, Mode::Standalone).await
+    }
+
+    /// Starts `bin` joined to the control plane as `node` (the same
+    /// settings as [`start`](Self::start), plus the bootstrap and client
+    /// kubeconfigs) and waits for its healthz; the Node's registration and
+    /// readiness are the caller's to wait for.
+    pub async fn start_joined(bin: &Path, node: &str) -> Result<GoKubelet> {
+        Self::start_as(bin, node, Mode::Joined).await
+    }
+
+    async fn start_as(bin: &Path, node: &str, mode: Mode) -> Result<GoKubelet> {
+        let node = node.to_string();
         let dir = std::env::temp_dir().join(format!("berth-bench-{node}"));
         let _ = std::fs::remove_dir_all(&dir);
-        for d in ["manifests", "root", "logs"] {
+        for d in ["manifests", "root", "logs", "pki"] {
             std::fs::create_dir_all(dir.join(d))
                 .with_context(|| format!("creating {}", dir.join(d).display()))?;
         }
+        // Free ports for its API (10250 by default: another kubelet may
+        // hold it) and healthz.
         let (port, healthz) = (free_port()?, free_port()?);
         let config = format!(
             "apiVersion: kubelet.config.k8s.io/v1beta1
@@ -88,13 +114,36 @@ syncFrequency: 1m
         );
         std::fs::write(dir.join("config.yaml"), config)?;
         let log = std::fs::File::create(dir.join("kubelet.log"))?;
-        let child = Command::new(bin)
-            .arg("--config")
+        let mut cmd = Command::new(bin);
+        cmd.arg("--config")
             .arg(dir.join("config.yaml"))
             .arg("--root-dir")
             .arg(dir.join("root"))
             .arg("--hostname-override")
-            .arg(&node)
+            .arg(&node);
+        if mode == Mode::Joined {
+            cmd.arg("--bootstrap-kubeconfig")
+                .arg(test_support::cluster::bootstrap_kubeconfig())
+                .arg("--kubeconfig")
+                .arg(dir.join("kubelet.conf"))
+                .arg("--cert-dir")
+                .arg(dir.join("pki"));
+        }
+        // SIGKILL it when the benchmark dies without running Drop (a
+        // signal, an abort): it must never outlive the benchmark.
+        // SAFETY: prctl is async-signal-safe and touches no memory of the
+        // parent.
+        #[allow(unsafe_code)]
+        unsafe {
+            use std::os::unix::process::CommandExt;
+            cmd.pre_exec(|| {
+                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        let child = cmd
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
@@ -114,6 +163,37 @@ syncFrequency: 1m
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         Ok(k)
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Its log file (stderr).
+    pub fn log_path(&self) -> PathBuf {
+        self.dir.join("kubelet.log")
+    }
+
+    /// Kills it (SIGKILL: it has no state worth a clean stop here) and
+    /// removes its directory; the runtime is left to the caller.
+    pub fn kill(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        self.unmount_root();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+
+    /// The kubelet bind-mounts its root directory onto itself; undone so
+    /// that the directory can go.
+    fn unmount_root(&self) {
+        let root = self.dir.join("root");
+        let mounted = std::fs::read_to_string("/proc/self/mounts")
+            .unwrap_or_default()
+            .lines()
+            .any(|l| l.split_whitespace().nth(1) == root.to_str());
+        if mounted {
+            let _ = Command::new("umount").arg("-l").arg(&root).status();
+        }
     }
 
     pub fn manifests(&self) -> PathBuf {
@@ -148,6 +228,7 @@ syncFrequency: 1m
             }
         }))
         .await;
+        self.unmount_root();
         let _ = std::fs::remove_dir_all(&self.dir);
         Ok(())
     }

@@ -14,11 +14,16 @@
 //! `teardown.rs` and `exit_latency.rs`. Both use berth as a black box: its
 //! binary, manifest directory, read-only `/pods` and the CRI.
 //!
+//! `berth-bench joined` measures berth joined to the test environment's
+//! control plane beside the Go kubelet joined the same way; see
+//! `joined.rs`.
+//!
 //! Benchmarks report figures; they assert nothing (tests do that).
 
 mod common;
 mod exit_latency;
 mod gokubelet;
+mod joined;
 mod probes;
 mod static_pods;
 mod stats;
@@ -46,8 +51,9 @@ fn main() -> Result<()> {
         Some("stats") => rt.block_on(stats::run(&args[1..])),
         Some("teardown") => rt.block_on(teardown::run(&args[1..])),
         Some("exit-latency") => rt.block_on(exit_latency::run(&args[1..])),
+        Some("joined") => rt.block_on(joined::run(&args[1..])),
         _ => bail!(
-            "usage: berth-bench cli [--runs N] [--pods N] [--berthctl PATH]\n       berth-bench static-pods [--pods 1,30,110] [--idle SECONDS] [--repeat 5]\n       berth-bench probes [see bench/src/probes.rs]\n       berth-bench stats [see bench/src/stats.rs]\n       berth-bench teardown [--pods 30,110] [--grace 30]\n       berth-bench exit-latency [--samples 20]"
+            "usage: berth-bench cli [--runs N] [--pods N] [--berthctl PATH]\n       berth-bench static-pods [--pods 1,30,110] [--idle SECONDS] [--repeat 5]\n       berth-bench probes [see bench/src/probes.rs]\n       berth-bench stats [see bench/src/stats.rs]\n       berth-bench teardown [--pods 30,110] [--grace 30]\n       berth-bench exit-latency [--samples 20]\n       berth-bench joined [--pods 10] [--replicas 30] [--idle 60] [--settle 10] [--repeat 1] [--quick] [--only berth|go]"
         ),
     }
 }

@@ -26,7 +26,7 @@ struct Row {
 
 /// Each live thread's CPU time in ns, from schedstat (ns resolution;
 /// stat's utime/stime tick at 10 ms, too coarse for idle CPU).
-fn thread_cpu_ns(pid: u32) -> HashMap<String, u64> {
+pub(crate) fn thread_cpu_ns(pid: u32) -> HashMap<String, u64> {
     std::fs::read_dir(format!("/proc/{pid}/task"))
         .into_iter()
         .flatten()
@@ -43,7 +43,7 @@ fn thread_cpu_ns(pid: u32) -> HashMap<String, u64> {
 /// sampled every 100 ms, so a blocking-pool thread that does work and exits
 /// (after 10 s idle) within the window still counts; a sum over the threads
 /// alive at both ends would lose it, and can even go negative.
-async fn cpu_seconds_over(pid: u32, window: Duration) -> f64 {
+pub(crate) async fn cpu_seconds_over(pid: u32, window: Duration) -> f64 {
     let first = thread_cpu_ns(pid);
     let mut last = first.clone();
     let end = Instant::now() + window;
