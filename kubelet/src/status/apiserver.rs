@@ -74,6 +74,8 @@ impl StatusApiCounters {
 
 #[derive(Clone, Debug)]
 struct Pending {
+    /// Failed writes in a row, for this pod's back-off.
+    failures: u32,
     namespace: String,
     name: String,
     /// The pod's UID on the node (a static pod's own).
@@ -132,6 +134,7 @@ impl ApiStatusSink {
             is_static: false,
             status: None,
             delete: false,
+            failures: 0,
         });
         entry.delete = true;
         q.push(&uid);
@@ -170,6 +173,7 @@ impl StatusSink for ApiStatusSink {
             is_static,
             status: None,
             delete: false,
+            failures: 0,
         });
         entry.status = Some(c.status.clone());
         q.push(&uid);
@@ -223,10 +227,12 @@ pub struct ApiStatusWriter {
 }
 
 impl ApiStatusWriter {
-    /// Writes queued statuses for ever; a failed write is retried after a
-    /// pause that grows while failures last.
+    /// Writes queued statuses for ever. A failed write is queued again
+    /// after a pause of its own (100 ms doubling to 30 s), so one pod's
+    /// failures never hold up the others: the first write of a new pod
+    /// often meets a 403 while the Node authorizer has not yet seen it
+    /// bound here, and succeeds a moment later.
     pub async fn run(self) {
-        let mut failures = 0u32;
         loop {
             let next = {
                 let mut q = self.sink.lock();
@@ -249,8 +255,10 @@ impl ApiStatusWriter {
             };
             match self.write(&pending, mirror.as_deref()).await {
                 Outcome::Done => {
-                    failures = 0;
                     let mut q = self.sink.lock();
+                    if let Some(p) = q.pods.get_mut(&pending.uid) {
+                        p.failures = 0;
+                    }
                     // Only if nothing newer arrived meanwhile.
                     let same = q
                         .pods
@@ -264,10 +272,20 @@ impl ApiStatusWriter {
                 }
                 Outcome::Wait => {}
                 Outcome::Retry => {
-                    failures += 1;
-                    self.sink.lock().push(&pending.uid);
-                    let pause = Duration::from_millis(200) * 2u32.pow(failures.min(7));
-                    tokio::time::sleep(pause.min(Duration::from_secs(30))).await;
+                    let failures = {
+                        let mut q = self.sink.lock();
+                        q.pods.get_mut(&pending.uid).map_or(1, |p| {
+                            p.failures = p.failures.saturating_add(1);
+                            p.failures
+                        })
+                    };
+                    let pause = Duration::from_millis(100) * 2u32.pow((failures - 1).min(9));
+                    let (sink, uid) = (self.sink.clone(), pending.uid.clone());
+                    tokio::spawn(async move {
+                        tokio::time::sleep(pause.min(Duration::from_secs(30))).await;
+                        sink.lock().push(&uid);
+                        sink.wake.notify_one();
+                    });
                 }
             }
         }
@@ -288,7 +306,12 @@ impl ApiStatusWriter {
                 Outcome::Done
             }
             Err(e) => {
-                tracing::warn!(pod = %pod_ref, uid = %p.uid, "writing the pod's status to the apiserver: {e}; retrying");
+                // The first failures are often the authorizer catching up.
+                if p.failures >= 2 {
+                    tracing::warn!(pod = %pod_ref, uid = %p.uid, "writing the pod's status to the apiserver: {e}; retrying");
+                } else {
+                    tracing::debug!(pod = %pod_ref, uid = %p.uid, "writing the pod's status to the apiserver: {e}; retrying");
+                }
                 Outcome::Retry
             }
         }
