@@ -25,9 +25,9 @@
 //!   kubelet's CPU time over it;
 //! - **RSS at 30 pods** after `--settle`.
 //!
-//! Every pod has `automountServiceAccountToken: false` (berth does not
-//! serve projected service account token volumes yet) and a 1 s grace
-//! period (`sleep` as PID 1 ignores SIGTERM). Each kubelet's pods live in a
+//! Every pod gets the service account token volume the apiserver injects
+//! (`kube-api-access-*`: a TokenRequest, the root CA ConfigMap and the
+//! namespace, as on any cluster) and a 1 s grace period (`sleep` as PID 1 ignores SIGTERM). Each kubelet's pods live in a
 //! namespace of its own, deleted at the end of its part and waited for,
 //! then the kubelet is stopped and its Node deleted. The Go kubelet kills
 //! every pod in the runtime it does not know, so it never runs beside
@@ -500,7 +500,6 @@ async fn create_namespace(kube: &Client, ns: &str) -> Result<()> {
 
 fn pod_spec(node_field: serde_json::Value) -> serde_json::Value {
     let mut spec = serde_json::json!({
-        "automountServiceAccountToken": false,
         "terminationGracePeriodSeconds": 1,
         "containers": [{
             "name": "c",
