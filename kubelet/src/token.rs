@@ -127,14 +127,28 @@ impl TokenManager {
             }),
             ..Default::default()
         };
-        let answer = api
-            .create_token_request(&service_account, &PostParams::default(), &request)
-            .await
-            .map_err(|e| TokenError::Request {
-                namespace: namespace.clone(),
-                name: service_account.clone(),
-                message: e.to_string(),
-            })?;
+        // A pod just bound here may be refused for a moment, until the Node
+        // authorizer has seen the binding: retry such a 403 briefly.
+        let mut tries = 0;
+        let answer = loop {
+            tries += 1;
+            match api
+                .create_token_request(&service_account, &PostParams::default(), &request)
+                .await
+            {
+                Ok(a) => break a,
+                Err(kube::Error::Api(e)) if e.code == 403 && tries < 4 => {
+                    tokio::time::sleep(Duration::from_millis(100) * tries).await;
+                }
+                Err(e) => {
+                    return Err(TokenError::Request {
+                        namespace: namespace.clone(),
+                        name: service_account.clone(),
+                        message: e.to_string(),
+                    });
+                }
+            }
+        };
         let no_token = || TokenError::Request {
             namespace: namespace.clone(),
             name: service_account.clone(),

@@ -384,15 +384,20 @@ async fn watch_one<K>(
                         failures,
                         "watching a pod's object: {message}"
                     );
-                    // A read waiting for its first answer gets the error;
-                    // a known object stays known while the watch recovers.
-                    known.send_if_modified(|k| match k {
-                        Known::Syncing => {
-                            *k = Known::Failed(message);
-                            true
-                        }
-                        _ => false,
-                    });
+                    // A new pod's objects are often refused for a moment,
+                    // until the Node authorizer has seen the pod bound
+                    // here: a read waiting for its first answer gets the
+                    // error only when it persists. A known object stays
+                    // known while the watch recovers.
+                    if failures >= 3 {
+                        known.send_if_modified(|k| match k {
+                            Known::Syncing => {
+                                *k = Known::Failed(message);
+                                true
+                            }
+                            _ => false,
+                        });
+                    }
                     break;
                 }
             };
@@ -400,7 +405,7 @@ async fn watch_one<K>(
             known.send_replace(next);
             changes.send_modify(|n| *n = n.wrapping_add(1));
         }
-        let pause = Duration::from_millis(500) * 2u32.saturating_pow(failures.min(6));
+        let pause = Duration::from_millis(50) * 2u32.saturating_pow(failures.min(10));
         tokio::time::sleep(pause.min(Duration::from_secs(30))).await;
     }
 }
