@@ -324,3 +324,25 @@ fn server_tls_bootstrap_requests_a_serving_certificate_that_lands_once_approved(
     let _ = kubectl(&["delete", "csr", &csr]);
     let _ = kubectl(&["delete", "node", &node, "--wait=false"]);
 }
+
+#[test]
+fn a_stopped_node_goes_not_ready_and_comes_back_ready() {
+    require_control_plane();
+    let _one = exclusive();
+    let mut node = test_support::cluster::Joined::start();
+    let name = node.node().to_string();
+    node.berth.stop();
+    // The controller-manager's node lifecycle controller (grace 20 s in the
+    // test environment) marks a node whose Lease stopped as Unknown.
+    let n = wait_node(&name, "NotReady", Duration::from_secs(60), |n| {
+        node_condition(n, "Ready").is_some_and(|(s, _, _)| s == "Unknown")
+    });
+    let (_, reason, message) = node_condition(&n, "Ready").unwrap();
+    assert_eq!(reason, "NodeStatusUnknown");
+    assert_eq!(message, "Kubelet stopped posting node status.");
+    node.berth.start();
+    let n = wait_node(&name, "Ready again", Duration::from_secs(30), |n| {
+        node_condition(n, "Ready").is_some_and(|(s, _, _)| s == "True")
+    });
+    assert_eq!(node_condition(&n, "Ready").unwrap().1, "KubeletReady");
+}
