@@ -101,6 +101,7 @@ pub fn start(
         status.node_labels = parse_node_labels(labels)?;
     }
     status.register_with_taints = cfg.register_with_taints.clone();
+    status.register_node = cfg.register_node;
     status.max_pods = inputs.max_pods;
     status.root_dir = inputs.root_dir.clone();
     status.kube_reserved = inputs.kube_reserved.clone();
@@ -150,19 +151,18 @@ pub fn start(
         forward(manager.node_uid(), uid_tx);
         client_tx.send_replace(Some(source.clone()));
         let cfg = &inputs.config;
-        if cfg.register_node {
-            let lease = NodeLeaseController::new(
-                source,
-                &node,
-                i32::try_from(cfg.node_lease_duration_seconds).unwrap_or(i32::MAX),
-                counters,
-                manager.node_uid(),
-            );
-            tokio::spawn(manager.run());
-            tokio::spawn(lease.run());
-        } else {
-            tracing::warn!(node = %node, "registerNode is false: berth neither registers nor updates the Node, and keeps no Lease");
+        if !cfg.register_node {
+            tracing::info!(node = %node, "registerNode is false: berth waits for the Node to exist, then keeps its status and Lease");
         }
+        let lease = NodeLeaseController::new(
+            source,
+            &node,
+            i32::try_from(cfg.node_lease_duration_seconds).unwrap_or(i32::MAX),
+            counters,
+            manager.node_uid(),
+        );
+        tokio::spawn(manager.run());
+        tokio::spawn(lease.run());
         if cfg.rotate_certificates && provider.certificate().is_some() {
             let rotation =
                 ClientCertificateManager::new(provider, CertificateStore::client(&cfg.cert_dir));

@@ -149,6 +149,9 @@ pub struct NodeStatusConfig {
     /// `registerWithTaints`: set when the node is created only, as the
     /// NodeRestriction admission plugin lets a node change taints no more.
     pub register_with_taints: Vec<Taint>,
+    /// `registerNode`: create the Node. When false, as in Go, berth waits
+    /// for someone else to create it and then keeps its status.
+    pub register_node: bool,
     pub max_pods: u32,
     /// The kubelet's root directory, whose filesystem is ephemeral-storage.
     pub root_dir: PathBuf,
@@ -177,6 +180,7 @@ impl NodeStatusConfig {
             node_ip: None,
             node_labels: BTreeMap::new(),
             register_with_taints: Vec::new(),
+            register_node: true,
             max_pods: 110,
             root_dir: PathBuf::from(crate::config::DEFAULT_ROOT_DIR),
             kube_reserved: BTreeMap::new(),
@@ -566,7 +570,11 @@ impl NodeStatusManager {
     pub async fn register(&mut self) {
         let mut delay = Duration::from_millis(100);
         loop {
-            match self.try_register().await {
+            let attempt = match self.config.register_node {
+                true => self.try_register().await,
+                false => self.try_adopt().await,
+            };
+            match attempt {
                 Ok(()) => {
                     self.recovered();
                     return;
@@ -576,6 +584,19 @@ impl NodeStatusManager {
             tokio::time::sleep(delay).await;
             delay = (delay * 2).min(Duration::from_secs(7));
         }
+    }
+
+    /// `registerNode: false`: the Node must exist already; berth reads it
+    /// and then keeps its status (Go still updates an existing node).
+    async fn try_adopt(&mut self) -> Result<(), NodeSyncError> {
+        NodeApiCounters::bump(&self.counters.node_gets);
+        let node = self
+            .api()
+            .get(&self.config.node_name)
+            .await
+            .map_err(|e| self.api_error(e))?;
+        self.registered(node);
+        self.sync_node_status().await.map(|_| ())
     }
 
     fn failed(&mut self, what: &str, e: &NodeSyncError) {

@@ -624,3 +624,39 @@ async fn an_unchanged_status_is_reported_once_per_report_period() {
     assert_eq!(after.last_transition_time, before.last_transition_time);
     assert_eq!(after.status, "True");
 }
+
+/// `registerNode: false`: nothing is created; once someone else creates
+/// the Node, its status is kept, as the Go kubelet keeps it.
+#[tokio::test]
+async fn without_register_node_an_existing_node_gets_its_status() {
+    let admin = control_plane().await;
+    let name = node_name("noreg");
+    let _cleanup = Cleanup(name.clone());
+    let nodes: Api<Node> = Api::all(admin.clone());
+    let mut cfg = config(&name);
+    cfg.register_node = false;
+    let (counters, status, lease) = spawn_node(&admin, cfg);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(nodes.get_opt(&name).await.unwrap().is_none(), "not created");
+    assert_eq!(counters.node_creates.load(Ordering::Relaxed), 0);
+    let bare: Node =
+        serde_json::from_value(serde_json::json!({"metadata": {"name": name}})).unwrap();
+    nodes.create(&Default::default(), &bare).await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let n = nodes.get(&name).await.unwrap();
+        let ready = n
+            .status
+            .as_ref()
+            .and_then(|s| s.conditions.as_ref())
+            .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"));
+        if ready {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no status on the adopted node");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    assert_eq!(counters.node_creates.load(Ordering::Relaxed), 0);
+    status.abort();
+    lease.abort();
+}
