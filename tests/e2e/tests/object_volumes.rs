@@ -260,3 +260,34 @@ async fn hostile_objects_get_clear_errors_and_other_pods_keep_running() {
     let ok = b.pod("ok").unwrap();
     assert_eq!(test_support::berth::container_state(&ok, "c"), "running");
 }
+
+#[tokio::test]
+async fn a_missing_env_reference_is_create_container_config_error_until_it_exists() {
+    let _one = exclusive();
+    let _c = busybox_client().await;
+    let mut b = Berth::new();
+    b.start();
+    let img = busybox_image();
+    b.write_manifest(
+        "envref.yaml",
+        &format!(
+            "apiVersion: v1\nkind: Pod\nmetadata: {{name: envref}}\nspec:\n  containers:\n  - name: c\n    image: {img}\n    command: [\"sleep\", \"3600\"]\n    env: [{{name: TOKEN, valueFrom: {{secretKeyRef: {{name: creds, key: token}}}}}}]\n"
+        ),
+    );
+    let p = b
+        .wait_pod("envref", "CreateContainerConfigError", T, |p| {
+            let w = &p["status"]["containerStatuses"][0]["state"]["waiting"];
+            w["reason"] == "CreateContainerConfigError"
+        })
+        .await;
+    let w = &p["status"]["containerStatuses"][0]["state"]["waiting"];
+    assert_eq!(w["message"], "secret \"creds\" not found", "{w}");
+    b.write_manifest(
+        "creds.yaml",
+        "apiVersion: v1\nkind: Secret\nmetadata: {name: creds}\nstringData: {token: abc}\n",
+    );
+    b.wait_pod("envref", "running once the Secret exists", T, |p| {
+        test_support::berth::container_state(p, "c") == "running"
+    })
+    .await;
+}
