@@ -10,31 +10,34 @@
 //!     containers/<container>/<restartCount>       termination-message files
 //! ```
 //!
-//! `emptyDir` and `hostPath` are set up here; configMap, secret,
-//! downwardAPI and projected volumes get their directory here (tmpfs for
-//! secrets and projected volumes) and their files from
-//! [`objects::ObjectVolumes`], through the atomic writer. Persistent
-//! volumes need plugins berth doesn't have.
+//! Each kind of volume is a [`plugins::VolumePlugin`] (emptyDir, hostPath,
+//! configMap, secret, downwardAPI, projected), found for a volume by the
+//! [`plugins::VolumePluginMgr`]. [`VolumeManager::prepare`] has every
+//! volume's plugin make what containers mount (directories, tmpfs,
+//! hostPath checks); [`objects::ObjectVolumes`] has the plugins of
+//! configMap, secret, downwardAPI and projected volumes write their files,
+//! through the atomic writer, and write them again when objects change.
+//! Persistent volumes need plugins berth doesn't have.
 
 pub mod atomic_writer;
 pub mod objects;
 pub mod payload;
+pub mod plugins;
 
 use std::fs;
 use std::io::{self, ErrorKind};
 use std::os::unix::fs::{DirBuilderExt, FileTypeExt, MetadataExt, OpenOptionsExt, PermissionsExt};
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use cri_client::proto as pb;
-use k8s_openapi::api::core::v1::{
-    Container, EmptyDirVolumeSource, HostPathVolumeSource, Pod, Volume, VolumeMount,
-};
+use k8s_openapi::api::core::v1::{Container, Pod, VolumeMount};
+
+use plugins::VolumePluginMgr;
 
 use crate::pod_hostname;
 use crate::pod_uid;
 
-/// Where the emptyDir plugin keeps its volumes, as in the Go kubelet.
-const EMPTY_DIR_PLUGIN_DIR: &str = "kubernetes.io~empty-dir";
 const ETC_HOSTS: &str = "/etc/hosts";
 const DEFAULT_TERMINATION_MESSAGE_PATH: &str = "/dev/termination-log";
 const MANAGED_HOSTS_HEADER: &str = "# Kubernetes-managed hosts file.\n";
@@ -130,15 +133,6 @@ fn io_err<'a>(what: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> V
     }
 }
 
-/// The pod volumes that berth can set up.
-enum Source<'a> {
-    EmptyDir(Option<&'a EmptyDirVolumeSource>),
-    HostPath(&'a HostPathVolumeSource),
-    /// Files from API objects or the pod itself, written by
-    /// [`objects::ObjectVolumes`]; always mounted read-only.
-    Object(ObjectKind),
-}
-
 /// The volumes whose files berth writes (Go's configmap, secret,
 /// downwardapi and projected plugins).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -164,75 +158,6 @@ impl ObjectKind {
     /// their content never reaches the disk.
     pub fn on_tmpfs(self) -> bool {
         matches!(self, ObjectKind::Secret | ObjectKind::Projected)
-    }
-}
-
-/// Sorts a volume by its source, refusing those static pods can't use.
-fn classify(v: &Volume) -> Result<Source<'_>, VolumeError> {
-    if let Some(h) = &v.host_path {
-        only_source(v, "hostPath")?;
-        return Ok(Source::HostPath(h));
-    }
-    if let Some(e) = &v.empty_dir {
-        only_source(v, "emptyDir")?;
-        return Ok(Source::EmptyDir(Some(e)));
-    }
-    for (set, kind, name) in [
-        (v.config_map.is_some(), ObjectKind::ConfigMap, "configMap"),
-        (v.secret.is_some(), ObjectKind::Secret, "secret"),
-        (
-            v.downward_api.is_some(),
-            ObjectKind::DownwardApi,
-            "downwardAPI",
-        ),
-        (v.projected.is_some(), ObjectKind::Projected, "projected"),
-    ] {
-        if set {
-            only_source(v, name)?;
-            return Ok(Source::Object(kind));
-        }
-    }
-    match set_sources(v).first() {
-        // A volume without a source is an emptyDir (the API's defaulting).
-        None => Ok(Source::EmptyDir(None)),
-        Some(kind) => {
-            let why = match kind.as_str() {
-                "persistentVolumeClaim" => {
-                    "persistent volumes need a volume plugin berth doesn't have"
-                }
-                _ => {
-                    "berth supports emptyDir, hostPath, configMap, secret, downwardAPI and projected volumes"
-                }
-            };
-            Err(VolumeError::Unsupported {
-                volume: v.name.clone(),
-                kind: kind.clone(),
-                why,
-            })
-        }
-    }
-}
-
-/// The source fields set on a volume, by their API names.
-fn set_sources(v: &Volume) -> Vec<String> {
-    match serde_json::to_value(v) {
-        Ok(serde_json::Value::Object(m)) => m.keys().filter(|k| *k != "name").cloned().collect(),
-        _ => Vec::new(),
-    }
-}
-
-fn only_source(v: &Volume, kind: &str) -> Result<(), VolumeError> {
-    let others: Vec<String> = set_sources(v).into_iter().filter(|k| k != kind).collect();
-    if others.is_empty() {
-        Ok(())
-    } else {
-        Err(VolumeError::BadVolume {
-            volume: v.name.clone(),
-            why: format!(
-                "has more than one source ({kind} and {})",
-                others.join(", ")
-            ),
-        })
     }
 }
 
@@ -313,6 +238,8 @@ fn quantity_bytes(q: &str) -> Option<u64> {
 #[derive(Clone, Debug)]
 pub struct VolumeManager {
     root_dir: PathBuf,
+    /// The volume plugins, asked for each of a pod's volumes.
+    plugins: Arc<VolumePluginMgr>,
     /// The node's hosts file, copied into hostNetwork pods.
     node_hosts_file: PathBuf,
 }
@@ -321,6 +248,7 @@ impl VolumeManager {
     pub fn new(root_dir: PathBuf) -> Self {
         VolumeManager {
             root_dir,
+            plugins: VolumePluginMgr::builtin(),
             node_hosts_file: PathBuf::from(ETC_HOSTS),
         }
     }
@@ -329,6 +257,11 @@ impl VolumeManager {
     pub fn with_node_hosts_file(mut self, path: PathBuf) -> Self {
         self.node_hosts_file = path;
         self
+    }
+
+    /// The volume plugins.
+    pub fn plugins(&self) -> &Arc<VolumePluginMgr> {
+        &self.plugins
     }
 
     fn pods_dir(&self) -> PathBuf {
@@ -345,13 +278,6 @@ impl VolumeManager {
         self.pod_dir(uid)
             .join("volumes")
             .join(kind.plugin_dir())
-            .join(volume)
-    }
-
-    fn empty_dir_path(&self, uid: &str, volume: &str) -> PathBuf {
-        self.pod_dir(uid)
-            .join("volumes")
-            .join(EMPTY_DIR_PLUGIN_DIR)
             .join(volume)
     }
 
@@ -387,7 +313,7 @@ impl VolumeManager {
                     volume: v.name.clone(),
                     why: why.to_string(),
                 })?;
-                classify(v).map(|s| (v, s))
+                self.plugins.find(v).map(|p| (v, p))
             })
             .collect::<Result<Vec<_>, _>>()?;
 
@@ -395,102 +321,8 @@ impl VolumeManager {
         let pod_dir = self.pod_dir(uid);
         mkdir_all(&pod_dir, 0o750)?;
         mkdir_all(&pod_dir.join("volumes"), 0o750)?;
-        for (v, source) in sources {
-            match source {
-                Source::EmptyDir(e) => self.setup_empty_dir(uid, &v.name, e)?,
-                Source::HostPath(h) => setup_host_path(&v.name, h)?,
-                Source::Object(kind) => self.setup_object_dir(uid, &v.name, kind)?,
-            }
-        }
-        Ok(())
-    }
-
-    fn setup_empty_dir(
-        &self,
-        uid: &str,
-        name: &str,
-        src: Option<&EmptyDirVolumeSource>,
-    ) -> Result<(), VolumeError> {
-        let dir = self.empty_dir_path(uid, name);
-        let fail = |why: String| VolumeError::EmptyDir {
-            volume: name.to_string(),
-            path: dir.clone(),
-            why,
-        };
-        let medium = src.and_then(|s| s.medium.as_deref()).unwrap_or("");
-        if !matches!(medium, "" | "Memory") {
-            return Err(fail(format!(
-                "medium {medium:?} is not supported (only \"\" and \"Memory\")"
-            )));
-        }
-        let size = match src.and_then(|s| s.size_limit.as_ref()) {
-            Some(q) => Some(
-                quantity_bytes(&q.0)
-                    .ok_or_else(|| fail(format!("sizeLimit {:?} is not a valid quantity", q.0)))?,
-            ),
-            None => None,
-        };
-
-        match fs::symlink_metadata(&dir) {
-            Ok(m) if !m.is_dir() => {
-                return Err(fail(format!("exists and is {}", describe(m.file_type()))));
-            }
-            Ok(_) => {}
-            Err(e) if e.kind() == ErrorKind::NotFound => mkdir_all(&dir, 0o777)?,
-            Err(e) => return Err(io_err("inspecting", &dir)(e)),
-        }
-        let mounted = is_mount_point(&dir).map_err(io_err("inspecting", &dir))?;
-        if medium == "Memory" {
-            if !mounted {
-                mount_tmpfs(&dir, size).map_err(|e| fail(format!("mounting tmpfs: {e}")))?;
-                tracing::debug!(uid = %uid, volume = name, ?size, "mounted tmpfs for emptyDir");
-            }
-            // The tmpfs root keeps its own mode (1777), as in the Go kubelet.
-            return Ok(());
-        }
-        // Go's setupDir: 0777 whatever the umask.
-        let mode = fs::symlink_metadata(&dir)
-            .map_err(io_err("inspecting", &dir))?
-            .mode()
-            & 0o7777;
-        if mode != 0o777 {
-            fs::set_permissions(&dir, fs::Permissions::from_mode(0o777))
-                .map_err(io_err("setting the mode of", &dir))?;
-        }
-        Ok(())
-    }
-
-    /// The directory of an object volume (on tmpfs for secrets and
-    /// projected volumes); its files come from [`objects::ObjectVolumes`].
-    fn setup_object_dir(&self, uid: &str, name: &str, kind: ObjectKind) -> Result<(), VolumeError> {
-        let dir = self.object_volume_path(uid, kind, name);
-        match fs::symlink_metadata(&dir) {
-            Ok(m) if m.is_dir() => {}
-            Ok(m) => {
-                return Err(VolumeError::BadVolume {
-                    volume: name.to_string(),
-                    why: format!(
-                        "{} exists and is {}",
-                        dir.display(),
-                        describe(m.file_type())
-                    ),
-                });
-            }
-            Err(e) if e.kind() == ErrorKind::NotFound => {
-                // Open to every user, as Go's emptyDir wrapper makes it: the
-                // files' own modes decide who reads them.
-                mkdir_all(&dir, 0o777)?;
-                fs::set_permissions(&dir, fs::Permissions::from_mode(0o777))
-                    .map_err(io_err("setting the mode of", &dir))?;
-            }
-            Err(e) => return Err(io_err("inspecting", &dir)(e)),
-        }
-        if kind.on_tmpfs() && !is_mount_point(&dir).map_err(io_err("inspecting", &dir))? {
-            mount_tmpfs(&dir, None).map_err(|e| VolumeError::BadVolume {
-                volume: name.to_string(),
-                why: format!("mounting tmpfs at {}: {e}", dir.display()),
-            })?;
-            tracing::debug!(uid = %uid, volume = name, "mounted tmpfs for a {kind:?} volume");
+        for (v, plugin) in sources {
+            plugin.set_up_dir(uid, &pod_dir, v)?;
         }
         Ok(())
     }
@@ -537,11 +369,9 @@ impl VolumeManager {
                     container: container.name.clone(),
                 }
             })?;
-            let (volume_path, forced_read_only) = match classify(vol)? {
-                Source::EmptyDir(_) => (self.empty_dir_path(uid, &vol.name), false),
-                Source::HostPath(h) => (PathBuf::from(&h.path), false),
-                Source::Object(kind) => (self.object_volume_path(uid, kind, &vol.name), true),
-            };
+            let plugin = self.plugins.find(vol)?;
+            let volume_path = plugin.path(&self.pod_dir(uid), vol);
+            let forced_read_only = plugin.read_only();
             let sub_path_err = |source| VolumeError::SubPath {
                 container: container.name.clone(),
                 volume: m.name.clone(),
@@ -750,75 +580,6 @@ impl VolumeManager {
             .collect();
         uids.sort();
         uids
-    }
-}
-
-fn setup_host_path(volume: &str, src: &HostPathVolumeSource) -> Result<(), VolumeError> {
-    let path = Path::new(&src.path);
-    let fail = |why: String| VolumeError::HostPath {
-        volume: volume.to_string(),
-        path: path.to_path_buf(),
-        why,
-    };
-    // API validation's rules, enforced here as static pods skip it; Go also
-    // allows relative paths, berth doesn't (they'd depend on its cwd).
-    if !path.is_absolute() {
-        return Err(fail("the path must be absolute".into()));
-    }
-    if path.components().any(|c| c == Component::ParentDir) {
-        return Err(fail("the path must not contain '..'".into()));
-    }
-    let ty = src.type_.as_deref().unwrap_or("");
-    let want: Option<fn(&fs::FileType) -> bool> = match ty {
-        "" => return Ok(()),
-        "DirectoryOrCreate" | "Directory" => Some(fs::FileType::is_dir),
-        "FileOrCreate" | "File" => Some(fs::FileType::is_file),
-        "Socket" => Some(FileTypeExt::is_socket),
-        "CharDevice" => Some(FileTypeExt::is_char_device),
-        "BlockDevice" => Some(FileTypeExt::is_block_device),
-        _ => None,
-    };
-    let Some(want) = want else {
-        return Err(fail(format!("{ty:?} is not a valid hostPath type")));
-    };
-    // Like Go's checkType: follow symlinks, create only what is missing.
-    let meta = match fs::metadata(path) {
-        Ok(m) => m,
-        Err(e) if e.kind() == ErrorKind::NotFound && ty == "DirectoryOrCreate" => {
-            fs::DirBuilder::new()
-                .recursive(true)
-                .mode(0o755)
-                .create(path)
-                .map_err(|e| fail(format!("creating the directory: {e}")))?;
-            return Ok(());
-        }
-        Err(e) if e.kind() == ErrorKind::NotFound && ty == "FileOrCreate" => {
-            // As in Go, the parent directory is not created.
-            fs::OpenOptions::new()
-                .write(true)
-                .create(true)
-                .truncate(false)
-                .mode(0o644)
-                .open(path)
-                .map_err(|e| fail(format!("creating the file: {e}")))?;
-            return Ok(());
-        }
-        Err(e) if e.kind() == ErrorKind::NotFound => {
-            return Err(fail(format!(
-                "type {ty} but {} does not exist",
-                path.display()
-            )));
-        }
-        Err(e) => return Err(fail(format!("checking type {ty}: {e}"))),
-    };
-    if want(&meta.file_type()) {
-        Ok(())
-    } else {
-        Err(fail(format!(
-            "type {ty} but {} is {}",
-            path.display(),
-            describe(meta.file_type())
-        )))
     }
 }
 

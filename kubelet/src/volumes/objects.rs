@@ -1,10 +1,10 @@
 //! The files of configMap, secret, downwardAPI and projected volumes (the
-//! `SetUp` of Go's configmap, secret, downwardapi and projected plugins,
-//! and the volume manager's remount of them).
+//! volume manager's mount and remount of the volumes whose
+//! [`VolumePlugin`] [refreshes](VolumePlugin::refreshes)).
 //!
-//! [`ObjectVolumes::setup`] reads the objects and tokens a pod's volumes
-//! need, builds each payload and writes it with the atomic writer, before
-//! the sandbox starts. Afterwards the pod is tracked: whenever an object
+//! [`ObjectVolumes::setup`] has each such volume's plugin read the objects
+//! and tokens it needs, build its payload and write it with the atomic
+//! writer, before the sandbox starts. Afterwards the pod is tracked: whenever an object
 //! changes (a watch in joined mode, the manifest directory standalone) and
 //! every minute (tokens, labels), its volumes are written again, so an edit
 //! shows in running containers within a second or two — the Go kubelet
@@ -19,11 +19,10 @@ use std::time::Duration;
 
 use k8s_openapi::api::core::v1::{Pod, Volume};
 
-use super::atomic_writer::AtomicWriter;
-use super::payload::{self, FetchedInputs, Payload, PayloadError, VolumeOwnership};
-use super::{ObjectKind, VolumeManager};
+use super::VolumeManager;
+use super::plugins::{SetUpContext, VolumePlugin, VolumePluginMgr};
 use crate::events::{EventType, ObjectRef, Recorder};
-use crate::objects::{ObjectError, ObjectGetter};
+use crate::objects::ObjectGetter;
 use crate::token::TokenManager;
 use crate::{pod_ref, pod_uid};
 
@@ -76,40 +75,22 @@ pub struct ObjectVolumes {
 
 /// Whether the pod has volumes whose files berth writes.
 pub fn has_object_volumes(pod: &Pod) -> bool {
-    object_volumes(pod).next().is_some()
+    object_volumes(&VolumePluginMgr::builtin(), pod)
+        .next()
+        .is_some()
 }
 
-fn object_volumes(pod: &Pod) -> impl Iterator<Item = (&Volume, ObjectKind)> {
+/// The pod's volumes whose plugin writes their files, with the plugin.
+fn object_volumes<'a>(
+    plugins: &'a VolumePluginMgr,
+    pod: &'a Pod,
+) -> impl Iterator<Item = (&'a Volume, &'a Arc<dyn VolumePlugin>)> {
     pod.spec
         .as_ref()
         .and_then(|s| s.volumes.as_deref())
         .unwrap_or_default()
         .iter()
-        .filter_map(|v| {
-            let kind = if v.config_map.is_some() {
-                ObjectKind::ConfigMap
-            } else if v.secret.is_some() {
-                ObjectKind::Secret
-            } else if v.downward_api.is_some() {
-                ObjectKind::DownwardApi
-            } else if v.projected.is_some() {
-                ObjectKind::Projected
-            } else {
-                return None;
-            };
-            Some((v, kind))
-        })
-}
-
-/// A fetch's answer as a payload builder wants it: Some(object), None for
-/// a missing one (its `optional` decides), or the error of a source that
-/// could not answer.
-fn found<T>(r: Result<Arc<T>, ObjectError>) -> Result<Option<Arc<T>>, ObjectError> {
-    match r {
-        Ok(o) => Ok(Some(o)),
-        Err(e) if e.is_not_found() => Ok(None),
-        Err(e) => Err(e),
-    }
+        .filter_map(|v| plugins.find_refreshing(v).map(|p| (v, p)))
 }
 
 impl ObjectVolumes {
@@ -142,7 +123,7 @@ impl ObjectVolumes {
     /// spec changed (labels for the downward API): its volumes need
     /// writing now.
     pub fn track(&self, pod: &Arc<Pod>) -> bool {
-        if !has_object_volumes(pod) {
+        if object_volumes(self.volumes.plugins(), pod).next().is_none() {
             return false;
         }
         match self.lock().insert(pod_uid(pod).to_string(), pod.clone()) {
@@ -168,8 +149,8 @@ impl ObjectVolumes {
         self.track(pod);
         let getter = self.objects.for_pod(pod);
         getter.register_pod(pod);
-        for (volume, kind) in object_volumes(pod) {
-            if let Err(e) = self.setup_volume(pod, getter, volume, kind, false).await {
+        for (volume, plugin) in object_volumes(self.volumes.plugins(), pod) {
+            if let Err(e) = self.setup_volume(pod, getter, volume, plugin, false).await {
                 self.recorder.event(
                     &ObjectRef::pod(pod),
                     EventType::Warning,
@@ -187,120 +168,18 @@ impl ObjectVolumes {
         pod: &Pod,
         getter: &dyn ObjectGetter,
         volume: &Volume,
-        kind: ObjectKind,
+        plugin: &Arc<dyn VolumePlugin>,
         refresh: bool,
     ) -> Result<(), MountError> {
-        let name = volume.name.clone();
-        let fail = |message: String, not_found: bool| MountError {
-            volume: name.clone(),
-            message,
-            not_found,
+        let pod_dir = self.volumes.pod_dir(pod_uid(pod));
+        let ctx = SetUpContext {
+            pod_dir: &pod_dir,
+            getter,
+            tokens: self.tokens.as_deref(),
+            node_allocatable: &self.node_allocatable,
+            refresh,
         };
-        let from_payload = |e: PayloadError| {
-            let not_found = matches!(e, PayloadError::NotFound { .. });
-            // The volume is already named by MountError's own words.
-            let text = e.to_string();
-            let prefix = format!("volume {name:?}: ");
-            let text = text
-                .strip_prefix(&prefix)
-                .map_or(text.clone(), str::to_string);
-            fail(text, not_found)
-        };
-        let from_object = |e: ObjectError| fail(e.to_string(), e.is_not_found());
-        let namespace = pod.metadata.namespace.as_deref().unwrap_or("default");
-        let payload: Payload = match kind {
-            ObjectKind::ConfigMap => {
-                let Some(src) = &volume.config_map else {
-                    return Ok(());
-                };
-                let cm = found(getter.get_config_map(namespace, &src.name).await)
-                    .map_err(from_object)?;
-                payload::config_map_payload(&name, src, cm.as_deref()).map_err(from_payload)?
-            }
-            ObjectKind::Secret => {
-                let Some(src) = &volume.secret else {
-                    return Ok(());
-                };
-                let secret_name = src.secret_name.as_deref().unwrap_or_default();
-                let secret =
-                    found(getter.get_secret(namespace, secret_name).await).map_err(from_object)?;
-                payload::secret_payload(&name, src, secret.as_deref()).map_err(from_payload)?
-            }
-            ObjectKind::DownwardApi => {
-                let Some(src) = &volume.downward_api else {
-                    return Ok(());
-                };
-                payload::downward_api_payload(
-                    &name,
-                    src.items.as_deref().unwrap_or_default(),
-                    src.default_mode,
-                    pod,
-                    &self.node_allocatable,
-                )
-                .map_err(from_payload)?
-            }
-            ObjectKind::Projected => {
-                let Some(src) = &volume.projected else {
-                    return Ok(());
-                };
-                let refs = payload::projected_references(src);
-                let mut inputs = FetchedInputs {
-                    namespace: namespace.to_string(),
-                    ..Default::default()
-                };
-                for cm in refs.config_maps {
-                    let r = getter.get_config_map(namespace, cm).await;
-                    inputs.config_maps.insert(cm.to_string(), r);
-                }
-                for s in refs.secrets {
-                    let r = getter.get_secret(namespace, s).await;
-                    inputs.secrets.insert(s.to_string(), r);
-                }
-                for t in refs.tokens {
-                    let token = match &self.tokens {
-                        Some(tokens) => tokens
-                            .token(
-                                pod,
-                                t.audience.as_deref().unwrap_or(""),
-                                t.expiration_seconds,
-                            )
-                            .await
-                            .map_err(|e| e.to_string()),
-                        None => Err(
-                            "service account tokens need an apiserver (berth runs standalone)"
-                                .to_string(),
-                        ),
-                    };
-                    inputs.tokens.insert(t.path.clone(), token);
-                }
-                let security = pod.spec.as_ref().and_then(|s| s.security_context.as_ref());
-                let ownership = VolumeOwnership {
-                    fs_user: None,
-                    fs_group: security.and_then(|s| s.fs_group),
-                };
-                payload::projected_payload(
-                    &name,
-                    src,
-                    pod,
-                    &self.node_allocatable,
-                    ownership,
-                    &inputs,
-                )
-                .map_err(from_payload)?
-            }
-        };
-        let dir = self.volumes.object_volume_path(pod_uid(pod), kind, &name);
-        let context = format!("{}/{}", pod_ref(pod), name);
-        let written = tokio::task::spawn_blocking(move || {
-            AtomicWriter::new(dir, context)?.write(&payload, None)
-        })
-        .await
-        .map_err(|e| fail(format!("writing the volume: {e}"), false))?
-        .map_err(|e| fail(e.to_string(), false))?;
-        if written && refresh {
-            tracing::info!(pod = %pod_ref(pod), uid = %pod_uid(pod), volume = %name, "volume content updated");
-        }
-        Ok(())
+        plugin.set_up(pod, volume, &ctx).await
     }
 
     /// Writes the tracked pods' volumes again whenever an object changes,
@@ -326,15 +205,13 @@ impl ObjectVolumes {
 
     async fn refresh(&self, pod: &Arc<Pod>) {
         let getter = self.objects.for_pod(pod);
-        for (volume, kind) in object_volumes(pod) {
-            let dir = self
-                .volumes
-                .object_volume_path(pod_uid(pod), kind, &volume.name);
-            if !dir.is_dir() {
+        let pod_dir = self.volumes.pod_dir(pod_uid(pod));
+        for (volume, plugin) in object_volumes(self.volumes.plugins(), pod) {
+            if !plugin.path(&pod_dir, volume).is_dir() {
                 // Not set up yet (or already removed): the pod's sync does it.
                 continue;
             }
-            match self.setup_volume(pod, getter, volume, kind, true).await {
+            match self.setup_volume(pod, getter, volume, plugin, true).await {
                 Ok(()) => {}
                 Err(e) if e.not_found => {
                     tracing::warn!(pod = %pod_ref(pod), uid = %pod_uid(pod), volume = %volume.name, "{e}; the volume keeps its last content");
