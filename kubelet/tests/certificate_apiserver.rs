@@ -7,7 +7,9 @@
 //! Every test uses its own node name (`certs-<pid>-<test>`) and deletes the
 //! CertificateSigningRequests it made.
 
-use std::path::{Path, PathBuf};
+mod common;
+
+use std::path::PathBuf;
 use std::time::Duration;
 
 use k8s_openapi::api::authentication::v1::SelfSubjectReview;
@@ -21,64 +23,30 @@ use kubelet::certificate::{
     ClientCertificateManager, ClientProvider, ServingCertificateRequest, load_client_cert,
     request_serving_certificate,
 };
+use test_support::cluster::bootstrap_kubeconfig;
 
-const CONTROL_PLANE: &str = "/etc/berth-test/control-plane";
+use common::bootstrap;
 
-fn admin_conf() -> PathBuf {
-    Path::new(CONTROL_PLANE).join("admin.conf")
-}
-
-fn bootstrap_conf() -> PathBuf {
-    Path::new(CONTROL_PLANE).join("bootstrap.conf")
-}
-
-/// The admin client, once the apiserver answers `/readyz`; else the test
-/// fails saying how to start the control plane.
+/// The admin client, once the apiserver answers `/readyz` (else the test
+/// fails saying how to start the control plane), with the requests of
+/// earlier runs swept.
 async fn control_plane() -> kube::Client {
-    let admin = admin_conf();
-    let up = async {
-        let kc = kube::config::Kubeconfig::read_from(&admin).ok()?;
-        let config = kube::Config::from_custom_kubeconfig(kc, &Default::default())
-            .await
-            .ok()?;
-        let client = kube::Client::try_from(config).ok()?;
-        let req = http::Request::get("/readyz").body(Vec::new()).ok()?;
-        client.request_text(req).await.ok()?;
-        Some(client)
-    };
-    match tokio::time::timeout(Duration::from_secs(10), up).await {
-        Ok(Some(client)) => {
-            sweep_stale_csrs(&client).await;
-            client
-        }
-        _ => panic!(
-            "the control plane is not up: run tests/env/up --control-plane \
-             (no ready apiserver at https://127.0.0.1:6443 with {})",
-            admin.display()
-        ),
-    }
+    let client = test_support::cluster::admin_client().await;
+    sweep_stale_csrs(&client).await;
+    client
 }
 
 /// Deletes requests left by earlier runs of these tests that failed before
 /// cleaning up: those of `certs-<other pid>-*` nodes, including bootstrap
 /// requests, whose subject holds the node name.
 async fn sweep_stale_csrs(admin: &kube::Client) {
-    use base64::Engine;
     let api: Api<CertificateSigningRequest> = Api::all(admin.clone());
     let Ok(list) = api.list(&ListParams::default()).await else {
         return;
     };
     let ours = format!("system:node:certs-{}-", std::process::id());
     for csr in list.items {
-        let request = String::from_utf8_lossy(&csr.spec.request.0).into_owned();
-        let body: String = request
-            .lines()
-            .filter(|l| !l.starts_with("-----"))
-            .collect();
-        let der = base64::engine::general_purpose::STANDARD
-            .decode(body.as_bytes())
-            .unwrap_or_default();
-        let subject = String::from_utf8_lossy(&der).into_owned();
+        let subject = common::csr_subject(&csr.spec.request.0);
         let stale = subject.contains("system:node:certs-") && !subject.contains(&ours);
         if stale && let Some(name) = &csr.metadata.name {
             let _ = api.delete(name, &DeleteParams::default()).await;
@@ -132,22 +100,6 @@ fn condition<'a>(
         .as_ref()?
         .iter()
         .find(|c| c.type_ == type_)
-}
-
-/// Bootstraps `node` from the control plane's bootstrap kubeconfig into
-/// `dir`; returns the config and the CSR's name.
-async fn bootstrap(dir: &Path, node: &str) -> (BootstrapConfig, String) {
-    let mut cfg = BootstrapConfig::new(
-        dir.join("kubelet.conf"),
-        Some(bootstrap_conf()),
-        dir.join("pki"),
-        node,
-    );
-    cfg.csr_timeout = Duration::from_secs(60);
-    match load_client_cert(&cfg).await {
-        Ok(ClientCertSource::Bootstrapped { csr_name, .. }) => (cfg, csr_name),
-        other => panic!("bootstrap of {node}: {other:?}"),
-    }
 }
 
 /// Waits for a kubelet-serving request of `node`, then approves (or
@@ -509,7 +461,7 @@ async fn bootstrap_with_a_wrong_token_fails_clearly() {
     let _admin = control_plane().await;
     let node = node_name("badtoken");
     let tmp = tempfile::tempdir().unwrap();
-    let good = std::fs::read_to_string(bootstrap_conf()).unwrap();
+    let good = std::fs::read_to_string(bootstrap_kubeconfig()).unwrap();
     assert!(
         good.contains("berth0.berthtestsecret0"),
         "the bootstrap token changed"

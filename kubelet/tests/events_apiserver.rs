@@ -8,7 +8,6 @@
 //! runs (labelled [`TEST_LABEL`]) at the start.
 
 use std::collections::BTreeMap;
-use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -17,32 +16,15 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::api::{Api, DeleteParams, ListParams, PostParams};
 use kubelet::events::{EventType, ObjectRef, Recorder, start};
 
-const ADMIN_CONF: &str = "/etc/berth-test/control-plane/admin.conf";
 const TEST_LABEL: &str = "berth-test";
 const TEST_LABEL_VALUE: &str = "events-apiserver";
 
-/// The admin client, once the apiserver answers `/readyz`.
+/// The admin client, once the apiserver answers `/readyz`, with the
+/// leftovers of earlier runs swept.
 async fn control_plane() -> kube::Client {
-    let up = async {
-        let kc = kube::config::Kubeconfig::read_from(Path::new(ADMIN_CONF)).ok()?;
-        let config = kube::Config::from_custom_kubeconfig(kc, &Default::default())
-            .await
-            .ok()?;
-        let client = kube::Client::try_from(config).ok()?;
-        let req = http::Request::get("/readyz").body(Vec::new()).ok()?;
-        client.request_text(req).await.ok()?;
-        Some(client)
-    };
-    match tokio::time::timeout(Duration::from_secs(10), up).await {
-        Ok(Some(client)) => {
-            sweep_stale(&client).await;
-            client
-        }
-        _ => panic!(
-            "the control plane is not up: run tests/env/up --control-plane \
-             (no ready apiserver at https://127.0.0.1:6443 with {ADMIN_CONF})"
-        ),
-    }
+    let client = test_support::cluster::admin_client().await;
+    sweep_stale(&client).await;
+    client
 }
 
 /// Deletes the pods (and their events) of earlier runs that did not clean up.

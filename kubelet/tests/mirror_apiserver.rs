@@ -9,9 +9,11 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::future::Future;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -19,46 +21,16 @@ use futures_util::StreamExt;
 use k8s_openapi::api::certificates::v1::CertificateSigningRequest;
 use k8s_openapi::api::core::v1::{Node, Pod, PodStatus};
 use kube::api::{Api, DeleteParams, ListParams, PostParams};
-use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::runtime::watcher;
-use kubelet::certificate::{BootstrapConfig, ClientCertSource, ClientProvider, load_client_cert};
+use kubelet::certificate::ClientProvider;
 use kubelet::mirror_client::{CONFIG_MIRROR_ANNOTATION, MirrorReconciler, is_mirror_pod};
 use kubelet::status::StatusManager;
 use static_pods::identity::{CONFIG_HASH_ANNOTATION, set_first_seen};
+use test_support::cluster::{admin_client, on_own_runtime};
 use tokio::sync::watch;
 
-const CONTROL_PLANE: &str = "/etc/berth-test/control-plane";
 const NAMESPACE: &str = "default";
 const WAIT: Duration = Duration::from_secs(30);
-
-fn admin_conf() -> PathBuf {
-    Path::new(CONTROL_PLANE).join("admin.conf")
-}
-
-async fn admin_client() -> kube::Client {
-    let kc = Kubeconfig::read_from(admin_conf()).unwrap_or_else(|e| {
-        panic!(
-            "the control plane is not up: run tests/env/up --control-plane ({}: {e})",
-            admin_conf().display()
-        )
-    });
-    let config = kube::Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default())
-        .await
-        .expect("admin kubeconfig");
-    kube::Client::try_from(config).expect("admin client")
-}
-
-/// The admin client, after checking the apiserver answers.
-async fn control_plane() -> kube::Client {
-    let client = admin_client().await;
-    match tokio::time::timeout(Duration::from_secs(5), client.apiserver_version()).await {
-        Ok(Ok(_)) => client,
-        Ok(Err(e)) => panic!("the control plane is not up: run tests/env/up --control-plane ({e})"),
-        Err(_) => panic!(
-            "the control plane is not up: run tests/env/up --control-plane (no answer in 5 s)"
-        ),
-    }
-}
 
 /// Deletes the test's Node, its pods and its CSRs when dropped, on a runtime
 /// of its own (the test's runtime may be unwinding).
@@ -71,54 +43,34 @@ impl Drop for Cleanup {
     fn drop(&mut self) {
         let node = self.node.clone();
         let pods = self.pods.clone();
-        let _ = std::thread::spawn(move || {
-            let Ok(rt) = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-            else {
-                return;
+        let _ = on_own_runtime(move || async move {
+            let client = admin_client().await;
+            let now = DeleteParams {
+                grace_period_seconds: Some(0),
+                ..DeleteParams::default()
             };
-            rt.block_on(async {
-                let client = admin_client().await;
-                let now = DeleteParams {
-                    grace_period_seconds: Some(0),
-                    ..DeleteParams::default()
-                };
-                let pod_api: Api<Pod> = Api::namespaced(client.clone(), NAMESPACE);
-                for pod in &pods {
-                    let _ = pod_api.delete(pod, &now).await;
-                }
-                let _ = Api::<Node>::all(client.clone())
-                    .delete(&node, &DeleteParams::default())
-                    .await;
-                // The bootstrap request (made as the bootstrap token's user)
-                // names the node in its subject; later ones are the node's.
-                let csrs: Api<CertificateSigningRequest> = Api::all(client);
-                let user = format!("system:node:{node}");
-                if let Ok(list) = csrs.list(&ListParams::default()).await {
-                    for csr in list.items {
-                        let request = String::from_utf8_lossy(&csr.spec.request.0).into_owned();
-                        let mine = csr.spec.username.as_deref() == Some(user.as_str())
-                            || subject_names(&request, &user);
-                        if mine && let Some(name) = &csr.metadata.name {
-                            let _ = csrs.delete(name, &DeleteParams::default()).await;
-                        }
+            let pod_api: Api<Pod> = Api::namespaced(client.clone(), NAMESPACE);
+            for pod in &pods {
+                let _ = pod_api.delete(pod, &now).await;
+            }
+            let _ = Api::<Node>::all(client.clone())
+                .delete(&node, &DeleteParams::default())
+                .await;
+            // The bootstrap request (made as the bootstrap token's user)
+            // names the node in its subject; later ones are the node's.
+            let csrs: Api<CertificateSigningRequest> = Api::all(client);
+            let user = format!("system:node:{node}");
+            if let Ok(list) = csrs.list(&ListParams::default()).await {
+                for csr in list.items {
+                    let mine = csr.spec.username.as_deref() == Some(user.as_str())
+                        || common::csr_subject(&csr.spec.request.0).contains(&user);
+                    if mine && let Some(name) = &csr.metadata.name {
+                        let _ = csrs.delete(name, &DeleteParams::default()).await;
                     }
                 }
-            });
-        })
-        .join();
+            }
+        });
     }
-}
-
-/// Whether a PEM certificate request's subject holds `user`.
-fn subject_names(pem: &str, user: &str) -> bool {
-    use base64::Engine;
-    let body: String = pem.lines().filter(|l| !l.starts_with("-----")).collect();
-    let der = base64::engine::general_purpose::STANDARD
-        .decode(body.as_bytes())
-        .unwrap_or_default();
-    String::from_utf8_lossy(&der).contains(user)
 }
 
 fn node_name(test: &str) -> String {
@@ -128,17 +80,7 @@ fn node_name(test: &str) -> String {
 /// The node's client, from a TLS bootstrap with the control plane's
 /// bootstrap kubeconfig.
 async fn node_client(dir: &Path, node: &str) -> kube::Client {
-    let mut cfg = BootstrapConfig::new(
-        dir.join("kubelet.conf"),
-        Some(Path::new(CONTROL_PLANE).join("bootstrap.conf")),
-        dir.join("pki"),
-        node,
-    );
-    cfg.csr_timeout = Duration::from_secs(60);
-    match load_client_cert(&cfg).await {
-        Ok(ClientCertSource::Bootstrapped { .. }) => {}
-        other => panic!("bootstrap of {node}: {other:?}"),
-    }
+    let (cfg, _) = common::bootstrap(dir, node).await;
     ClientProvider::from_kubeconfig(&cfg.kubeconfig, node, None)
         .await
         .expect("the node's client")
@@ -245,13 +187,53 @@ async fn current_mirror(pods: &Api<Pod>, name: &str, hash: &str) -> Option<Pod> 
     .then_some(pod)
 }
 
+/// The node's bootstrapped client, once the node has registered its Node;
+/// and the Node's UID.
+async fn registered_node(dir: &Path, node: &str) -> (kube::Client, String) {
+    let client = node_client(dir, node).await;
+    let mut node_obj = Node::default();
+    node_obj.metadata.name = Some(node.to_string());
+    let created = Api::<Node>::all(client.clone())
+        .create(&PostParams::default(), &node_obj)
+        .await
+        .expect("the node creates its Node");
+    (client, created.metadata.uid.clone().unwrap())
+}
+
+/// A reconciler of `node`, running until the handle is aborted.
+fn start_reconciler(
+    client: &kube::Client,
+    node: &str,
+    node_uid: watch::Receiver<Option<String>>,
+    status: Arc<StatusManager>,
+    statics: watch::Receiver<Vec<Arc<Pod>>>,
+) -> tokio::task::JoinHandle<()> {
+    let source = {
+        let client = client.clone();
+        Arc::new(move || client.clone())
+    };
+    let mirrors = watch_mirrors(client.clone(), node);
+    let reconciler = MirrorReconciler::new(source, node.to_string(), node_uid, status);
+    tokio::spawn(reconciler.run(statics, mirrors))
+}
+
+/// Waits until the status manager maps the static pod `static_uid` to the
+/// mirror pod's `api_uid`.
+async fn wait_api_uid(what: &str, status: &StatusManager, static_uid: &str, api_uid: &str) {
+    eventually(what, || {
+        let ok = status.api_uid(static_uid) == api_uid;
+        async move { ok.then_some(()) }
+    })
+    .await;
+}
+
 #[tokio::test]
 async fn mirror_pods_follow_static_pods_as_the_node() {
     let _ = tracing_subscriber::fmt()
         .with_test_writer()
         .with_env_filter("kubelet=debug")
         .try_init();
-    let admin = control_plane().await;
+    let admin = admin_client().await;
     let node = node_name("follow");
     let tmp = tempfile::tempdir().unwrap();
     let good = static_pod(tmp.path(), &node, &manifest("web", "1"));
@@ -272,26 +254,13 @@ async fn mirror_pods_follow_static_pods_as_the_node() {
         pods: vec![good_name.clone(), refused_name.clone()],
     };
 
-    let client = node_client(tmp.path(), &node).await;
     // The Node, registered by the node itself.
-    let mut node_obj = Node::default();
-    node_obj.metadata.name = Some(node.clone());
-    let created = Api::<Node>::all(client.clone())
-        .create(&PostParams::default(), &node_obj)
-        .await
-        .expect("the node creates its Node");
-    let node_uid = created.metadata.uid.clone().unwrap();
+    let (client, node_uid) = registered_node(tmp.path(), &node).await;
 
     let status = StatusManager::with_sinks(vec![]);
     let (uid_tx, uid_rx) = watch::channel(None);
     let (statics_tx, statics_rx) = watch::channel(Vec::new());
-    let mirrors_rx = watch_mirrors(client.clone(), &node);
-    let source = {
-        let client = client.clone();
-        Arc::new(move || client.clone())
-    };
-    let reconciler = MirrorReconciler::new(source, node.clone(), uid_rx, status.clone());
-    let task = tokio::spawn(reconciler.run(statics_rx, mirrors_rx));
+    let task = start_reconciler(&client, &node, uid_rx, status.clone(), statics_rx);
 
     // Nothing is created before the Node's UID is known.
     statics_tx.send_replace(vec![good.clone(), refused.clone()]);
@@ -325,10 +294,12 @@ async fn mirror_pods_follow_static_pods_as_the_node() {
     );
     assert_ne!(uid(&mirror), good_uid, "the apiserver assigns the UID");
     let first = uid(&mirror);
-    eventually("the mirror UID in the status manager", || {
-        let ok = status.api_uid(&good_uid) == first;
-        async move { ok.then_some(()) }
-    })
+    wait_api_uid(
+        "the mirror UID in the status manager",
+        &status,
+        &good_uid,
+        &first,
+    )
     .await;
 
     // The refused one got no mirror, and the good one was not held up.
@@ -347,10 +318,12 @@ async fn mirror_pods_follow_static_pods_as_the_node() {
     })
     .await;
     let second = uid(&second);
-    eventually("the new mirror UID in the status manager", || {
-        let ok = status.api_uid(&good_uid) == second;
-        async move { ok.then_some(()) }
-    })
+    wait_api_uid(
+        "the new mirror UID in the status manager",
+        &status,
+        &good_uid,
+        &second,
+    )
     .await;
 
     // A new version of the static pod (same UID, new hash): the mirror is
@@ -373,10 +346,12 @@ async fn mirror_pods_follow_static_pods_as_the_node() {
         "the mirror carries the new version"
     );
     let third = uid(&third);
-    eventually("the replaced mirror UID in the status manager", || {
-        let ok = status.api_uid(&good_uid) == third;
-        async move { ok.then_some(()) }
-    })
+    wait_api_uid(
+        "the replaced mirror UID in the status manager",
+        &status,
+        &good_uid,
+        &third,
+    )
     .await;
 
     // The static pod leaves while it still terminates (the status manager
@@ -405,27 +380,9 @@ async fn mirror_pods_follow_static_pods_as_the_node() {
     task.abort();
 }
 
-/// A reconciler of `node`, running until the handle is aborted.
-fn start_reconciler(
-    client: &kube::Client,
-    node: &str,
-    node_uid: &str,
-    status: Arc<StatusManager>,
-    statics: watch::Receiver<Vec<Arc<Pod>>>,
-) -> tokio::task::JoinHandle<()> {
-    let source = {
-        let client = client.clone();
-        Arc::new(move || client.clone())
-    };
-    let (_, uid_rx) = watch::channel(Some(node_uid.to_string()));
-    let mirrors = watch_mirrors(client.clone(), node);
-    let reconciler = MirrorReconciler::new(source, node.to_string(), uid_rx, status);
-    tokio::spawn(reconciler.run(statics, mirrors))
-}
-
 #[tokio::test]
 async fn a_restarted_reconciler_adopts_mirrors_and_deletes_orphans_once_statics_spoke() {
-    let admin = control_plane().await;
+    let admin = admin_client().await;
     let node = node_name("restart");
     let tmp = tempfile::tempdir().unwrap();
     let kept = static_pod(tmp.path(), &node, &manifest("kept", "1"));
@@ -438,14 +395,8 @@ async fn a_restarted_reconciler_adopts_mirrors_and_deletes_orphans_once_statics_
         node: node.clone(),
         pods: vec![kept_name.clone(), gone_name.clone()],
     };
-    let client = node_client(tmp.path(), &node).await;
-    let mut node_obj = Node::default();
-    node_obj.metadata.name = Some(node.clone());
-    let created = Api::<Node>::all(client.clone())
-        .create(&PostParams::default(), &node_obj)
-        .await
-        .expect("the node creates its Node");
-    let node_uid = created.metadata.uid.clone().unwrap();
+    let (client, node_uid) = registered_node(tmp.path(), &node).await;
+    let known_uid = || watch::channel(Some(node_uid.clone())).1;
     let pods: Api<Pod> = Api::namespaced(admin.clone(), NAMESPACE);
 
     // A first berth makes both mirrors.
@@ -453,7 +404,7 @@ async fn a_restarted_reconciler_adopts_mirrors_and_deletes_orphans_once_statics_
     let first = start_reconciler(
         &client,
         &node,
-        &node_uid,
+        known_uid(),
         StatusManager::with_sinks(vec![]),
         first_rx,
     );
@@ -478,7 +429,7 @@ async fn a_restarted_reconciler_adopts_mirrors_and_deletes_orphans_once_statics_
     // mirror counts as an orphan yet.
     let status = StatusManager::with_sinks(vec![]);
     let (statics_tx, statics_rx) = watch::channel(Vec::new());
-    let second = start_reconciler(&client, &node, &node_uid, status.clone(), statics_rx);
+    let second = start_reconciler(&client, &node, known_uid(), status.clone(), statics_rx);
     tokio::time::sleep(Duration::from_secs(1)).await;
     assert!(pods.get_opt(&kept_name).await.unwrap().is_some());
     assert!(pods.get_opt(&gone_name).await.unwrap().is_some());
@@ -495,10 +446,12 @@ async fn a_restarted_reconciler_adopts_mirrors_and_deletes_orphans_once_statics_
     })
     .await;
     let kept_uid = uid(&kept_mirror);
-    eventually("the adopted mirror's UID in the status manager", || {
-        let ok = status.api_uid(&uid(&kept)) == kept_uid;
-        async move { ok.then_some(()) }
-    })
+    wait_api_uid(
+        "the adopted mirror's UID in the status manager",
+        &status,
+        &uid(&kept),
+        &kept_uid,
+    )
     .await;
     let still = pods.get_opt(&kept_name).await.unwrap().unwrap();
     assert_eq!(uid(&still), kept_uid, "the current mirror was not replaced");

@@ -17,7 +17,6 @@ use futures_util::future::BoxFuture;
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{Node, NodeCondition};
 use kube::api::{Api, DeleteParams, Patch, PatchParams};
-use kube::config::{KubeConfigOptions, Kubeconfig};
 use kubelet::kubelet_node_status::{
     ClientSource, NodeApiCounters, NodeRuntime, NodeStatusConfig, NodeStatusManager,
     RuntimeQueryError,
@@ -25,31 +24,9 @@ use kubelet::kubelet_node_status::{
 use kubelet::nodelease::{NODE_LEASE_NAMESPACE, NodeLeaseController};
 use kubelet::nodestatus::setters::RuntimeImage;
 use kubelet::nodestatus::{RuntimeCondition, RuntimeConditions, parse_taints};
+use test_support::cluster::{admin_client, on_own_runtime};
 
-const ADMIN_KUBECONFIG: &str = "/etc/berth-test/control-plane/admin.conf";
 const NODE_IP: &str = "192.0.2.10";
-
-async fn admin_client() -> kube::Client {
-    let kc = Kubeconfig::read_from(ADMIN_KUBECONFIG).unwrap_or_else(|e| {
-        panic!("the control plane is not up: run tests/env/up --control-plane ({ADMIN_KUBECONFIG}: {e})")
-    });
-    let config = kube::Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default())
-        .await
-        .expect("admin kubeconfig");
-    kube::Client::try_from(config).expect("admin client")
-}
-
-/// The admin client, after checking the apiserver answers.
-async fn control_plane() -> kube::Client {
-    let client = admin_client().await;
-    match tokio::time::timeout(Duration::from_secs(5), client.apiserver_version()).await {
-        Ok(Ok(_)) => client,
-        Ok(Err(e)) => panic!("the control plane is not up: run tests/env/up --control-plane ({e})"),
-        Err(_) => panic!(
-            "the control plane is not up: run tests/env/up --control-plane (no answer in 5 s)"
-        ),
-    }
-}
 
 /// Deletes the test's Node and Lease when dropped, on a runtime of its own
 /// (the test's runtime may be unwinding).
@@ -58,24 +35,15 @@ struct Cleanup(String);
 impl Drop for Cleanup {
     fn drop(&mut self) {
         let name = self.0.clone();
-        let _ = std::thread::spawn(move || {
-            let Ok(rt) = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-            else {
-                return;
-            };
-            rt.block_on(async {
-                let client = admin_client().await;
-                let _ = Api::<Node>::all(client.clone())
-                    .delete(&name, &DeleteParams::default())
-                    .await;
-                let _ = Api::<Lease>::namespaced(client, NODE_LEASE_NAMESPACE)
-                    .delete(&name, &DeleteParams::default())
-                    .await;
-            });
-        })
-        .join();
+        let _ = on_own_runtime(move || async move {
+            let client = admin_client().await;
+            let _ = Api::<Node>::all(client.clone())
+                .delete(&name, &DeleteParams::default())
+                .await;
+            let _ = Api::<Lease>::namespaced(client, NODE_LEASE_NAMESPACE)
+                .delete(&name, &DeleteParams::default())
+                .await;
+        });
     }
 }
 
@@ -181,7 +149,7 @@ fn nproc() -> i64 {
 
 #[tokio::test]
 async fn registers_the_node_with_its_status_and_reconciles_it() {
-    let admin = control_plane().await;
+    let admin = admin_client().await;
     let name = node_name("register");
     let _cleanup = Cleanup(name.clone());
     let nodes: Api<Node> = Api::all(admin.clone());
@@ -372,7 +340,7 @@ async fn registers_the_node_with_its_status_and_reconciles_it() {
 
 #[tokio::test]
 async fn retries_until_the_apiserver_answers_with_the_current_client() {
-    let admin = control_plane().await;
+    let admin = admin_client().await;
     let name = node_name("retry");
     let _cleanup = Cleanup(name.clone());
     // Nothing listens on port 1: the first client fails until "rotation"
@@ -413,7 +381,7 @@ async fn retries_until_the_apiserver_answers_with_the_current_client() {
 
 #[tokio::test]
 async fn the_lease_is_created_owned_and_renewed() {
-    let admin = control_plane().await;
+    let admin = admin_client().await;
     let name = node_name("lease");
     let _cleanup = Cleanup(name.clone());
     let mut m = manager(&admin, config(&name), FakeRuntime::new());
@@ -509,7 +477,7 @@ async fn wait_for_node(nodes: &Api<Node>, name: &str) -> Node {
 
 #[tokio::test]
 async fn an_idle_node_sends_no_status_patch() {
-    let admin = control_plane().await;
+    let admin = admin_client().await;
     let name = node_name("idle");
     let _cleanup = Cleanup(name.clone());
     let nodes: Api<Node> = Api::all(admin.clone());
@@ -534,7 +502,7 @@ async fn an_idle_node_sends_no_status_patch() {
 
 #[tokio::test]
 async fn a_stopped_kubelet_is_marked_unknown_by_the_node_lifecycle_controller() {
-    let admin = control_plane().await;
+    let admin = admin_client().await;
     let name = node_name("stopped");
     let _cleanup = Cleanup(name.clone());
     let nodes: Api<Node> = Api::all(admin.clone());
@@ -604,7 +572,7 @@ fn the_default_node_ip_is_the_default_route_interfaces_address() {
 /// heartbeat moves, the transition time does not.
 #[tokio::test]
 async fn an_unchanged_status_is_reported_once_per_report_period() {
-    let admin = control_plane().await;
+    let admin = admin_client().await;
     let name = node_name("report");
     let _cleanup = Cleanup(name.clone());
     let nodes: Api<Node> = Api::all(admin.clone());
@@ -629,7 +597,7 @@ async fn an_unchanged_status_is_reported_once_per_report_period() {
 /// the Node, its status is kept, as the Go kubelet keeps it.
 #[tokio::test]
 async fn without_register_node_an_existing_node_gets_its_status() {
-    let admin = control_plane().await;
+    let admin = admin_client().await;
     let name = node_name("noreg");
     let _cleanup = Cleanup(name.clone());
     let nodes: Api<Node> = Api::all(admin.clone());

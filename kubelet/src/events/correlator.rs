@@ -122,27 +122,32 @@ fn s(v: &Option<String>) -> &str {
     v.as_deref().unwrap_or("")
 }
 
-fn source_parts(e: &Event) -> (&str, &str) {
+/// The source and the involved object, in the order of Go's keys; the
+/// object's fieldPath only where `with_field_path` (the event key).
+fn object_key(e: &Event, with_field_path: bool) -> String {
     let src = e.source.as_ref();
-    (
+    let o = &e.involved_object;
+    [
         src.and_then(|s| s.component.as_deref()).unwrap_or(""),
         src.and_then(|s| s.host.as_deref()).unwrap_or(""),
-    )
+        s(&o.kind),
+        s(&o.namespace),
+        s(&o.name),
+        if with_field_path {
+            s(&o.field_path)
+        } else {
+            ""
+        },
+        s(&o.uid),
+        s(&o.api_version),
+    ]
+    .concat()
 }
 
 /// Go's `getEventKey`: everything that makes two events identical.
 pub fn event_key(e: &Event) -> String {
-    let (component, host) = source_parts(e);
-    let o = &e.involved_object;
     [
-        component,
-        host,
-        s(&o.kind),
-        s(&o.namespace),
-        s(&o.name),
-        s(&o.field_path),
-        s(&o.uid),
-        s(&o.api_version),
+        object_key(e, true).as_str(),
         s(&e.type_),
         s(&e.reason),
         s(&e.message),
@@ -152,33 +157,14 @@ pub fn event_key(e: &Event) -> String {
 
 /// Go's `getSpamKey`: the source and the involved object.
 pub fn spam_key(e: &Event) -> String {
-    let (component, host) = source_parts(e);
-    let o = &e.involved_object;
-    [
-        component,
-        host,
-        s(&o.kind),
-        s(&o.namespace),
-        s(&o.name),
-        s(&o.uid),
-        s(&o.api_version),
-    ]
-    .concat()
+    object_key(e, false)
 }
 
 /// Go's `EventAggregatorByReasonFunc`: the group key (all but the message)
 /// and the key within the group (the message).
 pub fn aggregate_keys(e: &Event) -> (String, String) {
-    let (component, host) = source_parts(e);
-    let o = &e.involved_object;
     let group = [
-        component,
-        host,
-        s(&o.kind),
-        s(&o.namespace),
-        s(&o.name),
-        s(&o.uid),
-        s(&o.api_version),
+        spam_key(e).as_str(),
         s(&e.type_),
         s(&e.reason),
         s(&e.reporting_component),
@@ -224,6 +210,17 @@ struct EventLog {
     first_timestamp: Option<Time>,
     name: String,
     resource_version: Option<String>,
+}
+
+impl EventLog {
+    fn of(event: &Event) -> EventLog {
+        EventLog {
+            count: event.count.unwrap_or(0),
+            first_timestamp: event.first_timestamp.clone(),
+            name: event.metadata.name.clone().unwrap_or_default(),
+            resource_version: event.metadata.resource_version.clone(),
+        }
+    }
 }
 
 /// Go's `EventCorrelator` with its default options.
@@ -279,15 +276,7 @@ impl Correlator {
     /// Remembers the server's copy of an event it accepted (its name,
     /// resourceVersion and count), as Go's `UpdateState`.
     pub fn update_state(&mut self, event: &Event) {
-        self.observed.put(
-            event_key(event),
-            EventLog {
-                count: event.count.unwrap_or(0),
-                first_timestamp: event.first_timestamp.clone(),
-                name: event.metadata.name.clone().unwrap_or_default(),
-                resource_version: event.metadata.resource_version.clone(),
-            },
-        );
+        self.observed.put(event_key(event), EventLog::of(event));
     }
 
     /// Go's `EventAggregate`: the event to send and its de-duplication key.
@@ -357,15 +346,7 @@ impl Correlator {
                 "message": s(&event.message),
             }));
         }
-        self.observed.put(
-            key,
-            EventLog {
-                count: event.count.unwrap_or(0),
-                first_timestamp: event.first_timestamp.clone(),
-                name: event.metadata.name.clone().unwrap_or_default(),
-                resource_version: event.metadata.resource_version.clone(),
-            },
-        );
+        self.observed.put(key, EventLog::of(&event));
         (event, patch)
     }
 

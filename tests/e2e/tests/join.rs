@@ -6,9 +6,9 @@
 
 use std::time::Duration;
 
-use test_support::berth::{Berth, exclusive};
+use test_support::berth::exclusive;
 use test_support::cluster::{
-    bootstrap_kubeconfig, get_json, kubectl, node_condition, require_control_plane, wait_node,
+    Joined, get_json, is_ready, kubectl, node_condition, require_control_plane, wait_node,
 };
 
 fn nproc() -> String {
@@ -42,21 +42,9 @@ fn client_csrs() -> usize {
 fn a_node_joins_through_tls_bootstrap_goes_ready_and_keeps_its_credentials_across_a_restart() {
     require_control_plane();
     let _one = exclusive();
-    let creds = tempfile::tempdir().unwrap();
-    let kubeconfig = creds.path().join("kubelet.conf");
-    let mut b = Berth::with_args(&[
-        "--kubeconfig",
-        kubeconfig.to_str().unwrap(),
-        "--bootstrap-kubeconfig",
-        bootstrap_kubeconfig().to_str().unwrap(),
-        "--node-labels",
-        "berth.dev/test=join",
-    ]);
-    b.start();
-    let node = b.node.clone();
-    let ready =
-        |n: &serde_json::Value| node_condition(n, "Ready").is_some_and(|(s, _, _)| s == "True");
-    let n = wait_node(&node, "Ready", Duration::from_secs(90), ready);
+    let mut joined = Joined::new(&["--node-labels", "berth.dev/test=join"]);
+    let n = joined.run(Duration::from_secs(90));
+    let node = joined.node().to_string();
     let (_, reason, message) = node_condition(&n, "Ready").unwrap();
     assert_eq!(reason, "KubeletReady");
     assert_eq!(message, "kubelet is posting ready status");
@@ -88,10 +76,13 @@ fn a_node_joins_through_tls_bootstrap_goes_ready_and_keeps_its_credentials_acros
     );
 
     // The credentials: written by the bootstrap, a node identity.
+    let kubeconfig = joined.kubeconfig();
     assert!(kubeconfig.is_file(), "the bootstrap writes --kubeconfig");
-    let pki = b.root_dir().join("pki");
     assert!(
-        pki.join("kubelet-client-current.pem").exists(),
+        joined
+            .cert_dir()
+            .join("kubelet-client-current.pem")
+            .exists(),
         "the client certificate is in --cert-dir"
     );
     let whoami = std::process::Command::new(test_support::cluster::kubectl_bin())
@@ -131,17 +122,15 @@ fn a_node_joins_through_tls_bootstrap_goes_ready_and_keeps_its_credentials_acros
 
     // A restart reuses the kubeconfig: no new CSR, and the node stays Ready.
     let csrs_before = client_csrs();
-    b.stop();
-    b.start();
+    joined.berth.stop();
+    joined.berth.start();
     std::thread::sleep(Duration::from_secs(3));
-    wait_node(&node, "Ready", Duration::from_secs(30), ready);
+    wait_node(&node, "Ready", Duration::from_secs(30), is_ready);
     assert_eq!(
         client_csrs(),
         csrs_before,
         "a restart asks for no certificate"
     );
-    b.stop();
-    let _ = kubectl(&["delete", "node", &node, "--wait=false"]);
 }
 
 /// The controller-manager signs certificates for a short time while this
@@ -197,20 +186,9 @@ fn the_client_certificate_rotates_before_a_short_lifetime_ends() {
     require_control_plane();
     let _one = exclusive();
     let _short = ShortCertificates::set("60s");
-    let creds = tempfile::tempdir().unwrap();
-    let kubeconfig = creds.path().join("kubelet.conf");
-    let mut b = Berth::with_args(&[
-        "--kubeconfig",
-        kubeconfig.to_str().unwrap(),
-        "--bootstrap-kubeconfig",
-        bootstrap_kubeconfig().to_str().unwrap(),
-    ]);
-    b.start();
-    let node = b.node.clone();
-    let ready =
-        |n: &serde_json::Value| node_condition(n, "Ready").is_some_and(|(s, _, _)| s == "True");
-    wait_node(&node, "Ready", Duration::from_secs(60), ready);
-    let current = b.root_dir().join("pki").join("kubelet-client-current.pem");
+    let joined = Joined::start();
+    let (b, node) = (&joined.berth, joined.node());
+    let current = joined.cert_dir().join("kubelet-client-current.pem");
     let (first, first_end) = serial_and_end(&current);
     assert!(!first.is_empty(), "a client certificate in --cert-dir");
 
@@ -235,7 +213,7 @@ fn the_client_certificate_rotates_before_a_short_lifetime_ends() {
         60u64.saturating_sub(t.elapsed().as_secs()) + 5,
     ));
     let renewed = |at: &str| {
-        get_json(&["lease", "-n", "kube-node-lease", &node])
+        get_json(&["lease", "-n", "kube-node-lease", node])
             .and_then(|l| l["spec"]["renewTime"].as_str().map(str::to_string))
             .filter(|r| r != at)
     };
@@ -249,32 +227,18 @@ fn the_client_certificate_rotates_before_a_short_lifetime_ends() {
         );
         std::thread::sleep(Duration::from_millis(500));
     }
-    wait_node(&node, "Ready", Duration::from_secs(5), ready);
-    b.stop();
-    let _ = kubectl(&["delete", "node", &node, "--wait=false"]);
+    wait_node(node, "Ready", Duration::from_secs(5), is_ready);
 }
 
 #[test]
 fn server_tls_bootstrap_requests_a_serving_certificate_that_lands_once_approved() {
     require_control_plane();
     let _one = exclusive();
-    let creds = tempfile::tempdir().unwrap();
-    let kubeconfig = creds.path().join("kubelet.conf");
-    let mut b = Berth::with_args(&[
-        "--kubeconfig",
-        kubeconfig.to_str().unwrap(),
-        "--bootstrap-kubeconfig",
-        bootstrap_kubeconfig().to_str().unwrap(),
-    ]);
-    use std::io::Write;
-    std::fs::OpenOptions::new()
-        .append(true)
-        .open(b.dir.path().join("config.yaml"))
-        .unwrap()
-        .write_all(b"serverTLSBootstrap: true\n")
-        .unwrap();
-    b.start();
-    let node = b.node.clone();
+    let mut joined = Joined::new(&[]);
+    joined.append_config("serverTLSBootstrap: true\n");
+    joined.berth.start();
+    let node = joined.node().to_string();
+    let b = &joined.berth;
     // The kubelet-serving CSR, from the node itself, waits for an approver.
     let t = std::time::Instant::now();
     let csr = loop {
@@ -294,7 +258,7 @@ fn server_tls_bootstrap_requests_a_serving_certificate_that_lands_once_approved(
         std::thread::sleep(Duration::from_millis(500));
     };
     kubectl(&["certificate", "approve", &csr]).unwrap();
-    let current = b.root_dir().join("pki").join("kubelet-server-current.pem");
+    let current = joined.cert_dir().join("kubelet-server-current.pem");
     let t = std::time::Instant::now();
     while !current.exists() {
         assert!(
@@ -320,16 +284,15 @@ fn server_tls_bootstrap_requests_a_serving_certificate_that_lands_once_approved(
     assert!(text.contains(&format!("system:node:{node}")), "{text}");
     assert!(text.contains(&format!("DNS:{node}")), "{text}");
     assert!(text.contains("IP Address:"), "{text}");
-    b.stop();
+    joined.berth.stop();
     let _ = kubectl(&["delete", "csr", &csr]);
-    let _ = kubectl(&["delete", "node", &node, "--wait=false"]);
 }
 
 #[test]
 fn a_stopped_node_goes_not_ready_and_comes_back_ready() {
     require_control_plane();
     let _one = exclusive();
-    let mut node = test_support::cluster::Joined::start();
+    let mut node = Joined::start();
     let name = node.node().to_string();
     node.berth.stop();
     // The controller-manager's node lifecycle controller (grace 20 s in the
@@ -341,8 +304,6 @@ fn a_stopped_node_goes_not_ready_and_comes_back_ready() {
     assert_eq!(reason, "NodeStatusUnknown");
     assert_eq!(message, "Kubelet stopped posting node status.");
     node.berth.start();
-    let n = wait_node(&name, "Ready again", Duration::from_secs(30), |n| {
-        node_condition(n, "Ready").is_some_and(|(s, _, _)| s == "True")
-    });
+    let n = wait_node(&name, "Ready again", Duration::from_secs(30), is_ready);
     assert_eq!(node_condition(&n, "Ready").unwrap().1, "KubeletReady");
 }

@@ -26,6 +26,32 @@ async fn exec(c: &cri_client::RuntimeClient, id: &str, script: &str) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
+/// A berth started against the runtime, which has the busybox image.
+async fn start_berth() -> (cri_client::RuntimeClient, Berth) {
+    let c = busybox_client().await;
+    let mut b = Berth::new();
+    b.start();
+    (c, b)
+}
+
+/// A pod `name` whose one container `c` sleeps in busybox; `rest` goes on
+/// at the container's indentation (`    env: ...`), then the pod's
+/// (`  volumes: ...`).
+fn sleeper(name: &str, rest: &str) -> String {
+    format!(
+        "apiVersion: v1\nkind: Pod\nmetadata: {{name: {name}}}\nspec:\n  containers:\n  - name: c\n    image: {}\n    command: [\"sleep\", \"3600\"]\n{rest}",
+        busybox_image()
+    )
+}
+
+/// Waits until container `c` of pod `name` runs.
+async fn wait_running(b: &Berth, name: &str, what: &str) -> serde_json::Value {
+    b.wait_pod(name, what, T, |p| {
+        test_support::berth::container_state(p, "c") == "running"
+    })
+    .await
+}
+
 fn objects(color: &str) -> String {
     format!(
         r#"apiVersion: v1
@@ -78,17 +104,10 @@ spec:
 #[tokio::test]
 async fn config_maps_and_secrets_from_the_manifest_directory_reach_volumes_and_env() {
     let _one = exclusive();
-    let c = busybox_client().await;
-    let mut b = Berth::new();
-    b.start();
-    let img = busybox_image();
+    let (c, b) = start_berth().await;
     b.write_manifest("objects.yaml", &objects("blue"));
-    b.write_manifest("app.yaml", &app_pod(&img));
-    let p = b
-        .wait_pod("app", "running", T, |p| {
-            test_support::berth::container_state(p, "c") == "running"
-        })
-        .await;
+    b.write_manifest("app.yaml", &app_pod(&busybox_image()));
+    let p = wait_running(&b, "app", "running").await;
     let id = container_id(&p, "c");
 
     let env = exec(&c, &id, "env").await;
@@ -161,14 +180,12 @@ async fn config_maps_and_secrets_from_the_manifest_directory_reach_volumes_and_e
 #[tokio::test]
 async fn a_pod_waits_for_a_missing_config_map_and_starts_once_it_exists() {
     let _one = exclusive();
-    let _c = busybox_client().await;
-    let mut b = Berth::new();
-    b.start();
-    let img = busybox_image();
+    let (_c, b) = start_berth().await;
     b.write_manifest(
         "waits.yaml",
-        &format!(
-            "apiVersion: v1\nkind: Pod\nmetadata: {{name: waits}}\nspec:\n  containers:\n  - name: c\n    image: {img}\n    command: [\"sleep\", \"3600\"]\n    volumeMounts: [{{name: cfg, mountPath: /cfg}}]\n  volumes:\n  - {{name: cfg, configMap: {{name: later}}}}\n"
+        &sleeper(
+            "waits",
+            "    volumeMounts: [{name: cfg, mountPath: /cfg}]\n  volumes:\n  - {name: cfg, configMap: {name: later}}\n",
         ),
     );
     let p = b
@@ -196,29 +213,15 @@ async fn a_pod_waits_for_a_missing_config_map_and_starts_once_it_exists() {
         "later.yaml",
         "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: later}\ndata: {k: v}\n",
     );
-    b.wait_pod("waits", "running once the ConfigMap exists", T, |p| {
-        test_support::berth::container_state(p, "c") == "running"
-    })
-    .await;
+    wait_running(&b, "waits", "running once the ConfigMap exists").await;
 }
 
 #[tokio::test]
 async fn hostile_objects_get_clear_errors_and_other_pods_keep_running() {
     let _one = exclusive();
-    let _c = busybox_client().await;
-    let mut b = Berth::new();
-    b.start();
-    let img = busybox_image();
-    b.write_manifest(
-        "ok.yaml",
-        &format!(
-            "apiVersion: v1\nkind: Pod\nmetadata: {{name: ok}}\nspec:\n  containers:\n  - name: c\n    image: {img}\n    command: [\"sleep\", \"3600\"]\n"
-        ),
-    );
-    b.wait_pod("ok", "running", T, |p| {
-        test_support::berth::container_state(p, "c") == "running"
-    })
-    .await;
+    let (_c, b) = start_berth().await;
+    b.write_manifest("ok.yaml", &sleeper("ok", ""));
+    wait_running(&b, "ok", "running").await;
     let big = "x".repeat(1024 * 1024 + 1);
     b.write_manifest(
         "big.yaml",
@@ -235,7 +238,11 @@ async fn hostile_objects_get_clear_errors_and_other_pods_keep_running() {
     b.write_manifest(
         "traversal.yaml",
         &format!(
-            "apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: t}}\ndata: {{k: v}}\n---\napiVersion: v1\nkind: Pod\nmetadata: {{name: escape}}\nspec:\n  containers:\n  - name: c\n    image: {img}\n    command: [\"sleep\", \"3600\"]\n    volumeMounts: [{{name: cfg, mountPath: /cfg}}]\n  volumes:\n  - {{name: cfg, configMap: {{name: t, items: [{{key: k, path: ../../etc/x}}]}}}}\n"
+            "apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: t}}\ndata: {{k: v}}\n---\n{}",
+            sleeper(
+                "escape",
+                "    volumeMounts: [{name: cfg, mountPath: /cfg}]\n  volumes:\n  - {name: cfg, configMap: {name: t, items: [{key: k, path: ../../etc/x}]}}\n",
+            )
         ),
     );
     tokio::time::sleep(Duration::from_secs(3)).await;
@@ -264,14 +271,12 @@ async fn hostile_objects_get_clear_errors_and_other_pods_keep_running() {
 #[tokio::test]
 async fn a_missing_env_reference_is_create_container_config_error_until_it_exists() {
     let _one = exclusive();
-    let _c = busybox_client().await;
-    let mut b = Berth::new();
-    b.start();
-    let img = busybox_image();
+    let (_c, b) = start_berth().await;
     b.write_manifest(
         "envref.yaml",
-        &format!(
-            "apiVersion: v1\nkind: Pod\nmetadata: {{name: envref}}\nspec:\n  containers:\n  - name: c\n    image: {img}\n    command: [\"sleep\", \"3600\"]\n    env: [{{name: TOKEN, valueFrom: {{secretKeyRef: {{name: creds, key: token}}}}}}]\n"
+        &sleeper(
+            "envref",
+            "    env: [{name: TOKEN, valueFrom: {secretKeyRef: {name: creds, key: token}}}]\n",
         ),
     );
     let p = b
@@ -286,8 +291,5 @@ async fn a_missing_env_reference_is_create_container_config_error_until_it_exist
         "creds.yaml",
         "apiVersion: v1\nkind: Secret\nmetadata: {name: creds}\nstringData: {token: abc}\n",
     );
-    b.wait_pod("envref", "running once the Secret exists", T, |p| {
-        test_support::berth::container_state(p, "c") == "running"
-    })
-    .await;
+    wait_running(&b, "envref", "running once the Secret exists").await;
 }

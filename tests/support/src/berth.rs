@@ -14,6 +14,7 @@ use std::time::Duration;
 use cri_client::proto as pb;
 use serde_json::Value;
 
+use crate::cluster::{remove_sandboxes, with_cri};
 use crate::{berth_bin, endpoint, unique};
 
 /// Held while a berth runs: serialises berth instances within one test
@@ -459,44 +460,10 @@ impl Drop for Berth {
             }
         }
         // Remove what this node ran, so later tests start clean.
-        let suffix = format!("-{}", self.node);
-        let endpoint = endpoint();
-        let _ = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .ok()?;
-            rt.block_on(async {
-                let client =
-                    cri_client::RuntimeClient::connect(Some(&endpoint), Default::default())
-                        .await
-                        .ok()?;
-                let pods = client
-                    .list_pod_sandbox(Default::default())
-                    .await
-                    .ok()?
-                    .items;
-                for p in pods {
-                    if p.metadata
-                        .as_ref()
-                        .is_some_and(|m| m.name.ends_with(&suffix))
-                    {
-                        let _ = client
-                            .stop_pod_sandbox(pb::StopPodSandboxRequest {
-                                pod_sandbox_id: p.id.clone(),
-                            })
-                            .await;
-                        let _ = client
-                            .remove_pod_sandbox(pb::RemovePodSandboxRequest {
-                                pod_sandbox_id: p.id,
-                            })
-                            .await;
-                    }
-                }
-                Some(())
-            })
-        })
-        .join();
+        let node = self.node.clone();
+        let sandboxes =
+            with_cri(move |client| async move { node_sandboxes(&client, &node).await.ok() });
+        remove_sandboxes(sandboxes.unwrap_or_default());
     }
 }
 

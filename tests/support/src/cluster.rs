@@ -193,6 +193,25 @@ impl TestNamespace {
     }
 }
 
+/// Runs the future `f` makes on a runtime of its own, on a thread of its
+/// own: for synchronous tests, and for `Drop`s while the test's runtime may
+/// be unwinding. None when it panicked or no runtime could be built.
+pub fn on_own_runtime<T: Send + 'static, F>(f: impl FnOnce() -> F + Send + 'static) -> Option<T>
+where
+    F: std::future::Future<Output = T>,
+{
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .ok()?;
+        Some(rt.block_on(f()))
+    })
+    .join()
+    .ok()
+    .flatten()
+}
+
 /// Runs `f` with a CRI client on a thread of its own (tests are
 /// synchronous); None when the runtime does not answer.
 pub fn with_cri<T: Send + 'static, F>(
@@ -201,22 +220,37 @@ pub fn with_cri<T: Send + 'static, F>(
 where
     F: std::future::Future<Output = Option<T>>,
 {
-    std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .ok()?;
-        rt.block_on(async {
-            let client =
-                cri_client::RuntimeClient::connect(Some(&crate::endpoint()), Default::default())
-                    .await
-                    .ok()?;
-            f(client).await
-        })
+    on_own_runtime(move || async move {
+        let client =
+            cri_client::RuntimeClient::connect(Some(&crate::endpoint()), Default::default())
+                .await
+                .ok()?;
+        f(client).await
     })
-    .join()
-    .ok()
     .flatten()
+}
+
+/// Stops and removes these sandboxes (with their containers) through the
+/// CRI, ignoring errors: the clean-up of a test.
+pub fn remove_sandboxes(sandboxes: Vec<cri_client::proto::PodSandbox>) {
+    if sandboxes.is_empty() {
+        return;
+    }
+    let _ = with_cri(move |client| async move {
+        for s in sandboxes {
+            let _ = client
+                .stop_pod_sandbox(cri_client::proto::StopPodSandboxRequest {
+                    pod_sandbox_id: s.id.clone(),
+                })
+                .await;
+            let _ = client
+                .remove_pod_sandbox(cri_client::proto::RemovePodSandboxRequest {
+                    pod_sandbox_id: s.id,
+                })
+                .await;
+        }
+        Some(())
+    });
 }
 
 /// The runtime's sandboxes whose pods are in `namespace`, in any state.
@@ -241,62 +275,84 @@ pub fn namespace_sandboxes(namespace: &str) -> Vec<cri_client::proto::PodSandbox
 impl Drop for TestNamespace {
     fn drop(&mut self) {
         let _ = kubectl(&["delete", "namespace", &self.name, "--wait=false"]);
-        for s in namespace_sandboxes(&self.name) {
-            let _ = with_cri(move |client| async move {
-                let id = s.id;
-                let _ = client
-                    .stop_pod_sandbox(cri_client::proto::StopPodSandboxRequest {
-                        pod_sandbox_id: id.clone(),
-                    })
-                    .await;
-                client
-                    .remove_pod_sandbox(cri_client::proto::RemovePodSandboxRequest {
-                        pod_sandbox_id: id,
-                    })
-                    .await
-                    .ok()
-            });
-        }
+        remove_sandboxes(namespace_sandboxes(&self.name));
     }
 }
 
-/// A berth joined to the control plane through TLS bootstrap, Ready. The
-/// Node object is deleted when it is dropped.
+/// Whether the node's Ready condition is True.
+pub fn is_ready(node: &Value) -> bool {
+    node_condition(node, "Ready").is_some_and(|(s, _, _)| s == "True")
+}
+
+/// A berth joined to the control plane through TLS bootstrap (its
+/// `--kubeconfig` in a directory of its own, the environment's
+/// `--bootstrap-kubeconfig`). The Node object is deleted when it is dropped.
 pub struct Joined {
     pub berth: crate::berth::Berth,
-    _creds: tempfile::TempDir,
+    creds: tempfile::TempDir,
 }
 
 impl Joined {
+    /// Started and Ready.
     pub fn start() -> Joined {
         Self::start_with(&[])
     }
 
-    /// With extra flags for berth.
+    /// With extra flags for berth; started and Ready.
     pub fn start_with(extra: &[&str]) -> Joined {
+        let mut joined = Self::new(extra);
+        joined.run(Duration::from_secs(60));
+        joined
+    }
+
+    /// With extra flags for berth, not started yet: its config may still be
+    /// changed ([`append_config`](Self::append_config)).
+    pub fn new(extra: &[&str]) -> Joined {
         let creds = tempfile::tempdir().unwrap();
         let kubeconfig = creds.path().join("kubelet.conf");
+        let bootstrap = bootstrap_kubeconfig();
         let mut args = vec![
             "--kubeconfig",
             kubeconfig.to_str().unwrap(),
             "--bootstrap-kubeconfig",
+            bootstrap.to_str().unwrap(),
         ];
-        let bootstrap = bootstrap_kubeconfig();
-        args.push(bootstrap.to_str().unwrap());
         args.extend_from_slice(extra);
-        let mut berth = crate::berth::Berth::with_args(&args);
-        berth.start();
-        wait_node(&berth.node, "Ready", Duration::from_secs(60), |n| {
-            node_condition(n, "Ready").is_some_and(|(s, _, _)| s == "True")
-        });
         Joined {
-            berth,
-            _creds: creds,
+            berth: crate::berth::Berth::with_args(&args),
+            creds,
         }
+    }
+
+    /// Adds lines (each ending in a newline) to berth's KubeletConfiguration.
+    pub fn append_config(&self, lines: &str) {
+        use std::io::Write;
+        std::fs::OpenOptions::new()
+            .append(true)
+            .open(self.berth.dir.path().join("config.yaml"))
+            .unwrap()
+            .write_all(lines.as_bytes())
+            .unwrap();
+    }
+
+    /// Starts berth and waits until its Node is Ready; returns the Node.
+    pub fn run(&mut self, ready_within: Duration) -> Value {
+        self.berth.start();
+        wait_node(&self.berth.node, "Ready", ready_within, is_ready)
     }
 
     pub fn node(&self) -> &str {
         &self.berth.node
+    }
+
+    /// The `--kubeconfig` the bootstrap writes.
+    pub fn kubeconfig(&self) -> PathBuf {
+        self.creds.path().join("kubelet.conf")
+    }
+
+    /// The certificate directory (the default, under the root dir).
+    pub fn cert_dir(&self) -> PathBuf {
+        self.berth.root_dir().join("pki")
     }
 }
 
@@ -304,6 +360,37 @@ impl Drop for Joined {
     fn drop(&mut self) {
         self.berth.stop();
         let _ = kubectl(&["delete", "node", &self.berth.node, "--wait=false"]);
+    }
+}
+
+/// The admin's kube client, once the apiserver answers `/readyz` (within
+/// 10 s); else the test fails saying how to start the control plane.
+pub async fn admin_client() -> kube::Client {
+    let admin = admin_kubeconfig();
+    let up = async {
+        let kc = kube::config::Kubeconfig::read_from(&admin)
+            .map_err(|e| format!("{}: {e}", admin.display()))?;
+        let config = kube::Config::from_custom_kubeconfig(kc, &Default::default())
+            .await
+            .map_err(|e| format!("{}: {e}", admin.display()))?;
+        let client = kube::Client::try_from(config).map_err(|e| e.to_string())?;
+        let req = http::Request::get("/readyz")
+            .body(Vec::new())
+            .map_err(|e| e.to_string())?;
+        client
+            .request_text(req)
+            .await
+            .map_err(|e| format!("/readyz: {e}"))?;
+        Ok::<_, String>(client)
+    };
+    match tokio::time::timeout(Duration::from_secs(10), up).await {
+        Ok(Ok(client)) => client,
+        Ok(Err(e)) => panic!("the control plane is not up: run tests/env/up --control-plane ({e})"),
+        Err(_) => panic!(
+            "the control plane is not up: run tests/env/up --control-plane \
+             (no ready apiserver within 10 s with {})",
+            admin.display()
+        ),
     }
 }
 
