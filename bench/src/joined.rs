@@ -55,7 +55,7 @@ use crate::static_pods::cpu_seconds_over;
 use crate::{flag, ms};
 
 /// The flow schemas whose requests come from kubelets.
-const NODE_SCHEMAS: [&str; 2] = ["system-node-high", "system-nodes"];
+pub(crate) const NODE_SCHEMAS: [&str; 2] = ["system-node-high", "system-nodes"];
 
 /// Where the kubelets' logs are kept after the run.
 const LOG_DIR: &str = "/tmp/berth-bench-joined";
@@ -124,13 +124,13 @@ impl Part {
 }
 
 /// A running kubelet of either kind.
-enum Running {
+pub(crate) enum Running {
     Berth(Box<Berth>),
     Go(GoKubelet),
 }
 
 impl Running {
-    fn pid(&self) -> u32 {
+    pub(crate) fn pid(&self) -> u32 {
         match self {
             Running::Berth(b) => b.pid().unwrap_or_default(),
             Running::Go(g) => g.pid(),
@@ -142,14 +142,14 @@ impl Running {
             Running::Go(g) => g.log_path(),
         }
     }
-    fn log_tail(&self) -> String {
+    pub(crate) fn log_tail(&self) -> String {
         test_support::berth::tail(
             &std::fs::read_to_string(self.log_path()).unwrap_or_default(),
             40,
         )
     }
     /// Keeps its log under [`LOG_DIR`] and stops it.
-    fn stop(self, node: &str) -> PathBuf {
+    pub(crate) fn stop(self, node: &str) -> PathBuf {
         let _ = std::fs::create_dir_all(LOG_DIR);
         let kept = PathBuf::from(LOG_DIR).join(format!("{node}.log"));
         let _ = std::fs::copy(self.log_path(), &kept);
@@ -162,7 +162,7 @@ impl Running {
 }
 
 /// Where berth's client kubeconfig goes.
-fn creds_dir(tag: &str) -> PathBuf {
+pub(crate) fn creds_dir(tag: &str) -> PathBuf {
     std::env::temp_dir().join(format!("berth-bench-joined-{tag}"))
 }
 
@@ -257,14 +257,14 @@ pub async fn run(args: &[String]) -> Result<()> {
     Ok(())
 }
 
-async fn admin_client() -> Result<Client> {
+pub(crate) async fn admin_client() -> Result<Client> {
     let kc = kube::config::Kubeconfig::read_from(admin_kubeconfig())?;
     let cfg = kube::Config::from_custom_kubeconfig(kc, &kube::config::KubeConfigOptions::default())
         .await?;
     Ok(Client::try_from(cfg)?)
 }
 
-fn commit() -> String {
+pub(crate) fn commit() -> String {
     let git = |args: &[&str]| {
         std::process::Command::new("git")
             .args(args)
@@ -325,7 +325,7 @@ async fn part(
         measure(kind, kube, &ns, &node, &running, opts, join).await
     }
     .await;
-    let cleaned = clean_up(kube, cri, &ns, &node, running).await;
+    let cleaned = clean_up(kube, cri, &ns, &node, running, Duration::from_secs(180)).await;
     let _ = std::fs::remove_dir_all(creds_dir(&tag));
     match (measured, cleaned) {
         (Ok(mut p), Ok(log)) => {
@@ -442,17 +442,18 @@ async fn measure(
 /// Deletes the namespace and waits for its pods to go (the kubelet's
 /// work), stops the kubelet, deletes its Node and removes whatever the
 /// runtime still holds of the namespace. Returns where its log was kept.
-async fn clean_up(
+pub(crate) async fn clean_up(
     kube: &Client,
     cri: &RuntimeClient,
     ns: &str,
     node: &str,
     running: Running,
+    limit: Duration,
 ) -> Result<PathBuf> {
     let namespaces: Api<Namespace> = Api::all(kube.clone());
     let _ = namespaces.delete(ns, &DeleteParams::default()).await;
     let pods: Api<Pod> = Api::namespaced(kube.clone(), ns);
-    let gone = wait_pods_gone(&pods, None, Duration::from_secs(180), &running).await;
+    let gone = wait_pods_gone(&pods, None, limit, &running).await;
     let log = running.stop(node);
     let nodes: Api<Node> = Api::all(kube.clone());
     let _ = nodes.delete(node, &DeleteParams::default()).await;
@@ -479,7 +480,7 @@ async fn clean_up(
     Ok(log)
 }
 
-async fn create_namespace(kube: &Client, ns: &str) -> Result<()> {
+pub(crate) async fn create_namespace(kube: &Client, ns: &str) -> Result<()> {
     let namespaces: Api<Namespace> = Api::all(kube.clone());
     let obj: Namespace = serde_json::from_value(serde_json::json!({
         "apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}
@@ -543,7 +544,7 @@ fn deployment(name: &str, node: &str, replicas: usize) -> Result<Deployment> {
     }))?)
 }
 
-fn pod_ready(p: &Pod) -> bool {
+pub(crate) fn pod_ready(p: &Pod) -> bool {
     p.status
         .as_ref()
         .and_then(|s| s.conditions.as_ref())
@@ -552,7 +553,11 @@ fn pod_ready(p: &Pod) -> bool {
 
 /// Watches `created` from its resourceVersion until its Ready condition is
 /// True; fails after 120 s.
-async fn wait_pod_ready(pods: &Api<Pod>, created: &Pod, running: &Running) -> Result<()> {
+pub(crate) async fn wait_pod_ready(
+    pods: &Api<Pod>,
+    created: &Pod,
+    running: &Running,
+) -> Result<()> {
     let name = created.metadata.name.clone().unwrap_or_default();
     let rv = created
         .metadata
@@ -616,7 +621,7 @@ async fn wait_deployment_ready(
 }
 
 /// Container restarts summed over the namespace's pods.
-async fn restarts(pods: &Api<Pod>) -> Result<i32> {
+pub(crate) async fn restarts(pods: &Api<Pod>) -> Result<i32> {
     Ok(pods
         .list(&Default::default())
         .await?
@@ -630,7 +635,7 @@ async fn restarts(pods: &Api<Pod>) -> Result<i32> {
 
 /// Polls every 50 ms until the pod `name` (or, with None, every pod of the
 /// namespace) is gone.
-async fn wait_pods_gone(
+pub(crate) async fn wait_pods_gone(
     pods: &Api<Pod>,
     name: Option<&str>,
     limit: Duration,
@@ -658,7 +663,11 @@ async fn wait_pods_gone(
 /// Polls the Node every 100 ms until it is Ready with no NoSchedule or
 /// NoExecute taint (the scheduler places the Deployment's pods); fails
 /// after 120 s.
-async fn wait_node_schedulable(kube: &Client, node: &str, running: &Running) -> Result<()> {
+pub(crate) async fn wait_node_schedulable(
+    kube: &Client,
+    node: &str,
+    running: &Running,
+) -> Result<()> {
     let nodes: Api<Node> = Api::all(kube.clone());
     let t = Instant::now();
     loop {
@@ -691,14 +700,14 @@ async fn wait_node_schedulable(kube: &Client, node: &str, running: &Running) -> 
 }
 
 /// The apiserver's /metrics, as its admin.
-async fn metrics() -> Result<String> {
+pub(crate) async fn metrics() -> Result<String> {
     tokio::task::spawn_blocking(|| kubectl(&["get", "--raw", "/metrics"]))
         .await?
         .map_err(|e| anyhow::anyhow!("kubectl get --raw /metrics: {e}"))
 }
 
 /// The sum of the samples whose line starts with `prefix`.
-fn sum_prefix(metrics: &str, prefix: &str) -> f64 {
+pub(crate) fn sum_prefix(metrics: &str, prefix: &str) -> f64 {
     metrics
         .lines()
         .filter(|l| l.starts_with(prefix))
@@ -707,7 +716,7 @@ fn sum_prefix(metrics: &str, prefix: &str) -> f64 {
 }
 
 /// The value of `label` in a sample line's label set.
-fn label<'a>(line: &'a str, label: &str) -> &'a str {
+pub(crate) fn label<'a>(line: &'a str, label: &str) -> &'a str {
     let key = format!("{label}=\"");
     line.find(&key)
         .map(|i| &line[i + key.len()..])

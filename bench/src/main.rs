@@ -18,12 +18,18 @@
 //! control plane beside the Go kubelet joined the same way; see
 //! `joined.rs`.
 //!
+//! `berth-bench object-volumes` measures how fast a ConfigMap edit reaches
+//! a running container, standalone and joined (beside the Go kubelet
+//! joined), and what watching the objects of 110 pods costs; see
+//! `object_volumes.rs`.
+//!
 //! Benchmarks report figures; they assert nothing (tests do that).
 
 mod common;
 mod exit_latency;
 mod gokubelet;
 mod joined;
+mod object_volumes;
 mod probes;
 mod static_pods;
 mod stats;
@@ -52,8 +58,9 @@ fn main() -> Result<()> {
         Some("teardown") => rt.block_on(teardown::run(&args[1..])),
         Some("exit-latency") => rt.block_on(exit_latency::run(&args[1..])),
         Some("joined") => rt.block_on(joined::run(&args[1..])),
+        Some("object-volumes") => rt.block_on(object_volumes::run(&args[1..])),
         _ => bail!(
-            "usage: berth-bench cli [--runs N] [--pods N] [--berthctl PATH]\n       berth-bench static-pods [--pods 1,30,110] [--idle SECONDS] [--repeat 5]\n       berth-bench probes [see bench/src/probes.rs]\n       berth-bench stats [see bench/src/stats.rs]\n       berth-bench teardown [--pods 30,110] [--grace 30]\n       berth-bench exit-latency [--samples 20]\n       berth-bench joined [--pods 10] [--replicas 30] [--idle 60] [--settle 10] [--repeat 1] [--quick] [--only berth|go]"
+            "usage: berth-bench cli [--runs N] [--pods N] [--berthctl PATH]\n       berth-bench static-pods [--pods 1,30,110] [--idle SECONDS] [--repeat 5]\n       berth-bench probes [see bench/src/probes.rs]\n       berth-bench stats [see bench/src/stats.rs]\n       berth-bench teardown [--pods 30,110] [--grace 30]\n       berth-bench exit-latency [--samples 20]\n       berth-bench joined [--pods 10] [--replicas 30] [--idle 60] [--settle 10] [--repeat 1] [--quick] [--only berth|go]\n       berth-bench object-volumes [--edits 10] [--go-samples 1] [--pods 110] [--idle 60] [--settle 10] [--quick] [--parts standalone,joined,go,cost]"
         ),
     }
 }
