@@ -21,6 +21,7 @@
 
 pub mod atomic_writer;
 pub mod objects;
+pub mod ownership;
 pub mod payload;
 pub mod plugins;
 
@@ -321,8 +322,9 @@ impl VolumeManager {
         let pod_dir = self.pod_dir(uid);
         mkdir_all(&pod_dir, 0o750)?;
         mkdir_all(&pod_dir.join("volumes"), 0o750)?;
+        let fs_group = ownership::FsGroup::of(pod);
         for (v, plugin) in sources {
-            plugin.set_up_dir(uid, &pod_dir, v)?;
+            plugin.set_up_dir(uid, &pod_dir, v, fs_group)?;
         }
         Ok(())
     }

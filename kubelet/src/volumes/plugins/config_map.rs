@@ -7,6 +7,7 @@ use futures_util::future::BoxFuture;
 use k8s_openapi::api::core::v1::{Pod, Volume};
 
 use super::super::objects::MountError;
+use super::super::ownership::FsGroup;
 use super::super::{ObjectKind, VolumeError, payload};
 use super::{SetUpContext, VolumePlugin, object};
 
@@ -29,7 +30,13 @@ impl VolumePlugin for ConfigMapPlugin {
         true
     }
 
-    fn set_up_dir(&self, uid: &str, pod_dir: &Path, volume: &Volume) -> Result<(), VolumeError> {
+    fn set_up_dir(
+        &self,
+        uid: &str,
+        pod_dir: &Path,
+        volume: &Volume,
+        _fs_group: Option<FsGroup>,
+    ) -> Result<(), VolumeError> {
         let dir = self.path(pod_dir, volume);
         object::set_up_dir(uid, &dir, &volume.name, ObjectKind::ConfigMap)
     }

@@ -8,6 +8,7 @@ use std::path::{Component, Path, PathBuf};
 
 use k8s_openapi::api::core::v1::{HostPathVolumeSource, Volume};
 
+use super::super::ownership::FsGroup;
 use super::super::{VolumeError, describe};
 use super::VolumePlugin;
 
@@ -34,7 +35,13 @@ impl VolumePlugin for HostPathPlugin {
             .unwrap_or_default()
     }
 
-    fn set_up_dir(&self, _uid: &str, _pod_dir: &Path, volume: &Volume) -> Result<(), VolumeError> {
+    fn set_up_dir(
+        &self,
+        _uid: &str,
+        _pod_dir: &Path,
+        volume: &Volume,
+        _fs_group: Option<FsGroup>,
+    ) -> Result<(), VolumeError> {
         match &volume.host_path {
             Some(h) => setup_host_path(&volume.name, h),
             None => Ok(()),

@@ -37,6 +37,7 @@ pub use secret::SecretPlugin;
 
 use super::VolumeError;
 use super::objects::MountError;
+use super::ownership::FsGroup;
 use crate::objects::ObjectGetter;
 use crate::token::TokenManager;
 
@@ -83,8 +84,15 @@ pub trait VolumePlugin: Send + Sync {
     }
 
     /// Makes what containers mount (directories, tmpfs, type checks);
-    /// idempotent and blocking. `pod_dir` exists.
-    fn set_up_dir(&self, uid: &str, pod_dir: &Path, volume: &Volume) -> Result<(), VolumeError>;
+    /// idempotent and blocking. `pod_dir` exists. `fs_group` is the pod's,
+    /// for the plugins whose directory takes it when created (emptyDir).
+    fn set_up_dir(
+        &self,
+        uid: &str,
+        pod_dir: &Path,
+        volume: &Volume,
+        _fs_group: Option<FsGroup>,
+    ) -> Result<(), VolumeError>;
 
     /// Fills the volume set up by [`set_up_dir`](Self::set_up_dir) (its
     /// files); idempotent, blocking work on the blocking pool. Nothing to

@@ -12,6 +12,7 @@ use k8s_openapi::api::core::v1::Pod;
 
 use super::super::atomic_writer::AtomicWriter;
 use super::super::objects::MountError;
+use super::super::ownership::{FsGroup, set_volume_ownership};
 use super::super::payload::{Payload, PayloadError};
 use super::super::{
     ObjectKind, VolumeError, describe, io_err, is_mount_point, mkdir_all, mount_tmpfs,
@@ -93,11 +94,20 @@ pub(super) async fn write(
     refresh: bool,
 ) -> Result<(), MountError> {
     let context = format!("{}/{}", pod_ref(pod), volume);
-    let written =
-        tokio::task::spawn_blocking(move || AtomicWriter::new(dir, context)?.write(&payload, None))
-            .await
-            .map_err(|e| fail(volume, format!("writing the volume: {e}"), false))?
-            .map_err(|e| fail(volume, e.to_string(), false))?;
+    let fs_group = FsGroup::of(pod);
+    let written = tokio::task::spawn_blocking(move || {
+        // Go applies the fsGroup to the whole volume (not only the new
+        // version), before the new version is published.
+        let root = dir.clone();
+        let set_perms = move |_: &Path| match fs_group {
+            Some(g) => set_volume_ownership(&root, g, true),
+            None => Ok(()),
+        };
+        AtomicWriter::new(dir, context)?.write(&payload, Some(&set_perms))
+    })
+    .await
+    .map_err(|e| fail(volume, format!("writing the volume: {e}"), false))?
+    .map_err(|e| fail(volume, e.to_string(), false))?;
     if written && refresh {
         tracing::info!(pod = %pod_ref(pod), uid = %pod_uid(pod), volume = %volume, "volume content updated");
     }

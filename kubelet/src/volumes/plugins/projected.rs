@@ -8,6 +8,7 @@ use futures_util::future::BoxFuture;
 use k8s_openapi::api::core::v1::{Pod, Volume};
 
 use super::super::objects::MountError;
+use super::super::ownership::{self, FsGroup};
 use super::super::payload::{self, FetchedInputs, VolumeOwnership};
 use super::super::{ObjectKind, VolumeError};
 use super::{SetUpContext, VolumePlugin, object};
@@ -31,7 +32,13 @@ impl VolumePlugin for ProjectedPlugin {
         true
     }
 
-    fn set_up_dir(&self, uid: &str, pod_dir: &Path, volume: &Volume) -> Result<(), VolumeError> {
+    fn set_up_dir(
+        &self,
+        uid: &str,
+        pod_dir: &Path,
+        volume: &Volume,
+        _fs_group: Option<FsGroup>,
+    ) -> Result<(), VolumeError> {
         let dir = self.path(pod_dir, volume);
         object::set_up_dir(uid, &dir, &volume.name, ObjectKind::Projected)
     }
@@ -80,7 +87,7 @@ impl VolumePlugin for ProjectedPlugin {
             }
             let security = pod.spec.as_ref().and_then(|s| s.security_context.as_ref());
             let ownership = VolumeOwnership {
-                fs_user: None,
+                fs_user: ownership::fs_user(pod),
                 fs_group: security.and_then(|s| s.fs_group),
             };
             let payload = payload::projected_payload(
