@@ -77,6 +77,7 @@ kind: Pod
 metadata: {{name: app, labels: {{tier: web}}}}
 spec:
   terminationGracePeriodSeconds: 1
+  securityContext: {{fsGroup: 2345}}
   containers:
   - name: c
     image: {img}
@@ -90,6 +91,7 @@ spec:
     - {{name: cfg, mountPath: /etc/cfg}}
     - {{name: sec, mountPath: /etc/sec}}
     - {{name: info, mountPath: /etc/info}}
+    - {{name: cfg, mountPath: /etc/pinned.properties, subPath: conf/app.properties}}
   volumes:
   - name: cfg
     configMap: {{name: app-config, items: [{{key: app.properties, path: conf/app.properties, mode: 0600}}]}}
@@ -127,19 +129,29 @@ async fn config_maps_and_secrets_from_the_manifest_directory_reach_volumes_and_e
         &c,
         &id,
         "cat /etc/cfg/conf/app.properties; cat /etc/info/labels; echo; \
-         stat -L -c '%a' /etc/cfg/conf/app.properties /etc/sec/password; \
-         ls /etc/cfg; grep ' /etc/sec ' /proc/mounts",
+         stat -L -c '%a %g' /etc/cfg/conf/app.properties /etc/sec/password; \
+         ls /etc/cfg; grep ' /etc/sec ' /proc/mounts; stat -c '%a %g' /etc/sec/..data/",
     )
     .await;
     let lines: Vec<&str> = files.lines().collect();
     assert_eq!(lines[0], "color=blue", "{files}");
     assert_eq!(lines[1], "tier=\"web\"", "{files}");
-    assert_eq!(lines[2], "600", "item mode 0600: {files}");
-    assert_eq!(lines[3], "400", "defaultMode 0400: {files}");
+    // The pod's fsGroup owns the files, and adds group read (Go's
+    // SetVolumeOwnership on a read-only volume): 0600 | 0440, 0400 | 0440.
+    assert_eq!(lines[2], "640 2345", "item mode 0600 and fsGroup: {files}");
+    assert_eq!(
+        lines[3], "440 2345",
+        "defaultMode 0400 and fsGroup: {files}"
+    );
     assert_eq!(lines[4], "conf", "only the listed item: {files}");
     assert!(
         lines[5].starts_with("tmpfs /etc/sec tmpfs ro"),
         "the secret is on tmpfs, read-only: {files}"
+    );
+    assert_eq!(lines[6], "2755 2345", "directories get setgid: {files}");
+    assert_eq!(
+        exec(&c, &id, "cat /etc/pinned.properties").await.trim(),
+        "color=blue"
     );
 
     // An edit of the ConfigMap reaches the running container in seconds.
@@ -156,6 +168,12 @@ async fn config_maps_and_secrets_from_the_manifest_directory_reach_volumes_and_e
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    // A subPath mount does not follow updates, as in Go: it holds the file
+    // of the version it was made from.
+    assert_eq!(
+        exec(&c, &id, "cat /etc/pinned.properties").await.trim(),
+        "color=blue"
+    );
 
     // Removing the ConfigMap from under the running pod keeps its files.
     b.write_manifest(
