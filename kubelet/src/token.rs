@@ -4,7 +4,7 @@
 //! its lifetime or 24 hours have passed, as Go does. The token itself never
 //! appears in logs or errors.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
 use std::time::{Duration, SystemTime};
 
@@ -60,6 +60,15 @@ impl Cached {
             .unwrap_or(Duration::ZERO);
         let age = now.duration_since(self.issued).unwrap_or(Duration::ZERO);
         age >= ttl.mul_f64(0.8) || age >= MAX_TOKEN_AGE
+    }
+
+    /// When [`needs_refresh`](Self::needs_refresh) turns true.
+    fn refresh_at(&self) -> SystemTime {
+        let ttl = self
+            .expires
+            .duration_since(self.issued)
+            .unwrap_or(Duration::ZERO);
+        self.issued + ttl.mul_f64(0.8).min(MAX_TOKEN_AGE)
     }
 }
 
@@ -172,6 +181,21 @@ impl TokenManager {
         Ok(token)
     }
 
+    /// The earliest time a cached token is due for refresh, so volumes
+    /// get the new token then rather than at the next resync.
+    pub fn next_refresh(&self) -> Option<SystemTime> {
+        self.lock().values().map(Cached::refresh_at).min()
+    }
+
+    /// The UIDs of the pods with a token due for refresh at `now`.
+    pub fn due_pods(&self, now: SystemTime) -> HashSet<String> {
+        self.lock()
+            .iter()
+            .filter(|(_, c)| c.needs_refresh(now))
+            .map(|(k, _)| k.pod_uid.clone())
+            .collect()
+    }
+
     /// Forgets a pod's tokens.
     pub fn remove_pod(&self, uid: &str) {
         self.lock().retain(|k, _| k.pod_uid != uid);
@@ -199,5 +223,7 @@ mod tests {
         };
         assert!(!week.needs_refresh(t0 + Duration::from_secs(23 * 3600)));
         assert!(week.needs_refresh(t0 + MAX_TOKEN_AGE));
+        assert_eq!(hour.refresh_at(), t0 + Duration::from_secs(2880));
+        assert_eq!(week.refresh_at(), t0 + MAX_TOKEN_AGE);
     }
 }

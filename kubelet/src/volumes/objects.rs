@@ -5,8 +5,9 @@
 //! [`ObjectVolumes::setup`] has each such volume's plugin read the objects
 //! and tokens it needs, build its payload and write it with the atomic
 //! writer, before the sandbox starts. Afterwards the pod is tracked: whenever an object
-//! changes (a watch in joined mode, the manifest directory standalone) and
-//! every minute (tokens, labels), its volumes are written again, so an edit
+//! changes (a watch in joined mode, the manifest directory standalone),
+//! when one of its tokens is due for refresh, and every minute (labels,
+//! annotations), its volumes are written again, so an edit
 //! shows in running containers within a second or two — the Go kubelet
 //! takes its sync period plus its cache's TTL. A required object that
 //! disappears from under a running pod keeps the last content, with a
@@ -15,7 +16,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use k8s_openapi::api::core::v1::{Pod, Volume};
 
@@ -191,12 +192,28 @@ impl ObjectVolumes {
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         tick.tick().await;
         loop {
-            tokio::select! {
-                r = changed(&mut api_changes) => if !r { api_changes = None },
-                r = changed(&mut local_changes) => if !r { local_changes = None },
-                _ = tick.tick() => {}
-            }
-            let pods: Vec<Arc<Pod>> = self.lock().values().cloned().collect();
+            // A token due for refresh is written when due (Go waits for the
+            // pod's next sync, up to a minute and a half later); one whose
+            // refresh failed is tried again after TOKEN_RETRY.
+            let token_due = self
+                .tokens
+                .as_ref()
+                .and_then(|t| t.next_refresh())
+                .map(|at| at.duration_since(SystemTime::now()).unwrap_or(TOKEN_RETRY));
+            let only = tokio::select! {
+                r = changed(&mut api_changes) => { if !r { api_changes = None } None },
+                r = changed(&mut local_changes) => { if !r { local_changes = None } None },
+                _ = tick.tick() => None,
+                () = sleep_for(token_due) => {
+                    self.tokens.as_ref().map(|t| t.due_pods(SystemTime::now()))
+                }
+            };
+            let pods: Vec<Arc<Pod>> = self
+                .lock()
+                .values()
+                .filter(|p| only.as_ref().is_none_or(|uids| uids.contains(pod_uid(p))))
+                .cloned()
+                .collect();
             for pod in pods {
                 self.refresh(&pod).await;
             }
@@ -221,6 +238,17 @@ impl ObjectVolumes {
                 }
             }
         }
+    }
+}
+
+/// How long a token whose refresh failed waits for the next try.
+const TOKEN_RETRY: Duration = Duration::from_secs(10);
+
+/// Sleeps for `d`, or forever without it.
+async fn sleep_for(d: Option<Duration>) {
+    match d {
+        Some(d) => tokio::time::sleep(d).await,
+        None => std::future::pending().await,
     }
 }
 
