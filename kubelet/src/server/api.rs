@@ -52,7 +52,8 @@ pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 /// A response body: whole or streamed.
 pub type Body = UnsyncBoxBody<Bytes, BoxError>;
 /// A handler for the paths under a prefix.
-pub type Handler = Arc<dyn Fn(Request<Incoming>) -> BoxFuture<'static, Response<Body>> + Send + Sync>;
+pub type Handler =
+    Arc<dyn Fn(Request<Incoming>) -> BoxFuture<'static, Response<Body>> + Send + Sync>;
 
 /// A whole body.
 pub fn full(bytes: impl Into<Bytes>) -> Body {
@@ -131,7 +132,12 @@ impl KubeletApi {
     ) -> Response<Body> {
         let user = match self
             .auth
-            .check(req.method(), req.uri().path(), req.headers(), peer_certificates)
+            .check(
+                req.method(),
+                req.uri().path(),
+                req.headers(),
+                peer_certificates,
+            )
             .await
         {
             Ok(user) => user,
@@ -149,7 +155,10 @@ impl KubeletApi {
             .iter()
             .any(|p| path.starts_with(p) || path == p.trim_end_matches('/'));
         if !state.enable_debugging_handlers && debugging_path {
-            return text(StatusCode::METHOD_NOT_ALLOWED, "Debug endpoints are disabled.\n");
+            return text(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "Debug endpoints are disabled.\n",
+            );
         }
         let read = req.method() == Method::GET || req.method() == Method::HEAD;
         match path.as_str() {

@@ -103,7 +103,8 @@ pub fn cipher_suite(name: &str) -> Result<Option<SupportedCipherSuite>, TlsError
     Ok(Some(match name {
         "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256" => cs::TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
         "TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384" => cs::TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,
-        "TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256" | "TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305" => {
+        "TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256"
+        | "TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305" => {
             cs::TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256
         }
         "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256" => cs::TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,
@@ -294,9 +295,13 @@ impl ServingCert {
             tokio::time::sleep(every).await;
             let s = self.clone();
             match tokio::task::spawn_blocking(move || s.reload()).await {
-                Ok(Ok(true)) => tracing::info!(source = ?self.source, "kubelet API: serving certificate loaded"),
+                Ok(Ok(true)) => {
+                    tracing::info!(source = ?self.source, "kubelet API: serving certificate loaded")
+                }
                 Ok(Ok(false)) => {}
-                Ok(Err(e)) => tracing::warn!("kubelet API serving certificate: {e}; keeping the previous one"),
+                Ok(Err(e)) => {
+                    tracing::warn!("kubelet API serving certificate: {e}; keeping the previous one")
+                }
                 Err(e) => tracing::warn!("kubelet API serving certificate reload: {e}"),
             }
         }
@@ -312,7 +317,9 @@ impl ResolvesServerCert for ServingCert {
             .as_ref()
             .map(|(_, ck)| ck.clone());
         if current.is_none() {
-            tracing::warn!("kubelet API: no serving certificate yet (serverTLSBootstrap: waiting for the CSR to be approved)");
+            tracing::warn!(
+                "kubelet API: no serving certificate yet (serverTLSBootstrap: waiting for the CSR to be approved)"
+            );
         }
         current
     }
@@ -501,7 +508,10 @@ mod tests {
     #[test]
     fn versions_and_providers() {
         assert_eq!(parse_tls_version("").unwrap(), TlsVersion::Tls12);
-        assert_eq!(parse_tls_version("VersionTLS13").unwrap(), TlsVersion::Tls13);
+        assert_eq!(
+            parse_tls_version("VersionTLS13").unwrap(),
+            TlsVersion::Tls13
+        );
         assert!(matches!(
             parse_tls_version("VersionTLS10"),
             Err(TlsError::UnsupportedVersion(_))

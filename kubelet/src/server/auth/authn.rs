@@ -48,7 +48,9 @@ struct CaState {
 
 impl std::fmt::Debug for ClientCa {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ClientCa").field("path", &self.path).finish()
+        f.debug_struct("ClientCa")
+            .field("path", &self.path)
+            .finish()
     }
 }
 
@@ -249,9 +251,11 @@ impl TokenReviewer for KubeTokenReviewer {
             let answer = loop {
                 attempt += 1;
                 let api: Api<TokenReview> = Api::all(source());
-                let sent =
-                    tokio::time::timeout(REVIEW_TIMEOUT, api.create(&PostParams::default(), &review))
-                        .await;
+                let sent = tokio::time::timeout(
+                    REVIEW_TIMEOUT,
+                    api.create(&PostParams::default(), &review),
+                )
+                .await;
                 match sent {
                     Ok(Ok(answer)) => break answer,
                     Ok(Err(e)) if attempt < 3 && retryable(&e) => {}
@@ -408,8 +412,16 @@ mod tests {
         assert_eq!(calls.load(Ordering::SeqCst), 4);
 
         // No answer: an error, not cached.
-        assert!(a.authenticate(&headers("Bearer broken"), None).await.is_err());
-        assert!(a.authenticate(&headers("Bearer broken"), None).await.is_err());
+        assert!(
+            a.authenticate(&headers("Bearer broken"), None)
+                .await
+                .is_err()
+        );
+        assert!(
+            a.authenticate(&headers("Bearer broken"), None)
+                .await
+                .is_err()
+        );
         assert_eq!(calls.load(Ordering::SeqCst), 6);
     }
 

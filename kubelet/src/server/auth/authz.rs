@@ -43,7 +43,11 @@ pub struct WebhookAuthorizer {
 }
 
 impl WebhookAuthorizer {
-    pub fn new(reviewer: Arc<dyn AccessReviewer>, allowed_ttl: Duration, denied_ttl: Duration) -> Self {
+    pub fn new(
+        reviewer: Arc<dyn AccessReviewer>,
+        allowed_ttl: Duration,
+        denied_ttl: Duration,
+    ) -> Self {
         WebhookAuthorizer {
             reviewer,
             allowed_ttl,
@@ -121,9 +125,11 @@ impl AccessReviewer for KubeAccessReviewer {
             loop {
                 attempt += 1;
                 let api: Api<SubjectAccessReview> = Api::all(source());
-                let sent =
-                    tokio::time::timeout(REVIEW_TIMEOUT, api.create(&PostParams::default(), &review))
-                        .await;
+                let sent = tokio::time::timeout(
+                    REVIEW_TIMEOUT,
+                    api.create(&PostParams::default(), &review),
+                )
+                .await;
                 match sent {
                     Ok(Ok(answer)) => {
                         return Ok(answer.status.is_some_and(|s| s.allowed));
@@ -223,7 +229,9 @@ mod tests {
         assert_eq!(seen.lock().unwrap().len(), 6);
     }
 
-    fn auth(allow: Vec<(&'static str, &'static str)>) -> (KubeletAuth, Arc<Mutex<Vec<(String, &'static str)>>>) {
+    fn auth(
+        allow: Vec<(&'static str, &'static str)>,
+    ) -> (KubeletAuth, Arc<Mutex<Vec<(String, &'static str)>>>) {
         let fake = FakeReviewer {
             allow,
             ..Default::default()
@@ -270,7 +278,10 @@ mod tests {
         );
         // Nothing: 403 naming both.
         let (a, _) = auth(vec![]);
-        let r = a.check(&Method::GET, "/healthz", &h, None).await.unwrap_err();
+        let r = a
+            .check(&Method::GET, "/healthz", &h, None)
+            .await
+            .unwrap_err();
         assert_eq!(
             r.body,
             "Forbidden (user=system:anonymous, verb=get, resource=nodes, subresource(s)=[healthz proxy])\n"

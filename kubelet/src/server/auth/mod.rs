@@ -52,8 +52,8 @@ impl UserInfo {
     /// Adds `system:authenticated` unless the user already carries it or
     /// is anonymous, as Go's group adder.
     pub(crate) fn with_authenticated_group(mut self) -> Self {
-        let is_anonymous = self.name == ANONYMOUS_USER
-            || self.groups.iter().any(|g| g == UNAUTHENTICATED_GROUP);
+        let is_anonymous =
+            self.name == ANONYMOUS_USER || self.groups.iter().any(|g| g == UNAUTHENTICATED_GROUP);
         if !is_anonymous && !self.groups.iter().any(|g| g == AUTHENTICATED_GROUP) {
             self.groups.push(AUTHENTICATED_GROUP.to_string());
         }
