@@ -6,6 +6,7 @@
 
 pub mod api;
 pub mod auth;
+pub mod setup;
 pub mod tls;
 
 use std::convert::Infallible;
