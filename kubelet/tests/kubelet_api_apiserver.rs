@@ -5,6 +5,8 @@
 //! both sent with a node's own bootstrapped credentials, as berth sends
 //! them; and the cached decisions.
 
+#![allow(clippy::unwrap_used)]
+
 mod api_common;
 mod common;
 

@@ -1,7 +1,7 @@
 //! Shared by the kubelet API tests: a test CA issuing client
 //! certificates, a real TLS client (rustls + hyper), and a kubelet API
 //! started on an ephemeral port.
-#![allow(dead_code)]
+#![allow(dead_code, clippy::unwrap_used)]
 
 use std::net::SocketAddr;
 use std::path::Path;

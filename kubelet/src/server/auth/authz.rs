@@ -157,12 +157,15 @@ mod tests {
     use http::{Method, StatusCode};
     use std::sync::Mutex;
 
+    /// The reviews a fake saw: (user, subresource).
+    type Seen = Arc<Mutex<Vec<(String, &'static str)>>>;
+
     /// Allows what `allow` lists as (user, subresource); records every
     /// review; fails for user "err".
     #[derive(Default)]
     struct FakeReviewer {
         allow: Vec<(&'static str, &'static str)>,
-        seen: Arc<Mutex<Vec<(String, &'static str)>>>,
+        seen: Seen,
     }
 
     impl AccessReviewer for FakeReviewer {
@@ -229,9 +232,7 @@ mod tests {
         assert_eq!(seen.lock().unwrap().len(), 6);
     }
 
-    fn auth(
-        allow: Vec<(&'static str, &'static str)>,
-    ) -> (KubeletAuth, Arc<Mutex<Vec<(String, &'static str)>>>) {
+    fn auth(allow: Vec<(&'static str, &'static str)>) -> (KubeletAuth, Seen) {
         let fake = FakeReviewer {
             allow,
             ..Default::default()
