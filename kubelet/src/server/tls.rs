@@ -478,6 +478,7 @@ pub fn server_config(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::certificate::CertificateInfo;
 
     #[test]
     fn go_cipher_names_map_to_rustls_suites() {
@@ -557,6 +558,50 @@ mod tests {
         let provider = Arc::new(crypto_provider(&TlsSettings::default()).unwrap());
         let s = ServingCert::load(CertSource::Files { cert: c, key: k }, provider).unwrap();
         assert!(s.ready());
+    }
+
+    /// A fresh serving identity, as the serverTLSBootstrap store keeps.
+    fn identity(dir: &Path, host: &str) -> Identity {
+        let sub = dir.join(host);
+        let (c, k) = self_signed(&sub, host, &[]).unwrap();
+        Identity::from_pem(
+            &std::fs::read_to_string(c).unwrap(),
+            &std::fs::read_to_string(k).unwrap(),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn the_bootstrap_certificate_is_picked_up_and_rotated_in_place() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = CertificateStore::server(dir.path().join("pki"));
+        let provider = Arc::new(crypto_provider(&TlsSettings::default()).unwrap());
+        let s = ServingCert::load(CertSource::Store(store.clone()), provider).unwrap();
+        // Nothing issued yet: nothing to present, as in Go.
+        assert!(!s.ready());
+        assert!(!s.reload().unwrap());
+
+        let first = identity(dir.path(), "first");
+        store.update(&first).unwrap();
+        assert!(s.reload().unwrap());
+        assert!(!s.reload().unwrap(), "unchanged");
+        let presented = |s: &ServingCert| {
+            let guard = s.current.read().unwrap();
+            let (_, ck) = guard.as_ref().unwrap();
+            CertificateInfo::from_der(ck.end_entity_cert().unwrap()).unwrap()
+        };
+        assert_eq!(presented(&s).serial, first.certificate().serial);
+
+        let second = identity(dir.path(), "second");
+        store.update(&second).unwrap();
+        assert!(s.reload().unwrap());
+        assert_eq!(presented(&s).serial, second.certificate().serial);
+
+        // A broken file keeps the certificate in use.
+        std::fs::remove_file(store.current_path()).unwrap();
+        std::fs::write(store.current_path(), "garbage").unwrap();
+        assert!(s.reload().is_err());
+        assert_eq!(presented(&s).serial, second.certificate().serial);
     }
 
     #[test]
