@@ -275,3 +275,50 @@ async fn at_the_connection_cap_idle_clients_time_out_and_make_room() {
     );
     drop(idle);
 }
+
+#[tokio::test]
+async fn without_a_way_to_authenticate_there_is_no_server() {
+    let dir = tempfile::tempdir().unwrap();
+    let inputs = |config| kubelet::server::setup::ApiInputs {
+        config,
+        node_name: "n".into(),
+        node_ips: vec![],
+        client: None,
+        state: kubelet::server::api::ApiState {
+            status: kubelet::status::StatusManager::new(),
+            stats: None,
+            pod_cache: kubelet::container::PodCache::new(),
+            configz: serde_json::json!({}),
+            enable_debugging_handlers: true,
+        },
+        limits: Limits::default(),
+    };
+    // Standalone defaults: no client CA, no tokens, no anonymous.
+    let config = server_config(dir.path());
+    let r = kubelet::server::setup::prepare(inputs(config))
+        .await
+        .unwrap();
+    assert!(r.is_none());
+    // A client CA that is not there is an error naming it.
+    let mut config = server_config(dir.path());
+    config.authentication.client_ca_file = Some(dir.path().join("missing-ca.crt"));
+    let e = kubelet::server::setup::prepare(inputs(config))
+        .await
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(e.contains("missing-ca.crt"), "{e}");
+    // Webhook authorization without a client cannot start.
+    let mut config = server_config(dir.path());
+    config.authentication.anonymous = true;
+    config.authorization.mode = kubelet::config::AuthorizationMode::Webhook;
+    let e = kubelet::server::setup::prepare(inputs(config))
+        .await
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(
+        e.contains("Webhook authorization needs the apiserver client"),
+        "{e}"
+    );
+}

@@ -229,7 +229,8 @@ impl KubeletAuth {
             Ok(Some(user)) => user,
             Ok(None) => return Err(Refusal::unauthorized()),
             Err(e) => {
-                tracing::info!(%path, "kubelet API: unable to authenticate the request: {e}");
+                // Debug: clients with bad credentials must not flood the log.
+                tracing::debug!(%path, "kubelet API: unable to authenticate the request: {e}");
                 return Err(Refusal::unauthorized());
             }
         };
