@@ -208,6 +208,8 @@ pub struct ServingCert {
     source: CertSource,
     provider: Arc<CryptoProvider>,
     current: RwLock<Option<(String, Arc<CertifiedKey>)>>,
+    /// The "no certificate yet" warning is logged once, not per handshake.
+    warned: std::sync::atomic::AtomicBool,
 }
 
 impl std::fmt::Debug for ServingCert {
@@ -226,6 +228,7 @@ impl ServingCert {
             source,
             provider,
             current: RwLock::new(None),
+            warned: std::sync::atomic::AtomicBool::new(false),
         });
         s.reload()?;
         Ok(s)
@@ -316,7 +319,7 @@ impl ResolvesServerCert for ServingCert {
             .unwrap_or_else(|e| e.into_inner())
             .as_ref()
             .map(|(_, ck)| ck.clone());
-        if current.is_none() {
+        if current.is_none() && !self.warned.swap(true, std::sync::atomic::Ordering::Relaxed) {
             tracing::warn!(
                 "kubelet API: no serving certificate yet (serverTLSBootstrap: waiting for the CSR to be approved)"
             );

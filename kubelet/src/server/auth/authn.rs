@@ -21,7 +21,7 @@ use rustls::{DistinguishedName, RootCertStore};
 use sha2::{Digest, Sha256};
 use tokio::sync::watch;
 
-use super::cache::{DEFAULT_CAPACITY, TtlCache};
+use super::cache::{DEFAULT_CAPACITY, InFlight, TtlCache};
 use super::{AuthError, TokenReviewer, UserInfo};
 use crate::certificate::CertificateInfo;
 use crate::kubelet_node_status::ClientSource;
@@ -187,6 +187,7 @@ pub struct TokenAuthenticator {
     reviewer: Arc<dyn TokenReviewer>,
     ttl: Duration,
     cache: TtlCache<[u8; 32], Option<UserInfo>>,
+    in_flight: InFlight<[u8; 32], Result<Option<UserInfo>, AuthError>>,
 }
 
 impl TokenAuthenticator {
@@ -195,6 +196,7 @@ impl TokenAuthenticator {
             reviewer,
             ttl,
             cache: TtlCache::new(DEFAULT_CAPACITY),
+            in_flight: InFlight::default(),
         }
     }
 
@@ -203,7 +205,10 @@ impl TokenAuthenticator {
         if let Some(answer) = self.cache.get(&key) {
             return Ok(answer);
         }
-        let answer = self.reviewer.review(token.to_string()).await?;
+        let answer = self
+            .in_flight
+            .run(key, || self.reviewer.review(token.to_string()))
+            .await?;
         let ttl = match answer {
             Some(_) => self.ttl,
             None => self.ttl.min(REJECTED_TOKEN_TTL),

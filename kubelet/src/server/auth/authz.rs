@@ -14,7 +14,7 @@ use kube::api::{Api, PostParams};
 use tokio::sync::watch;
 
 use super::authn::{REVIEW_TIMEOUT, retryable};
-use super::cache::{DEFAULT_CAPACITY, TtlCache};
+use super::cache::{DEFAULT_CAPACITY, InFlight, TtlCache};
 use super::{AccessReviewer, Attributes, AuthError};
 use crate::kubelet_node_status::ClientSource;
 
@@ -40,6 +40,7 @@ pub struct WebhookAuthorizer {
     allowed_ttl: Duration,
     denied_ttl: Duration,
     cache: TtlCache<Attributes, bool>,
+    in_flight: InFlight<Attributes, Result<bool, AuthError>>,
 }
 
 impl WebhookAuthorizer {
@@ -53,6 +54,7 @@ impl WebhookAuthorizer {
             allowed_ttl,
             denied_ttl,
             cache: TtlCache::new(DEFAULT_CAPACITY),
+            in_flight: InFlight::default(),
         }
     }
 
@@ -66,7 +68,10 @@ impl WebhookAuthorizer {
         if let Some(allowed) = self.cache.get(&key) {
             return Ok(allowed);
         }
-        let allowed = self.reviewer.review(attrs.clone()).await?;
+        let allowed = self
+            .in_flight
+            .run(key.clone(), || self.reviewer.review(attrs.clone()))
+            .await?;
         let ttl = if allowed {
             self.allowed_ttl
         } else {

@@ -7,6 +7,8 @@ use std::hash::Hash;
 use std::sync::Mutex;
 use std::time::Duration;
 
+use futures_util::FutureExt;
+use futures_util::future::{BoxFuture, Shared};
 use tokio::time::Instant;
 
 /// How many answers a cache keeps at most (Go's webhook caches keep a few
@@ -74,6 +76,40 @@ impl<K: Hash + Eq + Clone, V: Clone> TtlCache<K, V> {
     }
 }
 
+/// One review per key at a time: callers asking the same question while it
+/// is under way share its answer (a burst of requests with one new token
+/// sends one TokenReview, as Go's cached authenticator does).
+pub struct InFlight<K, V: Clone> {
+    calls: Mutex<HashMap<K, Shared<BoxFuture<'static, V>>>>,
+}
+
+impl<K: Hash + Eq + Clone, V: Clone> Default for InFlight<K, V> {
+    fn default() -> Self {
+        InFlight {
+            calls: Mutex::new(HashMap::new()),
+        }
+    }
+}
+
+impl<K: Hash + Eq + Clone, V: Clone> InFlight<K, V> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<K, Shared<BoxFuture<'static, V>>>> {
+        self.calls.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The answer of the call under way for `key`, or of a new one `make`
+    /// starts.
+    pub async fn run(&self, key: K, make: impl FnOnce() -> BoxFuture<'static, V>) -> V {
+        let call = self
+            .lock()
+            .entry(key.clone())
+            .or_insert_with(|| make().shared())
+            .clone();
+        let answer = call.await;
+        self.lock().remove(&key);
+        answer
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -96,5 +132,33 @@ mod tests {
         assert_eq!(c.len(), 3);
         assert_eq!(c.get(&"b"), None);
         assert_eq!(c.get(&"e"), Some(5));
+    }
+
+    #[tokio::test]
+    async fn concurrent_callers_share_one_call() {
+        use std::sync::Arc;
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        let flight: Arc<InFlight<&str, usize>> = Arc::default();
+        let calls = Arc::new(AtomicUsize::new(0));
+        let ask = |key: &'static str| {
+            let (flight, calls) = (flight.clone(), calls.clone());
+            async move {
+                flight
+                    .run(key, move || {
+                        Box::pin(async move {
+                            tokio::time::sleep(Duration::from_millis(50)).await;
+                            calls.fetch_add(1, Ordering::SeqCst) + 1
+                        })
+                    })
+                    .await
+            }
+        };
+        let (a, b, c) = tokio::join!(ask("t"), ask("t"), ask("u"));
+        assert_eq!(a, b);
+        assert_ne!(a, c);
+        assert_eq!(calls.load(Ordering::SeqCst), 2);
+        // Once answered, a new question makes a new call.
+        ask("t").await;
+        assert_eq!(calls.load(Ordering::SeqCst), 3);
     }
 }
