@@ -322,3 +322,52 @@ async fn without_a_way_to_authenticate_there_is_no_server() {
         "{e}"
     );
 }
+
+#[tokio::test]
+async fn http2_by_alpn_and_idle_h2_connections_are_closed() {
+    use http_body_util::BodyExt;
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = server_config(dir.path());
+    config.authentication.anonymous = true;
+    let limits = Limits {
+        header_read_timeout: Duration::from_secs(1),
+        ..Limits::default()
+    };
+    let addr = start(config, None, limits, vec![("/whoami/", whoami())]).await;
+    let mut client = (*api_common::client_config(None)).clone();
+    client.alpn_protocols = vec![b"h2".to_vec()];
+    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let tls = tokio_rustls::TlsConnector::from(std::sync::Arc::new(client))
+        .connect("localhost".try_into().unwrap(), tcp)
+        .await
+        .unwrap();
+    assert_eq!(tls.get_ref().1.alpn_protocol(), Some(b"h2".as_slice()));
+    let (mut send, conn) = hyper::client::conn::http2::handshake(
+        hyper_util::rt::TokioExecutor::new(),
+        hyper_util::rt::TokioIo::new(tls),
+    )
+    .await
+    .unwrap();
+    let conn = tokio::spawn(conn);
+    for path in ["/healthz", "/whoami/"] {
+        let req = http::Request::get(format!("https://localhost{path}"))
+            .body(http_body_util::Empty::<bytes::Bytes>::new())
+            .unwrap();
+        let resp = send.send_request(req).await.unwrap();
+        assert_eq!(resp.status(), 200, "{path}");
+        let body = resp.into_body().collect().await.unwrap().to_bytes();
+        assert!(!body.is_empty());
+    }
+    // Idle: the server closes the connection after about a second.
+    let t = Instant::now();
+    tokio::time::timeout(Duration::from_secs(5), conn)
+        .await
+        .expect("the idle h2 connection was closed")
+        .unwrap()
+        .ok();
+    assert!(
+        t.elapsed() >= Duration::from_millis(700),
+        "{:?}",
+        t.elapsed()
+    );
+}

@@ -24,7 +24,8 @@
 //! (more wait in the listen backlog), the TLS handshake within
 //! `handshake_timeout`, each request's headers (and an idle keep-alive
 //! connection's next request) within `header_read_timeout`, headers at
-//! most `max_header_bytes` (431 beyond).
+//! most `max_header_bytes` (431 beyond). HTTP/2 is offered by ALPN, with
+//! at most 100 streams a connection, closed when idle as long.
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -226,6 +227,82 @@ pub fn running_pods(cache: &PodCache) -> serde_json::Value {
     serde_json::json!({"kind": "PodList", "apiVersion": "v1", "metadata": {}, "items": items})
 }
 
+/// Requests under way on a connection, and when the last one ended.
+struct Activity {
+    active: std::sync::atomic::AtomicUsize,
+    last: std::sync::Mutex<tokio::time::Instant>,
+}
+
+impl Default for Activity {
+    fn default() -> Self {
+        Activity {
+            active: Default::default(),
+            last: std::sync::Mutex::new(tokio::time::Instant::now()),
+        }
+    }
+}
+
+impl Activity {
+    fn start(&self) {
+        self.active
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    fn end(&self) {
+        self.active
+            .fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+        *self.last.lock().unwrap_or_else(|e| e.into_inner()) = tokio::time::Instant::now();
+    }
+
+    /// No request under way, and none for `idle`.
+    fn idle_for(&self, idle: Duration) -> bool {
+        self.active.load(std::sync::atomic::Ordering::SeqCst) == 0
+            && self
+                .last
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .elapsed()
+                >= idle
+    }
+}
+
+/// An HTTP/2 connection (ALPN "h2"): at most 100 streams, headers within
+/// `max_header_bytes`, and shut down gracefully (streams under way finish)
+/// once idle for `header_read_timeout`, as HTTP/1.1 keep-alive is.
+async fn serve_h2<S>(
+    io: TokioIo<tokio_rustls::server::TlsStream<tokio::net::TcpStream>>,
+    svc: S,
+    limits: &Limits,
+    activity: &Activity,
+) -> Result<(), hyper::Error>
+where
+    S: hyper::service::Service<Request<Incoming>, Response = Response<Body>, Error = Infallible>
+        + Send
+        + 'static,
+    S::Future: Send + 'static,
+{
+    let conn = hyper::server::conn::http2::Builder::new(hyper_util::rt::TokioExecutor::new())
+        .timer(TokioTimer::new())
+        .max_concurrent_streams(100)
+        .max_header_list_size(u32::try_from(limits.max_header_bytes).unwrap_or(u32::MAX))
+        .serve_connection(io, svc);
+    tokio::pin!(conn);
+    let idle = limits.header_read_timeout;
+    let mut tick = tokio::time::interval((idle / 4).max(Duration::from_millis(100)));
+    let mut closing = false;
+    loop {
+        tokio::select! {
+            r = conn.as_mut() => return r,
+            _ = tick.tick(), if !closing => {
+                if activity.idle_for(idle) {
+                    closing = true;
+                    conn.as_mut().graceful_shutdown();
+                }
+            }
+        }
+    }
+}
+
 /// Bounds on what clients may hold.
 #[derive(Clone, Debug)]
 pub struct Limits {
@@ -289,24 +366,37 @@ pub async fn serve(
                     return;
                 }
             };
+            let h2 = tls.get_ref().1.alpn_protocol() == Some(b"h2".as_slice());
             let certs: Arc<Option<Vec<CertificateDer<'static>>>> = Arc::new(
                 tls.get_ref()
                     .1
                     .peer_certificates()
                     .map(|c| c.iter().map(|c| c.clone().into_owned()).collect()),
             );
+            let activity = Arc::new(Activity::default());
+            let seen = activity.clone();
             let svc = service_fn(move |req: Request<Incoming>| {
                 let api = api.clone();
                 let certs = certs.clone();
-                async move { Ok::<_, Infallible>(api.handle(req, certs.as_deref()).await) }
+                let seen = seen.clone();
+                async move {
+                    seen.start();
+                    let resp = api.handle(req, certs.as_deref()).await;
+                    seen.end();
+                    Ok::<_, Infallible>(resp)
+                }
             });
-            let served = http1::Builder::new()
-                .timer(TokioTimer::new())
-                .header_read_timeout(limits.header_read_timeout)
-                .max_buf_size(max_buf)
-                .serve_connection(TokioIo::new(tls), svc)
-                .with_upgrades()
-                .await;
+            let served = if h2 {
+                serve_h2(TokioIo::new(tls), svc, &limits, &activity).await
+            } else {
+                http1::Builder::new()
+                    .timer(TokioTimer::new())
+                    .header_read_timeout(limits.header_read_timeout)
+                    .max_buf_size(max_buf)
+                    .serve_connection(TokioIo::new(tls), svc)
+                    .with_upgrades()
+                    .await
+            };
             if let Err(e) = served {
                 tracing::debug!(%peer, "kubelet API: {e}");
             }
