@@ -266,6 +266,22 @@ impl Activity {
     }
 }
 
+/// A request under way, for [`Activity`].
+struct Busy(Arc<Activity>);
+
+impl Busy {
+    fn new(activity: Arc<Activity>) -> Self {
+        activity.start();
+        Busy(activity)
+    }
+}
+
+impl Drop for Busy {
+    fn drop(&mut self) {
+        self.0.end();
+    }
+}
+
 /// An HTTP/2 connection (ALPN "h2"): at most 100 streams, headers within
 /// `max_header_bytes`, and shut down gracefully (streams under way finish)
 /// once idle for `header_read_timeout`, as HTTP/1.1 keep-alive is.
@@ -380,10 +396,9 @@ pub async fn serve(
                 let certs = certs.clone();
                 let seen = seen.clone();
                 async move {
-                    seen.start();
-                    let resp = api.handle(req, certs.as_deref()).await;
-                    seen.end();
-                    Ok::<_, Infallible>(resp)
+                    // Ends with the request, even one the client gave up.
+                    let _busy = Busy::new(seen);
+                    Ok::<_, Infallible>(api.handle(req, certs.as_deref()).await)
                 }
             });
             let served = if h2 {
