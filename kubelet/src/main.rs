@@ -247,6 +247,15 @@ async fn run_with(
     std::fs::create_dir_all(&config.pod_logs_dir)
         .with_context(|| format!("creating podLogsDir {}", config.pod_logs_dir.display()))?;
     let host_ip = host_ip();
+    // The node's addresses, for a self-signed serving certificate.
+    let mut node_ips: Vec<std::net::IpAddr> = config
+        .cluster
+        .as_ref()
+        .and_then(|c| c.node_ip)
+        .into_iter()
+        .collect();
+    node_ips.extend(host_ip.parse::<std::net::IpAddr>().ok());
+    node_ips.dedup();
     let cm = kubelet::cm::ContainerManager::new(kubelet::cm::CmConfig {
         driver: config.cgroup_driver,
         cgroup_root: config.cgroup_root.clone(),
@@ -398,6 +407,7 @@ async fn run_with(
     let (statics_tx, statics_rx) = tokio::sync::watch::channel(Vec::new());
     let mut expected = Vec::new();
     let mut admission = None;
+    let mut api_client = None;
     let mut cluster = match config.cluster.clone() {
         Some(cl) => {
             tracing::info!(node = %config.node_name, kubeconfig = %cl.kubeconfig.display(), "joining the cluster");
@@ -413,6 +423,7 @@ async fn run_with(
                 runtime_version,
             })?;
             expected.push(API_SOURCE);
+            api_client = Some(handles.client.clone());
             // The object getters and token manager follow the cluster client.
             let mut from = handles.client.clone();
             tokio::spawn(async move {
@@ -441,6 +452,29 @@ async fn run_with(
         }
         None => None,
     };
+
+    // The kubelet API on port 10250, authenticated and authorized.
+    let api_server = kubelet::server::setup::prepare(kubelet::server::setup::ApiInputs {
+        config: config.server.clone(),
+        node_name: config.node_name.clone(),
+        node_ips,
+        client: api_client,
+        state: kubelet::server::api::ApiState {
+            status: status.clone(),
+            stats: Some(stats.clone()),
+            pod_cache: cache.clone(),
+            configz: config.configz(),
+            enable_debugging_handlers: config.server.enable_debugging_handlers,
+        },
+        limits: Default::default(),
+    })
+    .await?;
+    if let Some(server) = api_server {
+        // Endpoints of their own (/containerLogs/, /exec/, /attach/,
+        // /portForward/, /run/, /metrics) are added here with
+        // `server.route(prefix, handler)`.
+        server.spawn();
+    }
 
     if config.read_only_port != 0 {
         let addr = SocketAddr::new(config.address, config.read_only_port);

@@ -50,9 +50,8 @@ pub(super) fn cluster_config(
     root_dir: &Path,
 ) -> Result<Option<ClusterConfig>, ConfigError> {
     let Some(kubeconfig) = &flags.kubeconfig else {
-        let needs: [(bool, &'static str); 4] = [
+        let needs: [(bool, &'static str); 3] = [
             (flags.bootstrap_kubeconfig.is_some(), "bootstrap-kubeconfig"),
-            (flags.cert_dir.is_some(), "cert-dir"),
             (flags.node_labels.is_some(), "node-labels"),
             (flags.node_ip.is_some(), "node-ip"),
         ];

@@ -57,3 +57,57 @@ pub fn parse_go_duration(s: &str) -> Option<Duration> {
     }
     Some(Duration::from_nanos(total as u64))
 }
+
+/// Writes a duration as Go's `time.Duration.String` does: "0s", "300ms",
+/// "20s", "1m0s", "1h2m3.5s".
+pub fn format_go_duration(d: Duration) -> String {
+    fn with_fraction(whole: u128, rem: u128, width: usize, unit: &str) -> String {
+        if rem == 0 {
+            return format!("{whole}{unit}");
+        }
+        let digits = format!("{rem:0width$}");
+        format!("{whole}.{}{unit}", digits.trim_end_matches('0'))
+    }
+    let nanos = d.as_nanos();
+    match nanos {
+        0 => "0s".to_string(),
+        n if n < 1_000 => format!("{n}ns"),
+        n if n < 1_000_000 => with_fraction(n / 1_000, n % 1_000, 3, "µs"),
+        n if n < 1_000_000_000 => with_fraction(n / 1_000_000, n % 1_000_000, 6, "ms"),
+        n => {
+            let secs = n / 1_000_000_000;
+            let (h, m, s) = (secs / 3600, secs % 3600 / 60, secs % 60);
+            let mut out = String::new();
+            if h > 0 {
+                out.push_str(&format!("{h}h"));
+            }
+            if h > 0 || m > 0 {
+                out.push_str(&format!("{m}m"));
+            }
+            out.push_str(&with_fraction(s, n % 1_000_000_000, 9, "s"));
+            out
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formats_as_go() {
+        let f = format_go_duration;
+        assert_eq!(f(Duration::ZERO), "0s");
+        assert_eq!(f(Duration::from_millis(300)), "300ms");
+        assert_eq!(f(Duration::from_micros(1500)), "1.5ms");
+        assert_eq!(f(Duration::from_secs(20)), "20s");
+        assert_eq!(f(Duration::from_secs(60)), "1m0s");
+        assert_eq!(f(Duration::from_secs(120)), "2m0s");
+        assert_eq!(f(Duration::from_millis(3_723_500)), "1h2m3.5s");
+        assert_eq!(f(Duration::from_secs(3600)), "1h0m0s");
+        assert_eq!(
+            parse_go_duration(&f(Duration::from_millis(3_723_500))),
+            Some(Duration::from_millis(3_723_500))
+        );
+    }
+}

@@ -43,7 +43,27 @@ pub(super) struct FileConfig {
     pub(super) enforce_node_allocatable: Option<Vec<String>>,
     pub(super) pod_pids_limit: Option<i64>,
     pub(super) cluster: ClusterFields,
+    pub(super) server: ServerFields,
     pub(super) warnings: Vec<String>,
+}
+
+/// The kubelet API's fields: serving, `authentication`, `authorization`.
+#[derive(Debug, Default)]
+pub(super) struct ServerFields {
+    pub(super) enable_server: Option<bool>,
+    pub(super) tls_cert_file: Option<PathBuf>,
+    pub(super) tls_private_key_file: Option<PathBuf>,
+    pub(super) tls_min_version: Option<String>,
+    pub(super) tls_cipher_suites: Option<Vec<String>>,
+    pub(super) client_ca_file: Option<PathBuf>,
+    pub(super) anonymous: Option<bool>,
+    pub(super) webhook: Option<bool>,
+    pub(super) webhook_cache_ttl: Option<Duration>,
+    /// As written; checked with the flags.
+    pub(super) authorization_mode: Option<String>,
+    pub(super) cache_authorized_ttl: Option<Duration>,
+    pub(super) cache_unauthorized_ttl: Option<Duration>,
+    pub(super) enable_debugging_handlers: Option<bool>,
 }
 
 /// The fields about joining a cluster (used only with --kubeconfig).
@@ -99,29 +119,29 @@ pub(super) const SUPPORTED: &[&str] = &[
     "nodeStatusReportFrequency",
     "nodeLeaseDurationSeconds",
     "nodeStatusMaxImages",
-];
-
-/// Fields Berth accepts and ignores: they concern the TLS server, eviction,
-/// image GC or resource managers, which Berth does not have yet, and
-/// ignoring them does not change which pods run or how.
-pub(super) const IGNORED: &[&str] = &[
     "enableServer",
-    "httpCheckFrequency",
-    "staticPodURLHeader",
     "tlsCertFile",
     "tlsPrivateKeyFile",
     "tlsCipherSuites",
-    "tlsCurvePreferences",
     "tlsMinVersion",
     "authentication",
     "authorization",
+    "enableDebuggingHandlers",
+];
+
+/// Fields Berth accepts and ignores: they concern TLS curves, eviction,
+/// image GC or resource managers, which Berth does not have yet, and
+/// ignoring them does not change which pods run or how.
+pub(super) const IGNORED: &[&str] = &[
+    "httpCheckFrequency",
+    "staticPodURLHeader",
+    "tlsCurvePreferences",
     "registryPullQPS",
     "registryBurst",
     "imagePullCredentialsVerificationPolicy",
     "preloadedImagesVerificationAllowlist",
     "eventRecordQPS",
     "eventBurst",
-    "enableDebuggingHandlers",
     "enableContentionProfiling",
     "oomScoreAdj",
     "streamingConnectionIdleTimeout",
@@ -316,6 +336,7 @@ pub(super) fn parse_file(path: &Path, text: &str) -> Result<FileConfig, ConfigEr
         path,
         dir: path.parent().unwrap_or(Path::new("/")),
         map: &map,
+        prefix: String::new(),
     };
     check_type_meta(&fields)?;
 
@@ -429,6 +450,47 @@ pub(super) fn parse_file(path: &Path, text: &str) -> Result<FileConfig, ConfigEr
     out.enforce_node_allocatable = fields.string_list("enforceNodeAllocatable")?;
     out.pod_pids_limit = fields.int("podPidsLimit")?.map(|n| n.max(-1));
     out.cluster = cluster_fields(&fields)?;
+    out.server = server_fields(&fields)?;
+    Ok(out)
+}
+
+fn server_fields(fields: &Fields<'_>) -> Result<ServerFields, ConfigError> {
+    let mut out = ServerFields {
+        enable_server: fields.bool("enableServer")?,
+        tls_cert_file: fields
+            .path_field("tlsCertFile")?
+            .filter(|p| !p.as_os_str().is_empty()),
+        tls_private_key_file: fields
+            .path_field("tlsPrivateKeyFile")?
+            .filter(|p| !p.as_os_str().is_empty()),
+        tls_min_version: fields.string("tlsMinVersion")?.filter(|s| !s.is_empty()),
+        tls_cipher_suites: fields.string_list("tlsCipherSuites")?,
+        enable_debugging_handlers: fields.bool("enableDebuggingHandlers")?,
+        ..Default::default()
+    };
+    if let Some(authn) = fields.nested("authentication", &["x509", "webhook", "anonymous"])? {
+        if let Some(x509) = authn.nested("x509", &["clientCAFile"])? {
+            out.client_ca_file = x509
+                .path_field("clientCAFile")?
+                .filter(|p| !p.as_os_str().is_empty());
+        }
+        if let Some(webhook) = authn.nested("webhook", &["enabled", "cacheTTL"])? {
+            out.webhook = webhook.bool("enabled")?;
+            out.webhook_cache_ttl = webhook.duration("cacheTTL")?;
+        }
+        if let Some(anonymous) = authn.nested("anonymous", &["enabled"])? {
+            out.anonymous = anonymous.bool("enabled")?;
+        }
+    }
+    if let Some(authz) = fields.nested("authorization", &["mode", "webhook"])? {
+        out.authorization_mode = authz.string("mode")?.filter(|s| !s.is_empty());
+        if let Some(webhook) =
+            authz.nested("webhook", &["cacheAuthorizedTTL", "cacheUnauthorizedTTL"])?
+        {
+            out.cache_authorized_ttl = webhook.duration("cacheAuthorizedTTL")?;
+            out.cache_unauthorized_ttl = webhook.duration("cacheUnauthorizedTTL")?;
+        }
+    }
     Ok(out)
 }
 
@@ -501,14 +563,44 @@ pub(super) struct Fields<'a> {
     path: &'a Path,
     dir: &'a Path,
     map: &'a Map<String, Value>,
+    /// `parent.` for the fields of a nested mapping, as messages name them.
+    prefix: String,
 }
 
-impl Fields<'_> {
+impl<'a> Fields<'a> {
     fn invalid(&self, field: &str, reason: String) -> ConfigError {
         ConfigError::InvalidField {
             path: self.path.to_path_buf(),
-            field: field.to_string(),
+            field: format!("{}{field}", self.prefix),
             reason,
+        }
+    }
+
+    /// The mapping under `field`, whose keys must be among `known`.
+    fn nested(&self, field: &str, known: &[&str]) -> Result<Option<Fields<'a>>, ConfigError> {
+        let map: &'a Map<String, Value> = self.map;
+        match map.get(field).filter(|v| !v.is_null()) {
+            None => Ok(None),
+            Some(Value::Object(m)) => {
+                let prefix = format!("{}{field}.", self.prefix);
+                if let Some(k) = m.keys().find(|k| !known.contains(&k.as_str())) {
+                    return Err(ConfigError::InvalidField {
+                        path: self.path.to_path_buf(),
+                        field: format!("{prefix}{k}"),
+                        reason: format!("unknown field; expected one of {}", known.join(", ")),
+                    });
+                }
+                Ok(Some(Fields {
+                    path: self.path,
+                    dir: self.dir,
+                    map: m,
+                    prefix,
+                }))
+            }
+            Some(other) => Err(self.invalid(
+                field,
+                format!("expected a mapping, got {}", describe(other)),
+            )),
         }
     }
 

@@ -47,9 +47,72 @@ pub struct KubeletFlags {
     #[arg(long, value_name = "PORT")]
     pub read_only_port: Option<u16>,
 
-    /// IP address the read-only server listens on.
+    /// IP address the read-only server and the kubelet API listen on
+    /// (default: 127.0.0.1 for the read-only server, 0.0.0.0 for the API).
     #[arg(long, value_name = "IP")]
     pub address: Option<IpAddr>,
+
+    /// Port of the kubelet API (HTTPS, authenticated; default 10250); 0
+    /// disables it.
+    #[arg(long, value_name = "PORT")]
+    pub port: Option<u16>,
+
+    /// The kubelet API's serving certificate (with --tls-private-key-file).
+    /// Without them: the serverTLSBootstrap certificate, else a self-signed
+    /// one in --cert-dir.
+    #[arg(long, value_name = "PATH")]
+    pub tls_cert_file: Option<PathBuf>,
+
+    /// The key of --tls-cert-file.
+    #[arg(long, value_name = "PATH")]
+    pub tls_private_key_file: Option<PathBuf>,
+
+    /// The lowest TLS version the kubelet API accepts: VersionTLS12
+    /// (default) or VersionTLS13.
+    #[arg(long, value_name = "VERSION")]
+    pub tls_min_version: Option<String>,
+
+    /// TLS 1.2 cipher suites the kubelet API offers, Go's names separated by
+    /// commas (default: all rustls has).
+    #[arg(long, value_name = "SUITES", value_delimiter = ',')]
+    pub tls_cipher_suites: Option<Vec<String>>,
+
+    /// Authenticate kubelet API clients whose certificate this CA bundle
+    /// signed (user = CN, groups = O).
+    #[arg(long, value_name = "PATH")]
+    pub client_ca_file: Option<PathBuf>,
+
+    /// Let kubelet API requests no method authenticated through as
+    /// system:anonymous (default false).
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
+    pub anonymous_auth: Option<bool>,
+
+    /// Check bearer tokens with a TokenReview (default true with
+    /// --kubeconfig).
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
+    pub authentication_token_webhook: Option<bool>,
+
+    /// How long TokenReview answers are cached (default 2m).
+    #[arg(long, value_name = "DURATION")]
+    pub authentication_token_webhook_cache_ttl: Option<String>,
+
+    /// AlwaysAllow or Webhook (a SubjectAccessReview per request; default
+    /// with --kubeconfig).
+    #[arg(long, value_name = "MODE")]
+    pub authorization_mode: Option<String>,
+
+    /// How long allowed SubjectAccessReview answers are cached (default 5m).
+    #[arg(long, value_name = "DURATION")]
+    pub authorization_webhook_cache_authorized_ttl: Option<String>,
+
+    /// How long denied SubjectAccessReview answers are cached (default 30s).
+    #[arg(long, value_name = "DURATION")]
+    pub authorization_webhook_cache_unauthorized_ttl: Option<String>,
+
+    /// Serve logs, exec, attach, port-forward and run on the kubelet API
+    /// (default true).
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
+    pub enable_debugging_handlers: Option<bool>,
 
     /// How often resource usage stats are collected (cadvisor's flag; a
     /// Go duration, default 10s). There is no config file field for it.
@@ -66,8 +129,8 @@ pub struct KubeletFlags {
     #[arg(long, value_name = "PATH")]
     pub bootstrap_kubeconfig: Option<PathBuf>,
 
-    /// Where the client and serving certificates are kept (default
-    /// <root-dir>/pki).
+    /// Where the client and serving certificates are kept, and the
+    /// self-signed kubelet.crt and kubelet.key (default <root-dir>/pki).
     #[arg(long, value_name = "DIR")]
     pub cert_dir: Option<PathBuf>,
 
@@ -102,6 +165,19 @@ impl Default for KubeletFlags {
             trace_cri: false,
             read_only_port: None,
             address: None,
+            port: None,
+            tls_cert_file: None,
+            tls_private_key_file: None,
+            tls_min_version: None,
+            tls_cipher_suites: None,
+            client_ca_file: None,
+            anonymous_auth: None,
+            authentication_token_webhook: None,
+            authentication_token_webhook_cache_ttl: None,
+            authorization_mode: None,
+            authorization_webhook_cache_authorized_ttl: None,
+            authorization_webhook_cache_unauthorized_ttl: None,
+            enable_debugging_handlers: None,
             housekeeping_interval: None,
             kubeconfig: None,
             bootstrap_kubeconfig: None,

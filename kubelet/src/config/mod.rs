@@ -23,16 +23,19 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 mod cluster;
+mod configz;
 mod duration;
 mod file;
 mod flags;
+mod server;
 #[cfg(test)]
 mod tests;
 
 pub use cluster::ClusterConfig;
-pub use duration::parse_go_duration;
+pub use duration::{format_go_duration, parse_go_duration};
 use file::{FileConfig, parse_file, read_limited};
 pub use flags::{KubeletFlags, UnsupportedFlags};
+pub use server::{AuthenticationConfig, AuthorizationConfig, AuthorizationMode, ServerConfig};
 
 /// The file's `apiVersion`.
 pub const API_VERSION: &str = "kubelet.config.k8s.io/v1beta1";
@@ -145,6 +148,8 @@ pub struct KubeletConfig {
     pub housekeeping_interval: Duration,
     /// Set with `--kubeconfig`: berth joins a cluster.
     pub cluster: Option<ClusterConfig>,
+    /// The kubelet API (port 10250).
+    pub server: ServerConfig,
     /// Fields of the file that Berth accepted but does not act on, as one
     /// line each; `berth` logs them once logging is up.
     pub warnings: Vec<String>,
@@ -156,11 +161,14 @@ impl KubeletConfig {
         if let Some((flag, why)) = flags.unsupported.first_given() {
             return Err(ConfigError::UnsupportedFlag { flag, why });
         }
-        let mut cfg = match &flags.config {
+        let file_path = match &flags.config {
+            Some(path) => Some(absolute(path, "config")?),
+            None => None,
+        };
+        let mut cfg = match &file_path {
             Some(path) => {
-                let path = absolute(path, "config")?;
-                let text = read_limited(&path)?;
-                parse_file(&path, &text)?
+                let text = read_limited(path)?;
+                parse_file(path, &text)?
             }
             None => FileConfig::default(),
         };
@@ -204,6 +212,18 @@ impl KubeletConfig {
             None => Duration::from_secs(10),
         };
         let node_name = node_name(flags.hostname_override.as_deref())?;
+        let server = server::server_config(
+            flags,
+            std::mem::take(&mut cfg.server),
+            file_path.as_deref(),
+            cfg.cluster.port,
+            cfg.cluster.server_tls_bootstrap.unwrap_or(false),
+            cfg.address,
+            &root_dir,
+        )?;
+        if let Some(port) = flags.port.filter(|p| *p > 0) {
+            cfg.cluster.port = Some(port);
+        }
         let cluster = cluster::cluster_config(flags, std::mem::take(&mut cfg.cluster), &root_dir)?;
 
         let cgroups_per_qos = cfg.cgroups_per_qos.unwrap_or(true);
@@ -261,6 +281,7 @@ impl KubeletConfig {
             pod_pids_limit: cfg.pod_pids_limit.unwrap_or(-1),
             housekeeping_interval,
             cluster,
+            server,
             warnings: cfg.warnings,
         };
         for w in &config.warnings {

@@ -400,7 +400,7 @@ fn unknown_field_names_field_file_and_suggestion() {
 #[test]
 fn ignored_fields_become_one_warning() {
     let c = load_body(
-            "authentication:\n  anonymous: {enabled: false}\nevictionHard: {memory.available: 100Mi}\nimageGCHighThresholdPercent: 90\n",
+            "tlsCurvePreferences: [23]\nevictionHard: {memory.available: 100Mi}\nimageGCHighThresholdPercent: 90\n",
         )
         .unwrap();
     assert_eq!(c.warnings.len(), 1);
@@ -410,7 +410,7 @@ fn ignored_fields_become_one_warning() {
         "{w}"
     );
     for f in [
-        "authentication",
+        "tlsCurvePreferences",
         "evictionHard",
         "imageGCHighThresholdPercent",
     ] {
@@ -618,4 +618,167 @@ fn edit_distance_is_levenshtein() {
     assert_eq!(edit_distance("same", "same"), 0);
     assert_eq!(suggest("maxpods"), Some("maxPods"));
     assert_eq!(suggest("zzzzzzzz"), None);
+}
+
+#[test]
+fn kubelet_api_defaults_standalone_and_joined() {
+    let c = KubeletConfig::load(&flags(&["--hostname-override", "n", "--root-dir", "/r"])).unwrap();
+    let s = &c.server;
+    assert!(s.enabled);
+    assert_eq!(s.port, 10250);
+    assert_eq!(s.address, IpAddr::V4(Ipv4Addr::UNSPECIFIED));
+    assert_eq!(c.address, IpAddr::V4(Ipv4Addr::LOCALHOST));
+    assert_eq!(s.cert_dir, PathBuf::from("/r/pki"));
+    assert!(!s.authentication.anonymous);
+    assert!(!s.authentication.webhook);
+    assert_eq!(s.authorization.mode, AuthorizationMode::AlwaysAllow);
+    assert!(s.enable_debugging_handlers);
+    assert_eq!(s.authentication.webhook_cache_ttl, Duration::from_secs(120));
+    assert_eq!(
+        s.authorization.cache_authorized_ttl,
+        Duration::from_secs(300)
+    );
+    assert_eq!(
+        s.authorization.cache_unauthorized_ttl,
+        Duration::from_secs(30)
+    );
+
+    let c = KubeletConfig::load(&flags(&[
+        "--hostname-override",
+        "n",
+        "--kubeconfig",
+        "/k.conf",
+        "--port",
+        "10350",
+    ]))
+    .unwrap();
+    assert!(c.server.authentication.webhook);
+    assert_eq!(c.server.authorization.mode, AuthorizationMode::Webhook);
+    assert_eq!(c.server.port, 10350);
+    assert_eq!(c.cluster.unwrap().port, 10350);
+    let c = KubeletConfig::load(&flags(&["--hostname-override", "n", "--port", "0"])).unwrap();
+    assert!(!c.server.enabled);
+}
+
+#[test]
+fn kubelet_api_fields_and_flags() {
+    let c = load_body(
+        "address: 10.0.0.1\nport: 10260\ntlsCertFile: a.crt\ntlsPrivateKeyFile: a.key\ntlsMinVersion: VersionTLS13\n\
+         tlsCipherSuites: [TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256]\nenableDebuggingHandlers: false\n\
+         authentication:\n  x509: {clientCAFile: /ca.crt}\n  anonymous: {enabled: true}\n  webhook: {enabled: false, cacheTTL: 1m}\n\
+         authorization:\n  mode: AlwaysAllow\n  webhook: {cacheAuthorizedTTL: 1m, cacheUnauthorizedTTL: 5s}\n",
+    )
+    .unwrap();
+    let s = &c.server;
+    assert_eq!(s.address, "10.0.0.1".parse::<IpAddr>().unwrap());
+    assert_eq!(s.port, 10260);
+    assert!(s.tls_cert_file.as_ref().unwrap().ends_with("a.crt"));
+    assert!(s.tls_cert_file.as_ref().unwrap().is_absolute());
+    assert_eq!(s.tls_min_version, crate::server::tls::TlsVersion::Tls13);
+    assert_eq!(
+        s.tls_cipher_suites,
+        ["TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256"]
+    );
+    assert!(!s.enable_debugging_handlers);
+    assert_eq!(
+        s.authentication.client_ca_file,
+        Some(PathBuf::from("/ca.crt"))
+    );
+    assert!(s.authentication.anonymous);
+    assert_eq!(s.authentication.webhook_cache_ttl, Duration::from_secs(60));
+    assert_eq!(
+        s.authorization.cache_unauthorized_ttl,
+        Duration::from_secs(5)
+    );
+    let z = c.configz();
+    assert_eq!(
+        z["kubeletconfig"]["authorization"]["webhook"]["cacheAuthorizedTTL"],
+        "1m0s"
+    );
+    assert_eq!(z["kubeletconfig"]["port"], 10260);
+    assert_eq!(z["kubeletconfig"]["tlsMinVersion"], "VersionTLS13");
+
+    let f = flags(&[
+        "--hostname-override",
+        "n",
+        "--client-ca-file",
+        "/x/ca.pem",
+        "--anonymous-auth",
+        "--tls-cipher-suites",
+        "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,TLS_AES_128_GCM_SHA256",
+        "--enable-debugging-handlers=false",
+        "--authorization-mode",
+        "AlwaysAllow",
+    ]);
+    let s = KubeletConfig::load(&f).unwrap().server;
+    assert!(s.authentication.anonymous);
+    assert_eq!(
+        s.authentication.client_ca_file,
+        Some(PathBuf::from("/x/ca.pem"))
+    );
+    assert_eq!(s.tls_cipher_suites.len(), 2);
+    assert!(!s.enable_debugging_handlers);
+}
+
+#[test]
+fn kubelet_api_errors_name_the_flag_or_field() {
+    let e = err("tlsCipherSuites: [TLS_RSA_WITH_RC4_128_SHA]\n");
+    assert!(
+        e.contains(
+            "config.yaml: tlsCipherSuites: TLS_RSA_WITH_RC4_128_SHA is not supported by berth"
+        ),
+        "{e}"
+    );
+    let e = err("tlsMinVersion: VersionTLS11\n");
+    assert!(
+        e.contains("tlsMinVersion: VersionTLS11 is not supported"),
+        "{e}"
+    );
+    let e = err("tlsCertFile: /a.crt\n");
+    assert!(e.contains("tlsPrivateKeyFile: is missing"), "{e}");
+    let e = err("authorization:\n  mode: Webhook\n");
+    assert!(
+        e.contains("authorization.mode: Webhook authorization"),
+        "{e}"
+    );
+    assert!(e.contains("needs --kubeconfig"), "{e}");
+    let e = err("authentication:\n  webhook: {enabled: true}\n");
+    assert!(
+        e.contains("authentication.webhook.enabled: token webhook"),
+        "{e}"
+    );
+    let e = err("authorization:\n  mode: RBAC\n");
+    assert!(e.contains("unknown authorization mode \"RBAC\""), "{e}");
+    let e = err("authentication:\n  anonymus: {enabled: true}\n");
+    assert!(e.contains("authentication.anonymus: unknown field"), "{e}");
+    let e = err("authentication:\n  webhook: {cacheTTL: soon}\n");
+    assert!(
+        e.contains("authentication.webhook.cacheTTL: \"soon\" is not a duration"),
+        "{e}"
+    );
+
+    let load = |args: &[&str]| {
+        let mut all = vec!["--hostname-override", "n"];
+        all.extend_from_slice(args);
+        KubeletConfig::load(&flags(&all)).unwrap_err().to_string()
+    };
+    let e = load(&["--tls-cipher-suites", "TLS_NOPE"]);
+    assert!(
+        e.starts_with("--tls-cipher-suites: \"TLS_NOPE\" is not a TLS cipher suite name"),
+        "{e}"
+    );
+    let e = load(&["--authorization-mode", "Webhook"]);
+    assert!(
+        e.starts_with("--authorization-mode: Webhook authorization"),
+        "{e}"
+    );
+    let e = load(&["--authentication-token-webhook"]);
+    assert!(
+        e.starts_with("--authentication-token-webhook: token webhook"),
+        "{e}"
+    );
+    let e = load(&["--tls-min-version", "tls13"]);
+    assert!(e.contains("is not a TLS version"), "{e}");
+    let e = load(&["--tls-cert-file", "/a"]);
+    assert!(e.starts_with("--tls-private-key-file: is missing"), "{e}");
 }

@@ -1,7 +1,13 @@
 //! The kubelet's read-only HTTP port (10255 by default, on 127.0.0.1):
 //! `/healthz`, `/pods` (a v1 PodList with full status) and `/stats/summary`
 //! (the `stats/v1alpha1` Summary), as the Go kubelet's read-only port serves
-//! them. The authenticated 10250 API comes with its own issue.
+//! them. The authenticated 10250 API is [`api`], behind [`auth`], over
+//! [`tls`].
+
+pub mod api;
+pub mod auth;
+pub mod setup;
+pub mod tls;
 
 use std::convert::Infallible;
 use std::net::SocketAddr;

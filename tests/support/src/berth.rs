@@ -107,11 +107,14 @@ impl Berth {
             managed: false,
             rust_log: "info,berth::cri=debug".into(),
         };
+        // The kubelet API gets a port of its own too: joined berths serve
+        // it, and several may run at once beside a kubelet on 10250.
         let config = format!(
-            "apiVersion: kubelet.config.k8s.io/v1beta1\nkind: KubeletConfiguration\nstaticPodPath: {}\npodLogsDir: {}\nreadOnlyPort: {}\nfileCheckFrequency: 20s\nsyncFrequency: 1m\n",
+            "apiVersion: kubelet.config.k8s.io/v1beta1\nkind: KubeletConfiguration\nstaticPodPath: {}\npodLogsDir: {}\nreadOnlyPort: {}\nport: {}\nfileCheckFrequency: 20s\nsyncFrequency: 1m\n",
             b.manifests().display(),
             b.logs_dir().display(),
-            port
+            port,
+            free_port()
         );
         std::fs::write(b.dir.path().join("config.yaml"), config).unwrap();
         b
