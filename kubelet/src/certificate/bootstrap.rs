@@ -149,7 +149,7 @@ pub async fn load_client_cert(cfg: &BootstrapConfig) -> Result<ClientCertSource>
         }
     }
 
-    let client = super::transport::new_client(bootstrap.config_with(None)).map_err(|e| {
+    let client = kube::Client::try_from(bootstrap.config_with(None)).map_err(|e| {
         CertificateError::KubeconfigInvalid {
             path: bootstrap_path.clone(),
             reason: format!("building the apiserver client: {e}"),

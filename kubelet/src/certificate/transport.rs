@@ -9,12 +9,7 @@
 
 use std::path::Path;
 use std::sync::Arc;
-use std::time::Duration;
 
-use hyper_rustls::FixedServerNameResolver;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::{TokioExecutor, TokioTimer};
-use rustls::pki_types::ServerName;
 use tokio::sync::watch;
 
 use super::kubeconfig::{self, LoadedKubeconfig};
@@ -126,70 +121,15 @@ impl ClientProvider {
 }
 
 fn build(loaded: &LoadedKubeconfig, identity: Option<&Identity>) -> Result<Current> {
+    let config = loaded.config_with(identity);
     // The TLS config is made here; no request is sent.
-    let client = new_client(loaded.config_with(identity)).map_err(|e| {
-        CertificateError::KubeconfigInvalid {
+    let client =
+        kube::Client::try_from(config).map_err(|e| CertificateError::KubeconfigInvalid {
             path: loaded.path.clone(),
             reason: format!("building the apiserver client: {e}"),
-        }
-    })?;
+        })?;
     Ok(Current {
         client,
         certificate: identity.map(|i| i.certificate().clone()),
     })
-}
-
-/// How often an HTTP/2 connection to the apiserver that has been silent is
-/// pinged, and how long the answer may take before the connection is
-/// dropped (client-go's `ReadIdleTimeout` and `PingTimeout`): a watch on a
-/// dead connection is noticed in 45 s, not at the next request.
-const H2_PING_INTERVAL: Duration = Duration::from_secs(30);
-const H2_PING_TIMEOUT: Duration = Duration::from_secs(15);
-
-/// A `kube::Client` for `config` that speaks HTTP/2 when the apiserver
-/// offers it (ALPN), as client-go does. kube-rs's own builder speaks
-/// HTTP/1.1 only, so each open watch held a TLS connection of its own:
-/// with a watch per referenced ConfigMap and Secret, 110 pods held 230
-/// connections (about 45 KiB each in berth, and a goroutine pair each in
-/// the apiserver). Over HTTP/2 they are streams of one connection.
-///
-/// The layers are kube-rs's (base URI, then the credentials: a bearer
-/// token or an exec plugin; a client certificate is in the TLS config),
-/// without its tracing and retry layers, which berth does not use.
-pub(crate) fn new_client(config: kube::Config) -> std::result::Result<kube::Client, kube::Error> {
-    use kube::client::ConfigExt;
-    use tower::ServiceBuilder;
-
-    let tls = config.rustls_client_config()?;
-    let mut http = HttpConnector::new();
-    http.enforce_http(false);
-    http.set_connect_timeout(config.connect_timeout);
-    http.set_nodelay(true);
-    let builder = hyper_rustls::HttpsConnectorBuilder::new()
-        .with_tls_config(tls)
-        .https_or_http();
-    let builder = match config.tls_server_name.as_deref() {
-        Some(name) => {
-            let name = ServerName::try_from(name.to_string()).map_err(|e| {
-                kube::Error::Service(format!("tls-server-name {name:?}: {e}").into())
-            })?;
-            builder.with_server_name_resolver(FixedServerNameResolver::new(name))
-        }
-        None => builder,
-    };
-    let https = builder.enable_http1().enable_http2().wrap_connector(http);
-    let hyper: hyper_util::client::legacy::Client<_, kube::client::Body> =
-        hyper_util::client::legacy::Client::builder(TokioExecutor::new())
-            .timer(TokioTimer::new())
-            .http2_keep_alive_interval(H2_PING_INTERVAL)
-            .http2_keep_alive_timeout(H2_PING_TIMEOUT)
-            .http2_keep_alive_while_idle(true)
-            .build(https);
-    let service = ServiceBuilder::new()
-        .layer(config.base_uri_layer())
-        .option_layer(config.auth_layer()?)
-        .layer(config.extra_headers_layer()?)
-        .map_err(tower::BoxError::from)
-        .service(hyper);
-    Ok(kube::Client::new(service, config.default_namespace))
 }
