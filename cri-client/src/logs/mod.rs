@@ -34,6 +34,9 @@
 
 mod follow;
 mod read;
+mod rotated;
+#[cfg(test)]
+mod rotated_tests;
 #[cfg(test)]
 mod tests;
 
@@ -50,6 +53,8 @@ use tokio_util::sync::CancellationToken;
 
 use follow::{Rotation, Watcher, wait_for_change};
 use read::{Flow, Sink, Source};
+
+pub use rotated::{RotatedLog, read_rotated_logs_until, rotated_logs};
 
 /// How often `still_running` is asked while following.
 const RUNNING_CHECK: Duration = Duration::from_secs(1);
@@ -286,7 +291,7 @@ pub async fn read_logs_until<F, Fut>(
     stdout: &mut (impl AsyncWrite + Unpin),
     stderr: &mut (impl AsyncWrite + Unpin),
     cancel: CancellationToken,
-    mut still_running: F,
+    still_running: F,
 ) -> Result<(), LogError>
 where
     F: FnMut() -> Fut,
@@ -301,6 +306,28 @@ where
         let start = src.tail_start(n, opts.stream).await?;
         src.seek_to(start).await?;
     }
+    let result = read_current(&mut src, &mut sink, opts, &cancel, still_running).await;
+    // Whatever ended the read, print what is buffered.
+    let flushed = sink.flush().await;
+    result.and(flushed)
+}
+
+/// Read the live log file from where `src` stands to its end, and with
+/// `opts.follow` on, keep reading it (across rotation) until `cancel` fires
+/// or `still_running` says the container stopped and the file is drained.
+async fn read_current<O, E, F, Fut>(
+    src: &mut Source,
+    sink: &mut Sink<'_, O, E>,
+    opts: &LogOptions,
+    cancel: &CancellationToken,
+    mut still_running: F,
+) -> Result<(), LogError>
+where
+    O: AsyncWrite + Unpin,
+    E: AsyncWrite + Unpin,
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
     let watcher = if opts.follow {
         Watcher::new(&src.path)
     } else {
@@ -308,66 +335,60 @@ where
     };
     let mut last_check: Option<Instant> = None;
     let mut stopping = false;
-    let result = async {
-        loop {
-            if src.read_available(&mut sink, &cancel).await? == Flow::Stop {
-                return Ok(());
+    loop {
+        if src.read_available(sink, cancel).await? == Flow::Stop {
+            return Ok(());
+        }
+        if !opts.follow {
+            // An unterminated last record is printed when reading the
+            // whole file, but not after `tail`, as in Go.
+            if opts.tail.is_none() {
+                src.emit_pending(sink).await?;
             }
-            if !opts.follow {
-                // An unterminated last record is printed when reading the
-                // whole file, but not after `tail`, as in Go.
-                if opts.tail.is_none() {
-                    src.emit_pending(&mut sink).await?;
+            return Ok(());
+        }
+        match src.check_rotation().await? {
+            Rotation::Same => {}
+            Rotation::Truncated => {
+                tracing::debug!(path = %src.path.display(), "log file was truncated, reading it from the start");
+                src.restart().await?;
+                continue;
+            }
+            Rotation::Replaced => {
+                // Finish the old file first: the runtime writes to it
+                // until it reopens the log.
+                if src.read_available(sink, cancel).await? == Flow::Stop {
+                    return Ok(());
                 }
-                return Ok(());
-            }
-            match src.check_rotation().await? {
-                Rotation::Same => {}
-                Rotation::Truncated => {
-                    tracing::debug!(path = %src.path.display(), "log file was truncated, reading it from the start");
-                    src.restart().await?;
-                    continue;
+                if src.emit_pending(sink).await? == Flow::Stop {
+                    return Ok(());
                 }
-                Rotation::Replaced => {
-                    // Finish the old file first: the runtime writes to it
-                    // until it reopens the log.
-                    if src.read_available(&mut sink, &cancel).await? == Flow::Stop {
-                        return Ok(());
-                    }
-                    if src.emit_pending(&mut sink).await? == Flow::Stop {
-                        return Ok(());
-                    }
-                    if src.reopen().await? {
-                        tracing::debug!(path = %src.path.display(), "log file was rotated, following the new one");
-                    }
-                    continue;
+                if src.reopen().await? {
+                    tracing::debug!(path = %src.path.display(), "log file was rotated, following the new one");
                 }
-            }
-            if stopping {
-                src.emit_pending(&mut sink).await?;
-                return Ok(());
-            }
-            sink.flush().await?;
-            if sink.closed {
-                return Ok(());
-            }
-            if last_check.is_none_or(|t| t.elapsed() >= RUNNING_CHECK) {
-                last_check = Some(Instant::now());
-                if !still_running().await {
-                    // Read once more: lines written just before it exited.
-                    stopping = true;
-                    continue;
-                }
-            }
-            tokio::select! {
-                biased;
-                () = cancel.cancelled() => return Ok(()),
-                () = wait_for_change(watcher.as_ref(), &src.path) => {}
+                continue;
             }
         }
+        if stopping {
+            src.emit_pending(sink).await?;
+            return Ok(());
+        }
+        sink.flush().await?;
+        if sink.closed {
+            return Ok(());
+        }
+        if last_check.is_none_or(|t| t.elapsed() >= RUNNING_CHECK) {
+            last_check = Some(Instant::now());
+            if !still_running().await {
+                // Read once more: lines written just before it exited.
+                stopping = true;
+                continue;
+            }
+        }
+        tokio::select! {
+            biased;
+            () = cancel.cancelled() => return Ok(()),
+            () = wait_for_change(watcher.as_ref(), &src.path) => {}
+        }
     }
-    .await;
-    // Whatever ended the read, print what is buffered.
-    let flushed = sink.flush().await;
-    result.and(flushed)
 }
