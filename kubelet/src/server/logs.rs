@@ -30,6 +30,8 @@ mod locator;
 mod request;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod throughput;
 
 use std::convert::Infallible;
 use std::io;
