@@ -21,7 +21,8 @@
 //!
 //! ```ignore
 //! if req.uri().path().starts_with(server::logs::PREFIX) {
-//!     let resp = server::logs::container_logs(locator.clone(), req.uri().path(), req.uri().query()).await;
+//!     let resp = server::logs::container_logs(
+//!         locator.clone(), req.method(), req.uri().path(), req.uri().query()).await;
 //!     return Ok(resp.map(|b| b.boxed()));   // http_body_util::BodyExt::boxed
 //! }
 //! ```

@@ -23,7 +23,7 @@ use super::{LogLocator, LogTarget, LogsError, container_logs};
 
 const SIZE: u64 = 64 << 20;
 
-struct One(PathBuf);
+struct One(PathBuf, std::sync::atomic::AtomicBool);
 
 impl LogLocator for One {
     fn locate<'a>(
@@ -42,7 +42,7 @@ impl LogLocator for One {
         })
     }
     fn is_running<'a>(&'a self, _: &'a LogTarget) -> BoxFuture<'a, bool> {
-        Box::pin(async { false })
+        Box::pin(async move { self.1.load(std::sync::atomic::Ordering::SeqCst) })
     }
 }
 
@@ -76,17 +76,26 @@ fn write_log(path: &std::path::Path) -> u64 {
 
 async fn read_all(loc: Arc<dyn LogLocator>) -> u64 {
     let resp = container_logs(loc, &Method::GET, "/containerLogs/default/p/c", None).await;
-    assert_eq!(resp.status(), http::StatusCode::OK);
-    let mut body = resp.into_body();
+    drain(resp.into_body(), u64::MAX).await.0
+}
+
+/// Read `resp` until `want` bytes came or it ended; the body is handed back
+/// (None once ended) so a follower can be kept open.
+async fn drain(mut body: super::LogsBody, want: u64) -> (u64, Option<super::LogsBody>) {
     let mut n = 0u64;
-    while let Some(frame) = body.frame().await {
-        n += frame
-            .unwrap()
-            .into_data()
-            .map(|d| d.len() as u64)
-            .unwrap_or(0);
+    while n < want {
+        match body.frame().await {
+            Some(frame) => {
+                n += frame
+                    .unwrap()
+                    .into_data()
+                    .map(|d| d.len() as u64)
+                    .unwrap_or(0)
+            }
+            None => return (n, None),
+        }
     }
-    n
+    (n, Some(body))
 }
 
 /// Peak resident set (VmHWM) in KiB, after resetting it.
@@ -119,7 +128,8 @@ fn throughput_64mib() {
     let path = dir.path().join("0.log");
     let expected = write_log(&path);
     let size = std::fs::metadata(&path).unwrap().len();
-    let loc: Arc<dyn LogLocator> = Arc::new(One(path));
+    let one = Arc::new(One(path, std::sync::atomic::AtomicBool::new(false)));
+    let loc: Arc<dyn LogLocator> = one.clone();
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -157,5 +167,45 @@ fn throughput_64mib() {
             all.as_secs_f64(),
             mbps(size * 10, all)
         );
+        // Ten followers of a running container: each reads the whole log,
+        // then waits for more with its request open.
+        one.1.store(true, std::sync::atomic::Ordering::SeqCst);
+        reset_peak();
+        let t = Instant::now();
+        let followers: Vec<_> = (0..10)
+            .map(|_| {
+                let loc = loc.clone();
+                tokio::spawn(async move {
+                    let resp = container_logs(
+                        loc,
+                        &Method::GET,
+                        "/containerLogs/default/p/c",
+                        Some("follow=true"),
+                    )
+                    .await;
+                    drain(resp.into_body(), expected).await
+                })
+            })
+            .collect();
+        let mut open = Vec::new();
+        for f in followers {
+            let (n, body) = f.await.unwrap();
+            assert_eq!(n, expected);
+            open.push(body.expect("a follower's body ended while the container runs"));
+        }
+        let caught_up = t.elapsed();
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        let follow_peak = peak_kib().saturating_sub(base);
+        let idle_rss = rss_kib().saturating_sub(base);
+        println!(
+            "10 followers: caught up in {:.3} s, peak RSS +{follow_peak} KiB, +{idle_rss} KiB while they wait",
+            caught_up.as_secs_f64()
+        );
+        drop(open);
+        let t = Instant::now();
+        while Arc::strong_count(&one) > 2 {
+            assert!(t.elapsed() < Duration::from_secs(2), "followers outlived their clients");
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
     });
 }
