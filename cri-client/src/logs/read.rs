@@ -18,8 +18,9 @@ use super::{
 pub(super) const TAIL_BLOCK: usize = 64 * 1024;
 /// How much of a record's start the backwards scan needs to see its stream.
 const HEADER_PEEK: usize = 128;
-/// Size of each forward read.
-const READ_CHUNK: usize = 64 * 1024;
+/// Size of each forward read: each is a trip to the blocking pool, so
+/// fewer, larger reads go faster on a busy machine.
+const READ_CHUNK: usize = 256 * 1024;
 /// Output is buffered up to this size before it is written out.
 const FLUSH_AT: usize = 64 * 1024;
 /// A "line" longer than this without a newline is not a CRI record
