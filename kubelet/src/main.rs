@@ -470,10 +470,16 @@ async fn run_with(
     })
     .await?;
     if let Some(server) = api_server {
-        // Endpoints of their own (/containerLogs/, /exec/, /attach/,
-        // /portForward/, /run/, /metrics) are added here with
-        // `server.route(prefix, handler)`.
-        server.spawn();
+        // Endpoints still to come (/exec/, /attach/, /portForward/, /run/,
+        // /metrics) are added here with `server.route(prefix, handler)`.
+        server
+            .route(
+                "/containerLogs/",
+                kubelet::server::logs::handler(Arc::new(
+                    kubelet::server::logs::CriLogLocator::new(status.clone(), client.clone()),
+                )),
+            )
+            .spawn();
     }
 
     if config.read_only_port != 0 {

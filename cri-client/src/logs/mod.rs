@@ -34,6 +34,9 @@
 
 mod follow;
 mod read;
+mod rotated;
+#[cfg(test)]
+mod rotated_tests;
 #[cfg(test)]
 mod tests;
 
@@ -50,6 +53,8 @@ use tokio_util::sync::CancellationToken;
 
 use follow::{Rotation, Watcher, wait_for_change};
 use read::{Flow, Sink, Source};
+
+pub use rotated::{RotatedLog, read_rotated_logs_until, rotated_logs};
 
 /// How often `still_running` is asked while following.
 const RUNNING_CHECK: Duration = Duration::from_secs(1);
@@ -246,6 +251,9 @@ pub fn parse_line(line: &[u8]) -> Result<LogLine<'_>, LogError> {
 }
 
 fn parse_timestamp(ts: &[u8]) -> Result<(Timestamp, Offset), LogError> {
+    if let Some(parsed) = fast_timestamp(ts) {
+        return Ok(parsed);
+    }
     let bad = |why: &dyn std::fmt::Display| {
         malformed(format!("timestamp {:?} is not RFC3339: {why}", excerpt(ts)))
     };
@@ -258,6 +266,79 @@ fn parse_timestamp(ts: &[u8]) -> Result<(Timestamp, Offset), LogError> {
         .to_timestamp(pieces.date().to_datetime(time))
         .map_err(|e| bad(&e))?;
     Ok((timestamp, offset))
+}
+
+/// The runtime's own layout, `YYYY-MM-DDTHH:MM:SS[.fraction](Z|±HH:MM)`,
+/// parsed by hand: it is every record's first field, and the general parser
+/// costs more than the rest of a record's handling. Anything else (and
+/// anything out of range) is left to the general parser (None).
+fn fast_timestamp(ts: &[u8]) -> Option<(Timestamp, Offset)> {
+    let digit = |i: usize| -> Option<i64> {
+        let c = *ts.get(i)?;
+        c.is_ascii_digit().then(|| i64::from(c - b'0'))
+    };
+    let two = |i: usize| -> Option<i64> { Some(digit(i)? * 10 + digit(i + 1)?) };
+    let at = |i: usize, c: u8| ts.get(i) == Some(&c);
+    if !(at(4, b'-') && at(7, b'-') && at(10, b'T') && at(13, b':') && at(16, b':')) {
+        return None;
+    }
+    let year = two(0)? * 100 + two(2)?;
+    let (month, day) = (two(5)?, two(8)?);
+    let (hour, minute, second) = (two(11)?, two(14)?, two(17)?);
+    let mut i = 19;
+    let mut nanos = 0i64;
+    if at(i, b'.') {
+        i += 1;
+        let mut digits = 0;
+        while let Some(d) = digit(i) {
+            if digits == 9 {
+                return None;
+            }
+            nanos = nanos * 10 + d;
+            digits += 1;
+            i += 1;
+        }
+        if digits == 0 {
+            return None;
+        }
+        nanos *= 10i64.pow(9 - digits);
+    }
+    let offset = match ts.get(i) {
+        Some(b'Z') if ts.len() == i + 1 => 0,
+        Some(&sign @ (b'+' | b'-')) if ts.len() == i + 6 && at(i + 3, b':') => {
+            let (h, m) = (two(i + 1)?, two(i + 4)?);
+            if h > 23 || m > 59 {
+                return None;
+            }
+            let secs = h * 3600 + m * 60;
+            if sign == b'-' { -secs } else { secs }
+        }
+        _ => return None,
+    };
+    let leap = year % 4 == 0 && (year % 100 != 0 || year % 400 == 0);
+    let month_days = match month {
+        1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
+        4 | 6 | 9 | 11 => 30,
+        2 if leap => 29,
+        2 => 28,
+        _ => return None,
+    };
+    if day < 1 || day > month_days || hour > 23 || minute > 59 || second > 59 {
+        return None;
+    }
+    // Days since 1970-01-01 of a proleptic Gregorian date (the "days from
+    // civil" formula, with years starting in March).
+    let y = if month <= 2 { year - 1 } else { year };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (month + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    let secs = days * 86_400 + hour * 3600 + minute * 60 + second - offset;
+    let timestamp = Timestamp::new(secs, i32::try_from(nanos).ok()?).ok()?;
+    let offset = Offset::from_seconds(i32::try_from(offset).ok()?).ok()?;
+    Some((timestamp, offset))
 }
 
 /// Print the container log at `path`: stdout records to `stdout`, stderr
@@ -286,7 +367,7 @@ pub async fn read_logs_until<F, Fut>(
     stdout: &mut (impl AsyncWrite + Unpin),
     stderr: &mut (impl AsyncWrite + Unpin),
     cancel: CancellationToken,
-    mut still_running: F,
+    still_running: F,
 ) -> Result<(), LogError>
 where
     F: FnMut() -> Fut,
@@ -301,6 +382,28 @@ where
         let start = src.tail_start(n, opts.stream).await?;
         src.seek_to(start).await?;
     }
+    let result = read_current(&mut src, &mut sink, opts, &cancel, still_running).await;
+    // Whatever ended the read, print what is buffered.
+    let flushed = sink.flush().await;
+    result.and(flushed)
+}
+
+/// Read the live log file from where `src` stands to its end, and with
+/// `opts.follow` on, keep reading it (across rotation) until `cancel` fires
+/// or `still_running` says the container stopped and the file is drained.
+async fn read_current<O, E, F, Fut>(
+    src: &mut Source,
+    sink: &mut Sink<'_, O, E>,
+    opts: &LogOptions,
+    cancel: &CancellationToken,
+    mut still_running: F,
+) -> Result<(), LogError>
+where
+    O: AsyncWrite + Unpin,
+    E: AsyncWrite + Unpin,
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
     let watcher = if opts.follow {
         Watcher::new(&src.path)
     } else {
@@ -308,66 +411,60 @@ where
     };
     let mut last_check: Option<Instant> = None;
     let mut stopping = false;
-    let result = async {
-        loop {
-            if src.read_available(&mut sink, &cancel).await? == Flow::Stop {
-                return Ok(());
+    loop {
+        if src.read_available(sink, cancel).await? == Flow::Stop {
+            return Ok(());
+        }
+        if !opts.follow {
+            // An unterminated last record is printed when reading the
+            // whole file, but not after `tail`, as in Go.
+            if opts.tail.is_none() {
+                src.emit_pending(sink).await?;
             }
-            if !opts.follow {
-                // An unterminated last record is printed when reading the
-                // whole file, but not after `tail`, as in Go.
-                if opts.tail.is_none() {
-                    src.emit_pending(&mut sink).await?;
+            return Ok(());
+        }
+        match src.check_rotation().await? {
+            Rotation::Same => {}
+            Rotation::Truncated => {
+                tracing::debug!(path = %src.path.display(), "log file was truncated, reading it from the start");
+                src.restart().await?;
+                continue;
+            }
+            Rotation::Replaced => {
+                // Finish the old file first: the runtime writes to it
+                // until it reopens the log.
+                if src.read_available(sink, cancel).await? == Flow::Stop {
+                    return Ok(());
                 }
-                return Ok(());
-            }
-            match src.check_rotation().await? {
-                Rotation::Same => {}
-                Rotation::Truncated => {
-                    tracing::debug!(path = %src.path.display(), "log file was truncated, reading it from the start");
-                    src.restart().await?;
-                    continue;
+                if src.emit_pending(sink).await? == Flow::Stop {
+                    return Ok(());
                 }
-                Rotation::Replaced => {
-                    // Finish the old file first: the runtime writes to it
-                    // until it reopens the log.
-                    if src.read_available(&mut sink, &cancel).await? == Flow::Stop {
-                        return Ok(());
-                    }
-                    if src.emit_pending(&mut sink).await? == Flow::Stop {
-                        return Ok(());
-                    }
-                    if src.reopen().await? {
-                        tracing::debug!(path = %src.path.display(), "log file was rotated, following the new one");
-                    }
-                    continue;
+                if src.reopen().await? {
+                    tracing::debug!(path = %src.path.display(), "log file was rotated, following the new one");
                 }
-            }
-            if stopping {
-                src.emit_pending(&mut sink).await?;
-                return Ok(());
-            }
-            sink.flush().await?;
-            if sink.closed {
-                return Ok(());
-            }
-            if last_check.is_none_or(|t| t.elapsed() >= RUNNING_CHECK) {
-                last_check = Some(Instant::now());
-                if !still_running().await {
-                    // Read once more: lines written just before it exited.
-                    stopping = true;
-                    continue;
-                }
-            }
-            tokio::select! {
-                biased;
-                () = cancel.cancelled() => return Ok(()),
-                () = wait_for_change(watcher.as_ref(), &src.path) => {}
+                continue;
             }
         }
+        if stopping {
+            src.emit_pending(sink).await?;
+            return Ok(());
+        }
+        sink.flush().await?;
+        if sink.closed {
+            return Ok(());
+        }
+        if last_check.is_none_or(|t| t.elapsed() >= RUNNING_CHECK) {
+            last_check = Some(Instant::now());
+            if !still_running().await {
+                // Read once more: lines written just before it exited.
+                stopping = true;
+                continue;
+            }
+        }
+        tokio::select! {
+            biased;
+            () = cancel.cancelled() => return Ok(()),
+            () = wait_for_change(watcher.as_ref(), &src.path) => {}
+        }
     }
-    .await;
-    // Whatever ended the read, print what is buffered.
-    let flushed = sink.flush().await;
-    result.and(flushed)
 }

@@ -95,6 +95,52 @@ fn malformed_records_are_errors_naming_the_problem() {
     }
 }
 
+#[test]
+fn the_fast_timestamp_parser_agrees_with_the_general_one() {
+    let slow = |s: &str| {
+        let p = jiff::fmt::temporal::Pieces::parse(s.as_bytes()).ok()?;
+        let off = p.to_numeric_offset()?;
+        let ts = off.to_timestamp(p.date().to_datetime(p.time()?)).ok()?;
+        Some((ts, off))
+    };
+    let cases = [
+        "2024-05-01T10:00:00.000000001Z",
+        "2024-05-01T10:00:01.5Z",
+        "2024-05-01T10:00:02Z",
+        "2024-02-29T23:59:59.999999999+05:30",
+        "2000-02-29T00:00:00-08:00",
+        "1969-12-31T23:59:59.1Z",
+        "0001-01-01T00:00:00Z",
+        "9000-12-31T23:59:59.999999999-23:59",
+        "2100-03-01T12:34:56.123456+00:00",
+        "1970-01-01T00:00:00Z",
+    ];
+    for c in cases {
+        let fast = fast_timestamp(c.as_bytes());
+        assert!(fast.is_some(), "{c} should take the fast path");
+        assert_eq!(fast, slow(c), "{c}");
+        assert_eq!(parse_timestamp(c.as_bytes()).ok(), slow(c), "{c}");
+    }
+    // Left to the general parser, which decides.
+    for c in [
+        "2023-02-29T00:00:00Z",
+        "2024-13-01T00:00:00Z",
+        "2024-05-01T24:00:00Z",
+        "2024-05-01T10:00:00.Z",
+        "2024-05-01T10:00:00.0000000001Z",
+        "2024-05-01t10:00:00z",
+        "2024-05-01T10:00:00",
+        "2024-05-01T10:00:00+0100",
+        "2024-05-01T10:00:60Z",
+        "2024-05-01T10:00:00Zjunk",
+        "+2024-05-01T10:00:00Z",
+        "9999-12-31T23:59:59.999999999-23:59",
+    ] {
+        assert_eq!(fast_timestamp(c.as_bytes()), None, "{c}");
+        assert_eq!(parse_timestamp(c.as_bytes()).ok(), slow(c), "{c}");
+    }
+}
+
 // ---- reading ----
 
 /// An AsyncWrite the test can look into while a reader task writes.

@@ -25,6 +25,8 @@ use tokio::net::TcpListener;
 use crate::stats::StatsProvider;
 use crate::status::StatusManager;
 
+pub mod logs;
+
 #[derive(Debug, thiserror::Error)]
 pub enum ServerError {
     #[error("binding the read-only port {addr}")]
