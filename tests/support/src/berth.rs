@@ -68,6 +68,8 @@ pub struct Berth {
     pub node: String,
     pub dir: tempfile::TempDir,
     pub port: u16,
+    /// The kubelet API's port (served when joined).
+    pub api_port: u16,
     child: Option<Child>,
     extra_args: Vec<String>,
     /// No --container-runtime-endpoint: berth starts its own containerd.
@@ -98,10 +100,12 @@ impl Berth {
             std::fs::create_dir_all(dir.path().join(d)).unwrap();
         }
         let port = free_port();
+        let api_port = free_port();
         let b = Berth {
             node: unique("node").to_lowercase(),
             dir,
             port,
+            api_port,
             child: None,
             extra_args: extra.iter().map(|s| s.to_string()).collect(),
             managed: false,
@@ -114,7 +118,7 @@ impl Berth {
             b.manifests().display(),
             b.logs_dir().display(),
             port,
-            free_port()
+            api_port
         );
         std::fs::write(b.dir.path().join("config.yaml"), config).unwrap();
         b
