@@ -152,30 +152,8 @@ fn container_field_path(pod: &Pod, container: &str) -> String {
 /// A duration as Go prints a `time.Duration` truncated to milliseconds
 /// (`313ms`, `1.594s`, `2m0s`), for messages that quote pull times.
 pub fn go_duration(d: std::time::Duration) -> String {
-    let ms = d.as_millis();
-    if ms == 0 {
-        return "0s".to_string();
-    }
-    if ms < 1000 {
-        return format!("{ms}ms");
-    }
-    let (secs, frac) = (ms / 1000, ms % 1000);
-    let (h, m, s) = (secs / 3600, secs % 3600 / 60, secs % 60);
-    let mut out = String::new();
-    if h > 0 {
-        out.push_str(&format!("{h}h"));
-    }
-    if h > 0 || m > 0 {
-        out.push_str(&format!("{m}m"));
-    }
-    out.push_str(&s.to_string());
-    if frac > 0 {
-        let f = format!("{frac:03}");
-        out.push('.');
-        out.push_str(f.trim_end_matches('0'));
-    }
-    out.push('s');
-    out
+    let whole_ms = std::time::Duration::from_millis(d.as_millis().try_into().unwrap_or(u64::MAX));
+    crate::config::format_go_duration(whole_ms)
 }
 
 /// Go's `format.Pod`: `name_namespace(uid)`.
