@@ -59,6 +59,8 @@ pub struct ClusterInputs {
 #[derive(Clone)]
 pub struct ClusterHandles {
     pub client: watch::Receiver<Option<ClientSource>>,
+    /// Clients for long-lived watches (many to an HTTP/2 connection).
+    pub watch_client: watch::Receiver<Option<WatchSource>>,
     pub node: watch::Receiver<Option<Arc<Node>>>,
     pub node_uid: watch::Receiver<Option<String>>,
 }
@@ -70,6 +72,10 @@ impl ClusterHandles {
         rx.wait_for(Option::is_some).await.ok()?.clone()
     }
 }
+
+/// Hands out a client for one long-lived watch
+/// ([`ClientProvider::watch_client`](crate::certificate::ClientProvider::watch_client)).
+pub type WatchSource = Arc<dyn Fn() -> crate::certificate::WatchClient + Send + Sync>;
 
 /// Copies every value of `from` into `to`, for as long as both exist.
 fn forward<T: Clone + Send + Sync + 'static>(mut from: watch::Receiver<T>, to: watch::Sender<T>) {
@@ -114,10 +120,12 @@ pub fn start(
     status.runtime_version = inputs.runtime_version.clone();
     let counters = Arc::new(NodeApiCounters::default());
     let (client_tx, client) = watch::channel(None);
+    let (watch_client_tx, watch_client) = watch::channel(None);
     let (node_tx, node_rx) = watch::channel(None);
     let (uid_tx, node_uid) = watch::channel(None);
     let handles = ClusterHandles {
         client,
+        watch_client,
         node: node_rx,
         node_uid,
     };
@@ -150,6 +158,11 @@ pub fn start(
         forward(manager.node(), node_tx);
         forward(manager.node_uid(), uid_tx);
         client_tx.send_replace(Some(source.clone()));
+        let watches: WatchSource = {
+            let p = provider.clone();
+            Arc::new(move || p.watch_client())
+        };
+        watch_client_tx.send_replace(Some(watches));
         let cfg = &inputs.config;
         if !cfg.register_node {
             tracing::info!(node = %node, "registerNode is false: berth waits for the Node to exist, then keeps its status and Lease");

@@ -287,9 +287,10 @@ async fn run_with(
     // work) for API pods, and service account tokens.
     let static_objects = Arc::new(kubelet::objects::StaticObjects::default());
     let (api_client_tx, api_client) = tokio::sync::watch::channel(None);
+    let (watch_client_tx, watch_client) = tokio::sync::watch::channel(None);
     let pod_objects = PodObjects {
         api: config.cluster.as_ref().map(|_| {
-            kubelet::objects::apiserver::ApiObjects::new(api_client.clone())
+            kubelet::objects::apiserver::ApiObjects::new(watch_client.clone())
                 as Arc<dyn kubelet::objects::ObjectGetter>
         }),
         local: static_objects.clone(),
@@ -429,6 +430,12 @@ async fn run_with(
             tokio::spawn(async move {
                 while from.changed().await.is_ok() {
                     api_client_tx.send_replace(from.borrow_and_update().clone());
+                }
+            });
+            let mut from = handles.watch_client.clone();
+            tokio::spawn(async move {
+                while from.changed().await.is_ok() {
+                    watch_client_tx.send_replace(from.borrow_and_update().clone());
                 }
             });
             admission = Some(Admission::new(

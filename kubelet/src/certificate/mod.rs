@@ -56,7 +56,7 @@ pub use kubelet::{IssuedCertificate, ServingCertificateRequest, request_serving_
 pub use manager::{ClientCertificateManager, rotation_deadline};
 pub use pem::{CertificateInfo, Identity, SecretPem};
 pub use store::CertificateStore;
-pub use transport::ClientProvider;
+pub use transport::{ClientProvider, WatchClient};
 
 pub type Result<T, E = CertificateError> = std::result::Result<T, E>;
 

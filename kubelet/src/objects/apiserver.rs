@@ -22,7 +22,7 @@ use serde::de::DeserializeOwned;
 use tokio::sync::watch;
 
 use super::{ObjectError, ObjectGetter};
-use crate::kubelet_node_status::ClientSource;
+use crate::cluster::WatchSource;
 use crate::pod_uid;
 
 /// How long a read waits for a watch's first answer.
@@ -75,7 +75,7 @@ struct State {
 
 /// The ConfigMaps and Secrets of the node's pods, from the apiserver.
 pub struct ApiObjects {
-    client: watch::Receiver<Option<ClientSource>>,
+    client: watch::Receiver<Option<WatchSource>>,
     state: Mutex<State>,
     changes: watch::Sender<u64>,
 }
@@ -140,7 +140,7 @@ pub fn pod_references(pod: &Pod) -> Vec<(Kind, String)> {
 
 impl ApiObjects {
     /// Watches start once `client` holds a client (the credentials work).
-    pub fn new(client: watch::Receiver<Option<ClientSource>>) -> Arc<Self> {
+    pub fn new(client: watch::Receiver<Option<WatchSource>>) -> Arc<Self> {
         Arc::new(ApiObjects {
             client,
             state: Mutex::default(),
@@ -308,7 +308,7 @@ fn release(state: &mut State, key: &Key, pod_uid: &str) {
 /// Keeps `known` current for one object, for ever (until aborted): a watch
 /// by name, re-listed with a fresh client after a failure.
 async fn run_watch(
-    mut client: watch::Receiver<Option<ClientSource>>,
+    mut client: watch::Receiver<Option<WatchSource>>,
     key: Key,
     known: watch::Sender<Known>,
     changes: watch::Sender<u64>,
@@ -337,7 +337,7 @@ async fn run_watch(
 }
 
 async fn watch_one<K>(
-    source: ClientSource,
+    source: WatchSource,
     namespace: &str,
     name: &str,
     known: &watch::Sender<Known>,
@@ -354,7 +354,9 @@ async fn watch_one<K>(
 {
     let mut failures = 0u32;
     loop {
-        let api: Api<K> = Api::namespaced(source(), namespace);
+        // Held for as long as this watch runs: its place on a connection.
+        let watch_client = source();
+        let api: Api<K> = Api::namespaced(watch_client.client.clone(), namespace);
         let cfg = watcher::Config::default().fields(&format!("metadata.name={name}"));
         let stream = watcher::watcher(api, cfg);
         futures_util::pin_mut!(stream);
