@@ -176,6 +176,19 @@ impl StatusManager {
             .unwrap_or_default()
     }
 
+    /// The pod named `namespace`/`name` with its status, copying only it
+    /// (the 10250 API's per-pod endpoints).
+    pub fn find(&self, namespace: &str, name: &str) -> Option<Pod> {
+        let entries = self.entries.read().ok()?;
+        let e = entries.values().find(|e| {
+            e.pod.metadata.namespace.as_deref().unwrap_or("default") == namespace
+                && e.pod.metadata.name.as_deref() == Some(name)
+        })?;
+        let mut p = (*e.pod).clone();
+        p.status = Some(e.status.clone());
+        Some(p)
+    }
+
     /// Remembers the mirror pod of a static pod, for status that goes to
     /// the apiserver.
     pub fn set_mirror_uid(&self, static_uid: &str, mirror_uid: &str) {

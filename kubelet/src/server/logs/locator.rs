@@ -35,12 +35,7 @@ impl CriLogLocator {
     ) -> Result<LogTarget, LogsError> {
         let pod = self
             .status
-            .pods()
-            .into_iter()
-            .find(|p| {
-                p.metadata.namespace.as_deref().unwrap_or("default") == namespace
-                    && p.metadata.name.as_deref() == Some(name)
-            })
+            .find(namespace, name)
             .ok_or_else(|| LogsError::PodNotFound {
                 pod: name.to_owned(),
             })?;
