@@ -477,9 +477,16 @@ async fn run_with(
     })
     .await?;
     if let Some(server) = api_server {
-        // Endpoints still to come (/exec/, /attach/, /portForward/, /run/,
-        // /metrics) are added here with `server.route(prefix, handler)`.
-        server
+        let streaming = Arc::new(kubelet::server::streaming::CriStreaming::new(
+            status.clone(),
+            cache.clone(),
+            client.clone(),
+        ));
+        kubelet::server::streaming::handlers(streaming)
+            .into_iter()
+            .fold(server, |server, (prefix, handler)| {
+                server.route(prefix, handler)
+            })
             .route(
                 "/containerLogs/",
                 kubelet::server::logs::handler(Arc::new(

@@ -28,7 +28,7 @@
 //! ```
 
 mod locator;
-mod request;
+pub(super) mod request;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]

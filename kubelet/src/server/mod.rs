@@ -26,6 +26,8 @@ use crate::stats::StatsProvider;
 use crate::status::StatusManager;
 
 pub mod logs;
+pub mod proxy;
+pub mod streaming;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServerError {

@@ -72,7 +72,7 @@ fn bad(msg: impl Into<String>) -> LogsError {
 }
 
 /// A value as it is quoted in an error message, cut short when long.
-fn echo(s: &str) -> String {
+pub(in crate::server) fn echo(s: &str) -> String {
     match s.char_indices().nth(ECHO_MAX) {
         Some((i, _)) => format!("{:?}…", s.get(..i).unwrap_or_default()),
         None => format!("{s:?}"),
@@ -115,7 +115,7 @@ fn parse_path(path: &str) -> Result<(String, String, String), LogsError> {
 }
 
 /// A percent-decoded path segment that stays one segment.
-fn segment(what: &str, raw: &str) -> Result<String, LogsError> {
+pub(in crate::server) fn segment(what: &str, raw: &str) -> Result<String, LogsError> {
     let bytes = percent_decode(raw, false)
         .ok_or_else(|| bad(format!("{what} {}: malformed percent-encoding", echo(raw))))?;
     let s =
@@ -144,7 +144,7 @@ fn is_label(s: &str) -> bool {
         && b.last().is_some_and(u8::is_ascii_alphanumeric)
 }
 
-fn check_label(what: &str, s: &str) -> Result<(), LogsError> {
+pub(in crate::server) fn check_label(what: &str, s: &str) -> Result<(), LogsError> {
     if s.len() > 63 {
         return Err(bad(format!(
             "{what} {} is invalid: must be no more than 63 characters",
@@ -157,7 +157,7 @@ fn check_label(what: &str, s: &str) -> Result<(), LogsError> {
     Ok(())
 }
 
-fn check_subdomain(what: &str, s: &str) -> Result<(), LogsError> {
+pub(in crate::server) fn check_subdomain(what: &str, s: &str) -> Result<(), LogsError> {
     if s.len() > 253 {
         return Err(bad(format!(
             "{what} {} is invalid: must be no more than 253 characters",
