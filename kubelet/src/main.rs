@@ -460,6 +460,16 @@ async fn run_with(
         None => None,
     };
 
+    // The sync loop's liveness, for /healthz on every port.
+    let sync_monitor = Arc::new(kubelet::sync_loop::SyncLoopMonitor::default());
+    let healthz = kubelet::server::healthz::Healthz::new(sync_monitor.clone());
+    if config.healthz_port != 0 {
+        let addr = SocketAddr::new(config.healthz_bind_address, config.healthz_port);
+        let listener = kubelet::server::bind(addr).await?;
+        tracing::info!("serving /healthz on http://{addr}");
+        tokio::spawn(kubelet::server::healthz::serve(listener, healthz.clone()));
+    }
+
     // The kubelet API on port 10250, authenticated and authorized.
     let api_server = kubelet::server::setup::prepare(kubelet::server::setup::ApiInputs {
         config: config.server.clone(),
@@ -472,6 +482,7 @@ async fn run_with(
             pod_cache: cache.clone(),
             configz: config.configz(),
             enable_debugging_handlers: config.server.enable_debugging_handlers,
+            healthz: healthz.clone(),
         },
         limits: Default::default(),
     })
@@ -504,6 +515,7 @@ async fn run_with(
             listener,
             status.clone(),
             Some(stats),
+            Some(healthz),
         ));
     }
 
@@ -558,6 +570,7 @@ async fn run_with(
         pleg_rx,
         probe_updates,
         admission,
+        sync_monitor,
     );
 
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;

@@ -3,6 +3,8 @@
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 use k8s_openapi::api::core::v1::{Node, Pod, PodStatus};
 use tokio::sync::{mpsc, watch};
@@ -147,6 +149,112 @@ fn is_terminal(pod: &Pod) -> bool {
     )
 }
 
+/// Whether the main loop is alive, for the `syncloop` health check (the Go
+/// kubelet's `syncLoopMonitor`). Go's loop wakes every two seconds for
+/// housekeeping and the check fails when the last wake-up is older than
+/// five minutes; berth's loop only wakes for work, so what is watched is
+/// the time spent on one event: a loop stuck on one for five minutes, or
+/// one that ended, is unhealthy.
+#[derive(Debug)]
+pub struct SyncLoopMonitor {
+    origin: Instant,
+    /// Milliseconds after `origin` (+1) when the event under way began;
+    /// 0 while the loop waits.
+    busy_since: AtomicU64,
+    exited: AtomicBool,
+}
+
+impl Default for SyncLoopMonitor {
+    fn default() -> Self {
+        SyncLoopMonitor {
+            origin: Instant::now(),
+            busy_since: AtomicU64::new(0),
+            exited: AtomicBool::new(false),
+        }
+    }
+}
+
+/// Go's threshold: twice the resync interval (one minute), at least five
+/// minutes.
+pub const SYNC_LOOP_STUCK_AFTER: Duration = Duration::from_secs(300);
+
+impl SyncLoopMonitor {
+    fn now_ms(&self) -> u64 {
+        u64::try_from(self.origin.elapsed().as_millis()).unwrap_or(u64::MAX - 1) + 1
+    }
+
+    fn enter(&self) {
+        self.busy_since.store(self.now_ms(), Ordering::Relaxed);
+    }
+
+    fn leave(&self) {
+        self.busy_since.store(0, Ordering::Relaxed);
+    }
+
+    /// Ok while the loop runs and no event has held it for `stuck_after`.
+    pub fn check(&self, stuck_after: Duration) -> Result<(), String> {
+        if self.exited.load(Ordering::Relaxed) {
+            return Err("the sync loop has ended".into());
+        }
+        let since = self.busy_since.load(Ordering::Relaxed);
+        let busy = Duration::from_millis(self.now_ms().saturating_sub(since));
+        if since != 0 && busy > stuck_after {
+            return Err(format!(
+                "sync loop took longer than expected: one event has held it for {}s",
+                busy.as_secs()
+            ));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+impl SyncLoopMonitor {
+    pub(crate) fn mark_exited_for_test(&self) {
+        self.exited.store(true, Ordering::Relaxed);
+    }
+}
+
+#[cfg(test)]
+mod monitor_tests {
+    use super::*;
+
+    #[test]
+    fn an_event_that_holds_the_loop_too_long_fails_the_check() {
+        let m = SyncLoopMonitor::default();
+        assert!(m.check(Duration::ZERO).is_ok(), "idle is healthy");
+        m.enter();
+        std::thread::sleep(Duration::from_millis(20));
+        assert!(m.check(Duration::from_secs(60)).is_ok());
+        let e = m.check(Duration::from_millis(5)).unwrap_err();
+        assert!(e.contains("longer than expected"), "{e}");
+        m.leave();
+        assert!(m.check(Duration::ZERO).is_ok());
+        drop(Exited(&m));
+        assert_eq!(
+            m.check(Duration::from_secs(60)).unwrap_err(),
+            "the sync loop has ended"
+        );
+    }
+}
+
+/// What woke the loop.
+enum Wake {
+    Source(Option<SourceUpdate>),
+    Node(bool),
+    Probe(ProbeUpdate),
+    Pleg(Option<PlegEvent>),
+}
+
+/// Marks the loop ended however `run` returns.
+struct Exited<'a>(&'a SyncLoopMonitor);
+
+impl Drop for Exited<'_> {
+    fn drop(&mut self) {
+        self.0.exited.store(true, Ordering::Relaxed);
+    }
+}
+
 /// A full snapshot from one source.
 #[derive(Debug)]
 pub struct SourceUpdate {
@@ -164,43 +272,49 @@ pub async fn run(
     mut pleg: mpsc::UnboundedReceiver<PlegEvent>,
     mut probes: mpsc::UnboundedReceiver<ProbeUpdate>,
     mut admission: Option<Admission>,
+    monitor: Arc<SyncLoopMonitor>,
 ) {
+    let _exited = Exited(&monitor);
     let mut sources_open = true;
     let mut node_open = admission.is_some();
     loop {
-        tokio::select! {
-            update = sources.recv(), if sources_open => match update {
-                Some(u) => {
-                    if config.set_source(u.source, u.pods) {
-                        workers.update(&desired_of(&mut admission, &config));
-                    }
+        monitor.leave();
+        let event = tokio::select! {
+            update = sources.recv(), if sources_open => Wake::Source(update),
+            open = node_changed(&mut admission), if node_open => Wake::Node(open),
+            Some(u) = probes.recv() => Wake::Probe(u),
+            ev = pleg.recv() => Wake::Pleg(ev),
+        };
+        monitor.enter();
+        match event {
+            Wake::Source(Some(u)) => {
+                if config.set_source(u.source, u.pods) {
+                    workers.update(&desired_of(&mut admission, &config));
                 }
-                None => sources_open = false,
-            },
-            open = node_changed(&mut admission), if node_open => {
+            }
+            Wake::Source(None) => sources_open = false,
+            Wake::Node(open) => {
                 node_open = open;
                 // Pods that waited for the Node are admitted now.
                 workers.update(&desired_of(&mut admission, &config));
             }
-            Some(u) = probes.recv() => workers.notify(&u.uid),
-            ev = pleg.recv() => match ev {
-                Some(PlegEvent::PodChanged(uid)) => workers.notify(&uid),
-                Some(PlegEvent::Relisted(uids)) => {
-                    // Only once every source has spoken: before that, an
-                    // absent pod may simply not have been read yet.
-                    if config.sources_ready() {
-                        // Rejected pods count as desired here: whatever
-                        // runs under their UID is not an orphan to them.
-                        let desired = config.desired();
-                        for uid in uids {
-                            if !desired.contains_key(&uid) && !workers.has_worker(&uid) {
-                                workers.terminate_orphan(&uid);
-                            }
+            Wake::Probe(u) => workers.notify(&u.uid),
+            Wake::Pleg(Some(PlegEvent::PodChanged(uid))) => workers.notify(&uid),
+            Wake::Pleg(Some(PlegEvent::Relisted(uids))) => {
+                // Only once every source has spoken: before that, an
+                // absent pod may simply not have been read yet.
+                if config.sources_ready() {
+                    // Rejected pods count as desired here: whatever
+                    // runs under their UID is not an orphan to them.
+                    let desired = config.desired();
+                    for uid in uids {
+                        if !desired.contains_key(&uid) && !workers.has_worker(&uid) {
+                            workers.terminate_orphan(&uid);
                         }
                     }
                 }
-                None => return,
-            },
+            }
+            Wake::Pleg(None) => return,
         }
     }
 }

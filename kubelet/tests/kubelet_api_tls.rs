@@ -290,6 +290,7 @@ async fn without_a_way_to_authenticate_there_is_no_server() {
             pod_cache: kubelet::container::PodCache::new(),
             configz: serde_json::json!({}),
             enable_debugging_handlers: true,
+            healthz: kubelet::server::healthz::Healthz::new(Default::default()),
         },
         limits: Limits::default(),
     };

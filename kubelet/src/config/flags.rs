@@ -47,6 +47,15 @@ pub struct KubeletFlags {
     #[arg(long, value_name = "PORT")]
     pub read_only_port: Option<u16>,
 
+    /// Port of the healthz server (plain HTTP, `/healthz` only; default
+    /// 10248); 0 disables it.
+    #[arg(long, value_name = "PORT")]
+    pub healthz_port: Option<u16>,
+
+    /// IP address the healthz server listens on (default 127.0.0.1).
+    #[arg(long, value_name = "IP")]
+    pub healthz_bind_address: Option<std::net::IpAddr>,
+
     /// IP address the read-only server and the kubelet API listen on
     /// (default: 127.0.0.1 for the read-only server, 0.0.0.0 for the API).
     #[arg(long, value_name = "IP")]
@@ -164,6 +173,8 @@ impl Default for KubeletFlags {
             verbosity: 0,
             trace_cri: false,
             read_only_port: None,
+            healthz_port: None,
+            healthz_bind_address: None,
             address: None,
             port: None,
             tls_cert_file: None,

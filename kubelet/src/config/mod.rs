@@ -188,6 +188,12 @@ impl KubeletConfig {
         if let Some(port) = flags.read_only_port {
             cfg.read_only_port = Some(port);
         }
+        if let Some(port) = flags.healthz_port {
+            cfg.healthz_port = Some(port);
+        }
+        if let Some(addr) = flags.healthz_bind_address {
+            cfg.healthz_bind_address = Some(addr);
+        }
         if let Some(addr) = flags.address {
             cfg.address = Some(addr);
         }

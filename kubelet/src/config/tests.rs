@@ -202,6 +202,8 @@ containerRuntimeEndpoint: unix:///from/file.sock
         "--pod-manifest-path=/from/flag",
         "--read-only-port",
         "2222",
+        "--healthz-port=0",
+        "--healthz-bind-address=127.0.0.3",
         "--address",
         "127.0.0.2",
         "--container-runtime-endpoint",
@@ -219,6 +221,10 @@ containerRuntimeEndpoint: unix:///from/file.sock
     .unwrap();
     assert_eq!(c.static_pod_path, Some(PathBuf::from("/from/flag")));
     assert_eq!(c.read_only_port, 2222);
+    assert_eq!(
+        (c.healthz_port, c.healthz_bind_address.to_string().as_str()),
+        (0, "127.0.0.3")
+    );
     assert_eq!(c.address, "127.0.0.2".parse::<IpAddr>().unwrap());
     assert_eq!(
         c.container_runtime_endpoint.as_deref(),

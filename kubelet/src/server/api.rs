@@ -99,6 +99,8 @@ pub struct ApiState {
     /// The body of `/configz`: `{"kubeletconfig": …}`.
     pub configz: serde_json::Value,
     pub enable_debugging_handlers: bool,
+    /// `/healthz` and its checks.
+    pub healthz: super::healthz::Healthz,
 }
 
 /// The router behind the auth filter.
@@ -162,11 +164,16 @@ impl KubeletApi {
             );
         }
         let read = req.method() == Method::GET || req.method() == Method::HEAD;
+        if super::healthz::Healthz::serves(&path) {
+            let resp = state.healthz.handle(req.method(), &path, req.uri().query());
+            return resp.map(|b| b.map_err(|never| match never {}).boxed_unsync());
+        }
         match path.as_str() {
-            "/healthz" | "/pods" | "/pods/" | "/stats/summary" | "/stats/summary/" => {
+            "/pods" | "/pods/" | "/stats/summary" | "/stats/summary/" => {
                 let resp = super::handle_with_stats(
                     req.method(),
                     &path,
+                    req.uri().query(),
                     &state.status,
                     state.stats.as_deref(),
                 );

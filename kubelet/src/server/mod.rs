@@ -25,6 +25,7 @@ use tokio::net::TcpListener;
 use crate::stats::StatsProvider;
 use crate::status::StatusManager;
 
+pub mod healthz;
 pub mod logs;
 pub mod proxy;
 pub mod streaming;
@@ -49,13 +50,16 @@ fn reply(code: StatusCode, content_type: &str, body: impl Into<Bytes>) -> Respon
 
 /// Answers one request. Pure, so tests call it without a socket.
 pub fn handle(method: &Method, path: &str, status: &StatusManager) -> Response<Full<Bytes>> {
-    handle_with_stats(method, path, status, None)
+    handle_with_stats(method, path, None, status, None)
 }
 
 /// [`handle`], with `/stats/summary` served from `stats` when given.
+/// `query` is the raw query string: `only_cpu_and_memory=true` trims the
+/// summary to what metrics-server once read (Go's `GetCPUAndMemoryStats`).
 pub fn handle_with_stats(
     method: &Method,
     path: &str,
+    query: Option<&str>,
     status: &StatusManager,
     stats: Option<&StatsProvider>,
 ) -> Response<Full<Bytes>> {
@@ -95,7 +99,11 @@ pub fn handle_with_stats(
                 "text/plain",
                 "/stats/summary: no stats collected yet; retry after the first housekeeping interval\n",
             ),
-            Some(Some(summary)) => match crate::stats::to_json(&summary) {
+            Some(Some(summary)) => match if only_cpu_and_memory(query) {
+                crate::stats::to_json(&crate::stats::summary::cpu_and_memory_only(&summary))
+            } else {
+                crate::stats::to_json(&summary)
+            } {
                 Ok(body) => reply(StatusCode::OK, "application/json", body),
                 Err(e) => reply(
                     StatusCode::INTERNAL_SERVER_ERROR,
@@ -112,6 +120,19 @@ pub fn handle_with_stats(
     }
 }
 
+/// Go reads the parameter only when given once, as a Go bool
+/// (`strconv.ParseBool`); anything else means the whole summary.
+fn only_cpu_and_memory(query: Option<&str>) -> bool {
+    let values: Vec<_> = form_urlencoded::parse(query.unwrap_or("").as_bytes())
+        .filter(|(k, _)| k == "only_cpu_and_memory")
+        .map(|(_, v)| v)
+        .collect();
+    matches!(
+        values.as_slice(),
+        [v] if matches!(v.as_ref(), "1" | "t" | "T" | "true" | "TRUE" | "True")
+    )
+}
+
 /// Binds `addr` and serves until the task is dropped.
 pub async fn bind(addr: SocketAddr) -> Result<TcpListener, ServerError> {
     TcpListener::bind(addr)
@@ -120,14 +141,16 @@ pub async fn bind(addr: SocketAddr) -> Result<TcpListener, ServerError> {
 }
 
 pub async fn serve(listener: TcpListener, status: Arc<StatusManager>) {
-    serve_with_stats(listener, status, None).await
+    serve_with_stats(listener, status, None, None).await
 }
 
-/// [`serve`], with `/stats/summary` from `stats`.
+/// [`serve`], with `/stats/summary` from `stats` and `/healthz` (with its
+/// sub-checks) from `healthz`.
 pub async fn serve_with_stats(
     listener: TcpListener,
     status: Arc<StatusManager>,
     stats: Option<Arc<StatsProvider>>,
+    healthz: Option<healthz::Healthz>,
 ) {
     loop {
         let (stream, peer) = match listener.accept().await {
@@ -140,10 +163,22 @@ pub async fn serve_with_stats(
         };
         let status = status.clone();
         let stats = stats.clone();
+        let healthz = healthz.clone();
         tokio::spawn(async move {
             let svc = service_fn(move |req: Request<Incoming>| {
-                let resp =
-                    handle_with_stats(req.method(), req.uri().path(), &status, stats.as_deref());
+                let path = req.uri().path();
+                let resp = match &healthz {
+                    Some(h) if healthz::Healthz::serves(path) => {
+                        h.handle(req.method(), path, req.uri().query())
+                    }
+                    _ => handle_with_stats(
+                        req.method(),
+                        req.uri().path(),
+                        req.uri().query(),
+                        &status,
+                        stats.as_deref(),
+                    ),
+                };
                 async move { Ok::<_, Infallible>(resp) }
             });
             // A malformed request is hyper's to refuse (400); it never
@@ -215,11 +250,11 @@ mod tests {
             crate::container::PodCache::new(),
             crate::stats::StatsConfig::new("n", dir.path(), dir.path(), "/"),
         );
-        let r = handle_with_stats(&Method::GET, "/stats/summary", &status, Some(&stats));
+        let r = handle_with_stats(&Method::GET, "/stats/summary", None, &status, Some(&stats));
         assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
         // A failed cycle (PLEG hasn't filled the pod cache) keeps it that way.
         assert!(stats.collect().await.is_err());
-        let r = handle_with_stats(&Method::GET, "/stats/summary/", &status, Some(&stats));
+        let r = handle_with_stats(&Method::GET, "/stats/summary/", None, &status, Some(&stats));
         assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
         // Once collected: the Summary as JSON.
         stats.set_summary_for_test(crate::stats::summary::Summary {
@@ -229,15 +264,57 @@ mod tests {
             },
             pods: vec![],
         });
-        let r = handle_with_stats(&Method::GET, "/stats/summary", &status, Some(&stats));
+        let r = handle_with_stats(&Method::GET, "/stats/summary", None, &status, Some(&stats));
         assert_eq!(r.status(), StatusCode::OK);
         assert_eq!(r.headers()[http::header::CONTENT_TYPE], "application/json");
         let body = r.into_body().collect().await.unwrap().to_bytes();
         let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
         assert_eq!(v["node"]["nodeName"], "n");
         assert_eq!(v["pods"], serde_json::json!([]));
+        // only_cpu_and_memory: the filesystems are left out.
+        use crate::stats::summary::{CpuStats, FsStats, NodeStats, PodStats, Summary};
+        stats.set_summary_for_test(Summary {
+            node: NodeStats {
+                node_name: "n".into(),
+                cpu: Some(CpuStats::default()),
+                fs: Some(FsStats::default()),
+                ..Default::default()
+            },
+            pods: vec![PodStats {
+                cpu: Some(CpuStats::default()),
+                ephemeral_storage: Some(FsStats::default()),
+                ..Default::default()
+            }],
+        });
+        for (query, trimmed) in [
+            ("only_cpu_and_memory=true", true),
+            ("only_cpu_and_memory=1", true),
+            ("only_cpu_and_memory=false", false),
+            ("only_cpu_and_memory=yes", false),
+            ("only_cpu_and_memory=true&only_cpu_and_memory=true", false),
+            ("other=1", false),
+        ] {
+            let r = handle_with_stats(
+                &Method::GET,
+                "/stats/summary",
+                Some(query),
+                &status,
+                Some(&stats),
+            );
+            let body = r.into_body().collect().await.unwrap().to_bytes();
+            let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+            assert!(v["node"]["cpu"].is_object(), "{query}");
+            assert!(v["pods"][0]["cpu"].is_object(), "{query}");
+            assert_eq!(v["node"]["fs"].is_null(), trimmed, "{query}");
+            assert_eq!(
+                v["pods"][0]["ephemeral-storage"].is_null(),
+                trimmed,
+                "{query}"
+            );
+        }
         assert_eq!(
-            handle_with_stats(&Method::POST, "/stats/summary", &status, Some(&stats)).status(),
+            handle_with_stats(&Method::POST, "/stats/summary", None, &status, Some(&stats))
+                .status(),
             StatusCode::METHOD_NOT_ALLOWED
         );
     }

@@ -182,6 +182,41 @@ pub struct VolumeStats {
     pub name: String,
 }
 
+/// The summary with only CPU and memory: node name, start time and system
+/// containers' too; pods with their reference, start time and containers'
+/// names and start times (Go's `only_cpu_and_memory=true`).
+pub fn cpu_and_memory_only(s: &Summary) -> Summary {
+    let container = |c: &ContainerStats| ContainerStats {
+        name: c.name.clone(),
+        start_time: c.start_time,
+        cpu: c.cpu.clone(),
+        memory: c.memory.clone(),
+        ..Default::default()
+    };
+    Summary {
+        node: NodeStats {
+            node_name: s.node.node_name.clone(),
+            system_containers: s.node.system_containers.iter().map(container).collect(),
+            start_time: s.node.start_time,
+            cpu: s.node.cpu.clone(),
+            memory: s.node.memory.clone(),
+            ..Default::default()
+        },
+        pods: s
+            .pods
+            .iter()
+            .map(|p| PodStats {
+                pod_ref: p.pod_ref.clone(),
+                start_time: p.start_time,
+                containers: p.containers.iter().map(container).collect(),
+                cpu: p.cpu.clone(),
+                memory: p.memory.clone(),
+                ..Default::default()
+            })
+            .collect(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -233,6 +233,7 @@ pub async fn start(
             pod_cache: kubelet::container::PodCache::new(),
             configz: serde_json::json!({"kubeletconfig": {"port": 10250}}),
             enable_debugging_handlers,
+            healthz: kubelet::server::healthz::Healthz::new(Default::default()),
         },
         limits,
     })

@@ -266,6 +266,20 @@ spec:
         .unwrap();
     assert_eq!(text(&out.stdout), "pod does not exist\n 404");
 
+    // The healthz port: plain HTTP, Go's checks.
+    let out = Command::new("curl")
+        .args(["-s", "-w", " %{http_code}"])
+        .arg(format!(
+            "http://127.0.0.1:{}/healthz?verbose",
+            node.berth.healthz_port
+        ))
+        .output()
+        .unwrap();
+    assert_eq!(
+        text(&out.stdout),
+        "[+]ping ok\n[+]log ok\n[+]syncloop ok\nhealthz check passed\n 200"
+    );
+
     // A service account token (authenticated by TokenReview) without
     // nodes/proxy: 403 from berth's SubjectAccessReview, nothing run.
     kubectl(&["create", "serviceaccount", "-n", n, "nobody"]).unwrap();

@@ -70,6 +70,8 @@ pub struct Berth {
     pub port: u16,
     /// The kubelet API's port (served when joined).
     pub api_port: u16,
+    /// The healthz port (plain HTTP, /healthz only).
+    pub healthz_port: u16,
     child: Option<Child>,
     extra_args: Vec<String>,
     /// No --container-runtime-endpoint: berth starts its own containerd.
@@ -101,11 +103,13 @@ impl Berth {
         }
         let port = free_port();
         let api_port = free_port();
+        let healthz_port = free_port();
         let b = Berth {
             node: unique("node").to_lowercase(),
             dir,
             port,
             api_port,
+            healthz_port,
             child: None,
             extra_args: extra.iter().map(|s| s.to_string()).collect(),
             managed: false,
@@ -114,11 +118,12 @@ impl Berth {
         // The kubelet API gets a port of its own too: joined berths serve
         // it, and several may run at once beside a kubelet on 10250.
         let config = format!(
-            "apiVersion: kubelet.config.k8s.io/v1beta1\nkind: KubeletConfiguration\nstaticPodPath: {}\npodLogsDir: {}\nreadOnlyPort: {}\nport: {}\nfileCheckFrequency: 20s\nsyncFrequency: 1m\n",
+            "apiVersion: kubelet.config.k8s.io/v1beta1\nkind: KubeletConfiguration\nstaticPodPath: {}\npodLogsDir: {}\nreadOnlyPort: {}\nport: {}\nhealthzPort: {}\nfileCheckFrequency: 20s\nsyncFrequency: 1m\n",
             b.manifests().display(),
             b.logs_dir().display(),
             port,
-            api_port
+            api_port,
+            healthz_port
         );
         std::fs::write(b.dir.path().join("config.yaml"), config).unwrap();
         b
