@@ -35,7 +35,20 @@ pub fn version(bin: &Path) -> String {
 pub struct GoKubelet {
     dir: PathBuf,
     pub node: String,
+    /// Its kubelet API (HTTPS on 127.0.0.1).
+    pub api_port: u16,
     child: Child,
+}
+
+/// Settings beyond the defaults of [`GoKubelet::start`].
+#[derive(Clone, Debug, Default)]
+pub struct Extra {
+    /// `authentication.x509.clientCAFile`: client certificates it accepts
+    /// on its API (none by default, so the API answers 401).
+    pub client_ca_file: Option<PathBuf>,
+    /// KubeletConfiguration lines appended as they are (keys the defaults
+    /// do not set).
+    pub config: String,
 }
 
 fn free_port() -> Result<u16> {
@@ -63,7 +76,7 @@ impl GoKubelet {
     /// no API port beyond localhost.
     pub async fn start(bin: &Path) -> Result<GoKubelet> {
         let node = format!("gokubelet{}", std::process::id());
-        Self::start_as(bin, &node, Mode::Standalone).await
+        Self::start_as(bin, &node, Mode::Standalone, &Extra::default()).await
     }
 
     /// Starts `bin` joined to the control plane as `node` (the same
@@ -71,10 +84,15 @@ impl GoKubelet {
     /// kubeconfigs) and waits for its healthz; the Node's registration and
     /// readiness are the caller's to wait for.
     pub async fn start_joined(bin: &Path, node: &str) -> Result<GoKubelet> {
-        Self::start_as(bin, node, Mode::Joined).await
+        Self::start_as(bin, node, Mode::Joined, &Extra::default()).await
     }
 
-    async fn start_as(bin: &Path, node: &str, mode: Mode) -> Result<GoKubelet> {
+    /// [`start_joined`](Self::start_joined) with `extra` settings.
+    pub async fn start_joined_with(bin: &Path, node: &str, extra: &Extra) -> Result<GoKubelet> {
+        Self::start_as(bin, node, Mode::Joined, extra).await
+    }
+
+    async fn start_as(bin: &Path, node: &str, mode: Mode, extra: &Extra) -> Result<GoKubelet> {
         let node = node.to_string();
         let dir = std::env::temp_dir().join(format!("berth-bench-{node}"));
         let _ = std::fs::remove_dir_all(&dir);
@@ -101,6 +119,7 @@ healthzPort: {healthz}
 authentication:
   anonymous: {{enabled: false}}
   webhook: {{enabled: false}}
+  x509: {{clientCAFile: {client_ca}}}
 authorization: {{mode: AlwaysAllow}}
 evictionHard: {{}}
 imageGCHighThresholdPercent: 100
@@ -111,7 +130,12 @@ syncFrequency: 1m
             manifests = dir.join("manifests").display(),
             logs = dir.join("logs").display(),
             endpoint = endpoint(),
-        );
+            client_ca = extra
+                .client_ca_file
+                .as_deref()
+                .map(|p| p.display().to_string())
+                .unwrap_or_default(),
+        ) + &extra.config;
         std::fs::write(dir.join("config.yaml"), config)?;
         let log = std::fs::File::create(dir.join("kubelet.log"))?;
         let mut cmd = Command::new(bin);
@@ -148,7 +172,12 @@ syncFrequency: 1m
             .stderr(log)
             .spawn()
             .with_context(|| format!("starting {}", bin.display()))?;
-        let mut k = GoKubelet { dir, node, child };
+        let mut k = GoKubelet {
+            dir,
+            node,
+            api_port: port,
+            child,
+        };
         let t = Instant::now();
         loop {
             if healthy(healthz).await {

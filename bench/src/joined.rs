@@ -161,6 +161,62 @@ impl Running {
     }
 }
 
+/// What a joined kubelet gets beyond the benchmarks' defaults.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct JoinExtra {
+    /// Flags added to berth's.
+    pub berth_args: Vec<String>,
+    /// KubeletConfiguration lines added to berth's.
+    pub berth_config: String,
+    pub go: gokubelet::Extra,
+}
+
+/// Starts a joined kubelet (berth, or the Go kubelet `go`) under a node name
+/// of its own and waits for its Node to be Ready and schedulable.
+pub(crate) async fn join(
+    kube: &Client,
+    go: Option<&std::path::Path>,
+    tag: &str,
+    extra: &JoinExtra,
+) -> Result<(Running, String)> {
+    let (running, node) = match go {
+        None => {
+            let creds = creds_dir(tag);
+            std::fs::create_dir_all(&creds)?;
+            let kubeconfig = creds.join("kubelet.conf");
+            let mut args = vec![
+                "--kubeconfig".to_string(),
+                kubeconfig.display().to_string(),
+                "--bootstrap-kubeconfig".to_string(),
+                bootstrap_kubeconfig().display().to_string(),
+            ];
+            args.extend(extra.berth_args.iter().cloned());
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            let mut b = Berth::with_args(&args);
+            b.append_config(&extra.berth_config);
+            b.rust_log = "info".into();
+            b.start();
+            let node = b.node.clone();
+            (Running::Berth(Box::new(b)), node)
+        }
+        Some(bin) => {
+            let node = format!("gokubelet-{tag}");
+            (
+                Running::Go(GoKubelet::start_joined_with(bin, &node, &extra.go).await?),
+                node,
+            )
+        }
+    };
+    if let Err(e) = wait_node_schedulable(kube, &node, &running).await {
+        let _ = running.stop(&node);
+        let _ = Api::<Node>::all(kube.clone())
+            .delete(&node, &Default::default())
+            .await;
+        return Err(e);
+    }
+    Ok((running, node))
+}
+
 /// Where berth's client kubeconfig goes.
 pub(crate) fn creds_dir(tag: &str) -> PathBuf {
     std::env::temp_dir().join(format!("berth-bench-joined-{tag}"))

@@ -29,6 +29,7 @@ mod common;
 mod exit_latency;
 mod gokubelet;
 mod joined;
+mod kubelet_api;
 mod object_volumes;
 mod probes;
 mod static_pods;
@@ -59,8 +60,9 @@ fn main() -> Result<()> {
         Some("exit-latency") => rt.block_on(exit_latency::run(&args[1..])),
         Some("joined") => rt.block_on(joined::run(&args[1..])),
         Some("object-volumes") => rt.block_on(object_volumes::run(&args[1..])),
+        Some("kubelet-api") => rt.block_on(kubelet_api::run(&args[1..])),
         _ => bail!(
-            "usage: berth-bench cli [--runs N] [--pods N] [--berthctl PATH]\n       berth-bench static-pods [--pods 1,30,110] [--idle SECONDS] [--repeat 5]\n       berth-bench probes [see bench/src/probes.rs]\n       berth-bench stats [see bench/src/stats.rs]\n       berth-bench teardown [--pods 30,110] [--grace 30]\n       berth-bench exit-latency [--samples 20]\n       berth-bench joined [--pods 10] [--replicas 30] [--idle 60] [--settle 10] [--repeat 1] [--quick] [--only berth|go]\n       berth-bench object-volumes [--edits 10] [--go-samples 1] [--pods 110] [--idle 60] [--settle 10] [--quick] [--parts standalone,joined,go,cost]"
+            "usage: berth-bench cli [--runs N] [--pods N] [--berthctl PATH]\n       berth-bench static-pods [--pods 1,30,110] [--idle SECONDS] [--repeat 5]\n       berth-bench probes [see bench/src/probes.rs]\n       berth-bench stats [see bench/src/stats.rs]\n       berth-bench teardown [--pods 30,110] [--grace 30]\n       berth-bench exit-latency [--samples 20]\n       berth-bench joined [--pods 10] [--replicas 30] [--idle 60] [--settle 10] [--repeat 1] [--quick] [--only berth|go]\n       berth-bench object-volumes [--edits 10] [--go-samples 1] [--pods 110] [--idle 60] [--settle 10] [--quick] [--parts standalone,joined,go,cost]\n       berth-bench kubelet-api [--log-mb 64] [--requests 200] [--execs 20] [--only berth|go]"
         ),
     }
 }

@@ -41,14 +41,13 @@ use k8s_openapi::api::core::v1::{ConfigMap, Node, Pod, Secret};
 use kube::Client;
 use kube::api::{Api, Patch, PatchParams, PostParams, WatchEvent, WatchParams};
 use test_support::berth::Berth;
-use test_support::cluster::bootstrap_kubeconfig;
 use test_support::{busybox_image, endpoint, ensure_image, pause_image};
 
 use crate::common::{patient_client, quantile, stat_cpu_seconds, status_mib};
-use crate::gokubelet::{self, GoKubelet};
+use crate::gokubelet;
 use crate::joined::{
-    NODE_SCHEMAS, Running, admin_client, clean_up, commit, create_namespace, creds_dir, label,
-    metrics, pod_ready, restarts, sum_prefix, wait_node_schedulable, wait_pod_ready,
+    NODE_SCHEMAS, Running, admin_client, clean_up, commit, create_namespace, creds_dir, join,
+    label, metrics, pod_ready, restarts, sum_prefix, wait_pod_ready,
 };
 use crate::static_pods::cpu_seconds_over;
 use crate::{flag, ms};
@@ -585,43 +584,6 @@ fn keep_log(from: &Path, node: &str) -> PathBuf {
     kept
 }
 
-/// Starts a joined kubelet (berth, or the Go kubelet `go`) under a node name
-/// of its own and waits for its Node to be Ready and schedulable.
-async fn join(kube: &Client, go: Option<&Path>, tag: &str) -> Result<(Running, String)> {
-    let (running, node) = match go {
-        None => {
-            let creds = creds_dir(tag);
-            std::fs::create_dir_all(&creds)?;
-            let kubeconfig = creds.join("kubelet.conf");
-            let mut b = Berth::with_args(&[
-                "--kubeconfig",
-                &kubeconfig.display().to_string(),
-                "--bootstrap-kubeconfig",
-                &bootstrap_kubeconfig().display().to_string(),
-            ]);
-            b.rust_log = "info".into();
-            b.start();
-            let node = b.node.clone();
-            (Running::Berth(Box::new(b)), node)
-        }
-        Some(bin) => {
-            let node = format!("gokubelet-{tag}");
-            (
-                Running::Go(GoKubelet::start_joined(bin, &node).await?),
-                node,
-            )
-        }
-    };
-    if let Err(e) = wait_node_schedulable(kube, &node, &running).await {
-        let _ = running.stop(&node);
-        let _ = Api::<Node>::all(kube.clone())
-            .delete(&node, &Default::default())
-            .await;
-        return Err(e);
-    }
-    Ok((running, node))
-}
-
 /// A joined kubelet with the edit pod; `n` edits through the apiserver.
 async fn joined_edits(
     kube: &Client,
@@ -637,7 +599,7 @@ async fn joined_edits(
     let cms: Api<ConfigMap> = Api::namespaced(kube.clone(), &ns);
     cms.create(&PostParams::default(), &configmap(CM, "first")?)
         .await?;
-    let (running, node) = match join(kube, go, &tag).await {
+    let (running, node) = match join(kube, go, &tag, &Default::default()).await {
         Ok(r) => r,
         Err(e) => {
             let _ = Api::<k8s_openapi::api::core::v1::Namespace>::all(kube.clone())
@@ -795,7 +757,7 @@ async fn cost(kube: &Client, cri: &RuntimeClient, opts: &Opts, objects: bool) ->
         )
         .await?;
     }
-    let (running, node) = match join(kube, None, &tag).await {
+    let (running, node) = match join(kube, None, &tag, &Default::default()).await {
         Ok(r) => r,
         Err(e) => {
             let _ = Api::<k8s_openapi::api::core::v1::Namespace>::all(kube.clone())

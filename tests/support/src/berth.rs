@@ -129,6 +129,18 @@ impl Berth {
         b
     }
 
+    /// Adds lines (each ending in a newline) to its KubeletConfiguration;
+    /// before [`start`](Self::start).
+    pub fn append_config(&self, lines: &str) {
+        use std::io::Write;
+        std::fs::OpenOptions::new()
+            .append(true)
+            .open(self.dir.path().join("config.yaml"))
+            .unwrap()
+            .write_all(lines.as_bytes())
+            .unwrap();
+    }
+
     pub fn manifests(&self) -> PathBuf {
         self.dir.path().join("manifests")
     }

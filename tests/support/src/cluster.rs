@@ -326,13 +326,7 @@ impl Joined {
 
     /// Adds lines (each ending in a newline) to berth's KubeletConfiguration.
     pub fn append_config(&self, lines: &str) {
-        use std::io::Write;
-        std::fs::OpenOptions::new()
-            .append(true)
-            .open(self.berth.dir.path().join("config.yaml"))
-            .unwrap()
-            .write_all(lines.as_bytes())
-            .unwrap();
+        self.berth.append_config(lines);
     }
 
     /// Starts berth and waits until its Node is Ready; returns the Node.
