@@ -281,6 +281,7 @@ async fn run_with(
     };
     let (probes, probe_updates) =
         kubelet::prober::ProbeManager::with_recorder(handlers.clone(), recorder.clone());
+    let prober_metrics = probes.prober_metrics();
     let volumes = Arc::new(VolumeManager::new(config.root_dir.clone()));
     // ConfigMaps and Secrets: the manifest directory's for static pods; in
     // joined mode the apiserver's (watches start once the credentials
@@ -477,14 +478,24 @@ async fn run_with(
     })
     .await?;
     if let Some(server) = api_server {
-        // Endpoints still to come (/exec/, /attach/, /portForward/, /run/,
-        // /metrics) are added here with `server.route(prefix, handler)`.
+        // Endpoints still to come (/exec/, /attach/, /portForward/, /run/)
+        // are added here with `server.route(prefix, handler)`.
         server
             .route(
                 "/containerLogs/",
                 kubelet::server::logs::handler(Arc::new(
                     kubelet::server::logs::CriLogLocator::new(status.clone(), client.clone()),
                 )),
+            )
+            // /metrics, /metrics/resource, /metrics/probes, /metrics/cadvisor.
+            .route(
+                "/metrics",
+                kubelet::server::metrics::handler(kubelet::server::metrics::MetricsSources {
+                    node_name: config.node_name.clone(),
+                    stats: Some(stats.clone()),
+                    pod_cache: cache.clone(),
+                    prober: prober_metrics,
+                }),
             )
             .spawn();
     }

@@ -26,6 +26,7 @@ use crate::stats::StatsProvider;
 use crate::status::StatusManager;
 
 pub mod logs;
+pub mod metrics;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServerError {
