@@ -494,6 +494,7 @@ async fn run_with(
                     node_name: config.node_name.clone(),
                     stats: Some(stats.clone()),
                     pod_cache: cache.clone(),
+                    status: Some(status.clone()),
                     prober: prober_metrics,
                 }),
             )

@@ -11,7 +11,10 @@
 //! `container_scrape_error`. There is a series per running container
 //! (labels `container`, `image`, `name` = the runtime's container ID,
 //! `namespace`, `pod`), per pod (`container=""`, as cAdvisor's pod cgroup)
-//! and for the node (`id="/"`, the root cgroup).
+//! and for the node (`id="/"`, the root cgroup). `image` is the image the
+//! container's status names (the pod spec's, as `kubectl` shows it), or
+//! failing that the runtime's image field, which may be an image ID where
+//! cAdvisor shows the runtime's image name.
 //!
 //! Missing against cAdvisor:
 //! - the `id` label (the cgroup path) of container and pod series: the
@@ -119,9 +122,16 @@ fn labels(
     ]
 }
 
-/// The body of `/metrics/cadvisor` for `summary` (`None`: no stats yet)
-/// and the runtime's pods.
-pub fn render_cadvisor(summary: Option<&Summary>, pods: &[Arc<RuntimePod>]) -> String {
+/// Images by pod UID and container name, from the pods' statuses.
+pub type StatusImages = HashMap<(String, String), String>;
+
+/// The body of `/metrics/cadvisor` for `summary` (`None`: no stats yet),
+/// the runtime's pods and the images their statuses name.
+pub fn render_cadvisor(
+    summary: Option<&Summary>,
+    pods: &[Arc<RuntimePod>],
+    images: &StatusImages,
+) -> String {
     let mut scrape_error = Family::new(
         "container_scrape_error",
         "1 if there was an error while getting container metrics, 0 otherwise",
@@ -147,7 +157,8 @@ pub fn render_cadvisor(summary: Option<&Summary>, pods: &[Arc<RuntimePod>]) -> S
         f.memory(&pod_labels, pod.memory.as_ref());
         let rt = by_uid.get(pod.pod_ref.uid.as_str());
         for c in &pod.containers {
-            container(&mut f, rt.copied(), ns, name, c);
+            let image = images.get(&(pod.pod_ref.uid.clone(), c.name.clone()));
+            container(&mut f, rt.copied(), image.map(String::as_str), ns, name, c);
         }
     }
     render(vec![
@@ -161,10 +172,18 @@ pub fn render_cadvisor(summary: Option<&Summary>, pods: &[Arc<RuntimePod>]) -> S
     ])
 }
 
-fn container(f: &mut Families, rt: Option<&RuntimePod>, ns: &str, pod: &str, c: &ContainerStats) {
+fn container(
+    f: &mut Families,
+    rt: Option<&RuntimePod>,
+    status_image: Option<&str>,
+    ns: &str,
+    pod: &str,
+    c: &ContainerStats,
+) {
     // The running instance the stats are of (lists are newest first).
     let instance = rt.and_then(|rt| rt.running_containers().find(|i| i.name() == c.name));
-    let (id, image) = instance.map_or(("", ""), |i| (i.id.as_str(), i.image.as_str()));
+    let (id, runtime_image) = instance.map_or(("", ""), |i| (i.id.as_str(), i.image.as_str()));
+    let image = status_image.unwrap_or(runtime_image);
     let l = labels(&c.name, image, id, ns, pod);
     f.cpu(&l, c.cpu.as_ref());
     f.memory(&l, c.memory.as_ref());

@@ -34,6 +34,8 @@ use super::api::{Body, Handler, reply};
 use crate::container::PodCache;
 use crate::prober::probe_metrics::ProberMetrics;
 use crate::stats::StatsProvider;
+use crate::stats::summary::Summary;
+use crate::status::StatusManager;
 
 /// The content type of every answer: the text format 0.0.4.
 pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
@@ -45,6 +47,8 @@ pub struct MetricsSources {
     /// answer only their scrape-error gauge, set.
     pub stats: Option<Arc<StatsProvider>>,
     pub pod_cache: Arc<PodCache>,
+    /// The pods' statuses, for the images `/metrics/cadvisor` names.
+    pub status: Option<Arc<StatusManager>>,
     pub prober: ProberMetrics,
 }
 
@@ -52,6 +56,7 @@ pub struct MetricsSources {
 pub struct MetricsEndpoints {
     stats: Option<Arc<StatsProvider>>,
     pod_cache: Arc<PodCache>,
+    status: Option<Arc<StatusManager>>,
     kubelet: Registry,
     probes: Registry,
 }
@@ -74,6 +79,7 @@ impl MetricsEndpoints {
         MetricsEndpoints {
             stats: sources.stats,
             pod_cache: sources.pod_cache,
+            status: sources.status,
             kubelet,
             probes,
         }
@@ -103,10 +109,15 @@ impl MetricsEndpoints {
         let summary = || self.stats.as_ref().and_then(|s| s.summary());
         let body = match path {
             "/metrics/resource" => Ok(resource::render_resource(summary().as_deref())),
-            "/metrics/cadvisor" => Ok(cadvisor::render_cadvisor(
-                summary().as_deref(),
-                &self.pod_cache.pods(),
-            )),
+            "/metrics/cadvisor" => {
+                let summary = summary();
+                let images = self.status_images(summary.as_deref());
+                Ok(cadvisor::render_cadvisor(
+                    summary.as_deref(),
+                    &self.pod_cache.pods(),
+                    &images,
+                ))
+            }
             "/metrics/probes" => encode(&self.probes),
             _ => encode(&self.kubelet),
         };
@@ -121,6 +132,28 @@ impl MetricsEndpoints {
                 )
             }
         }
+    }
+}
+
+impl MetricsEndpoints {
+    /// The images the statuses of `summary`'s pods name, by pod UID and
+    /// container name.
+    fn status_images(&self, summary: Option<&Summary>) -> cadvisor::StatusImages {
+        let mut images = cadvisor::StatusImages::new();
+        let (Some(status), Some(summary)) = (&self.status, summary) else {
+            return images;
+        };
+        for pod in &summary.pods {
+            let uid = &pod.pod_ref.uid;
+            let Some(st) = status.get(uid) else { continue };
+            let all = st.init_container_statuses.iter().flatten();
+            for c in all.chain(st.container_statuses.iter().flatten()) {
+                if !c.image.is_empty() {
+                    images.insert((uid.clone(), c.name.clone()), c.image.clone());
+                }
+            }
+        }
+        images
     }
 }
 

@@ -206,16 +206,26 @@ fn runtime_pod() -> Arc<RuntimePod> {
 
 #[test]
 fn cadvisor_metrics_carry_cadvisors_labels() {
-    let text = cadvisor::render_cadvisor(Some(&summary()), &[runtime_pod()]);
+    let text = cadvisor::render_cadvisor(
+        Some(&summary()),
+        &[runtime_pod()],
+        &[(
+            ("uid-1".to_string(), "sidecar".to_string()),
+            "docker.io/library/side:2".to_string(),
+        )]
+        .into(),
+    );
     let app = "container=\"app\",image=\"registry.example/app:1\",name=\"cid-app\",namespace=\"prod\",pod=\"web\"";
-    let sidecar = "container=\"sidecar\",image=\"\",name=\"\",namespace=\"prod\",pod=\"web\"";
+    // The sidecar has no running instance in the pod cache (no name), but
+    // its status names its image.
+    let sidecar = "container=\"sidecar\",image=\"docker.io/library/side:2\",name=\"\",namespace=\"prod\",pod=\"web\"";
     let pod = "container=\"\",image=\"\",name=\"\",namespace=\"prod\",pod=\"web\"";
     let root = "container=\"\",id=\"/\",image=\"\",name=\"\",namespace=\"\",pod=\"\"";
     for line in [
         "# HELP container_cpu_usage_seconds_total Cumulative cpu time consumed in seconds.".to_string(),
         "# TYPE container_cpu_usage_seconds_total counter".to_string(),
         "container_cpu_usage_seconds_total{container=\"app\",cpu=\"total\",image=\"registry.example/app:1\",name=\"cid-app\",namespace=\"prod\",pod=\"web\"} 1.5 1700000000123".to_string(),
-        "container_cpu_usage_seconds_total{container=\"sidecar\",cpu=\"total\",image=\"\",name=\"\",namespace=\"prod\",pod=\"web\"} 1.5 1700000000123".to_string(),
+        "container_cpu_usage_seconds_total{container=\"sidecar\",cpu=\"total\",image=\"docker.io/library/side:2\",name=\"\",namespace=\"prod\",pod=\"web\"} 1.5 1700000000123".to_string(),
         "container_cpu_usage_seconds_total{container=\"\",cpu=\"total\",image=\"\",name=\"\",namespace=\"prod\",pod=\"web\"} 3 1700000000123".to_string(),
         "container_cpu_usage_seconds_total{container=\"\",cpu=\"total\",id=\"/\",image=\"\",name=\"\",namespace=\"\",pod=\"\"} 123456 1700000000123".to_string(),
         format!("container_memory_working_set_bytes{{{app}}} 5.24288e+07 1700000000124"),
@@ -231,7 +241,7 @@ fn cadvisor_metrics_carry_cadvisors_labels() {
     // No start time before the epoch's first second (unknown).
     assert!(!text.contains(&format!("container_start_time_seconds{{{sidecar}}}")));
     assert_eq!(
-        cadvisor::render_cadvisor(None, &[]),
+        cadvisor::render_cadvisor(None, &[], &Default::default()),
         "# HELP container_scrape_error 1 if there was an error while getting container metrics, 0 otherwise\n\
          # TYPE container_scrape_error gauge\ncontainer_scrape_error 1\n"
     );
@@ -275,6 +285,7 @@ fn proc_fixture() -> tempfile::TempDir {
 
 fn endpoints(
     stats: Option<Arc<crate::stats::StatsProvider>>,
+    status: Option<Arc<StatusManager>>,
 ) -> (MetricsEndpoints, tempfile::TempDir) {
     let cache = PodCache::new();
     cache.set("uid-1", runtime_pod(), std::time::Instant::now());
@@ -284,6 +295,7 @@ fn endpoints(
             node_name: "node-a".into(),
             stats,
             pod_cache: cache,
+            status,
             prober: ProberMetrics::default(),
         },
         proc.path().to_path_buf(),
@@ -298,7 +310,7 @@ async fn body(resp: Response<Body>) -> String {
 
 #[tokio::test]
 async fn kubelet_registry() {
-    let (e, _proc) = endpoints(None);
+    let (e, _proc) = endpoints(None, None);
     let resp = e.answer(&Method::GET, "/metrics");
     assert_eq!(resp.status(), StatusCode::OK);
     assert_eq!(resp.headers()[http::header::CONTENT_TYPE], CONTENT_TYPE);
@@ -330,7 +342,7 @@ async fn kubelet_registry() {
 
 #[tokio::test]
 async fn routes_methods_and_content_type() {
-    let (e, _proc) = endpoints(None);
+    let (e, _proc) = endpoints(None, None);
     for path in [
         "/metrics",
         "/metrics/resource",
@@ -381,7 +393,23 @@ async fn resource_endpoint_serves_the_providers_summary() {
         PodCache::new(),
         crate::stats::StatsConfig::new("node-a", dir.path(), dir.path(), "/"),
     );
-    let (e, _proc) = endpoints(Some(stats.clone()));
+    let status = StatusManager::new();
+    let pod: k8s_openapi::api::core::v1::Pod = serde_json::from_value(serde_json::json!({
+        "metadata": {"name": "web", "namespace": "prod", "uid": "uid-1"},
+        "spec": {"containers": []}}))
+    .unwrap();
+    let app_status: k8s_openapi::api::core::v1::ContainerStatus =
+        serde_json::from_value(serde_json::json!({
+            "name": "app", "image": "nginx:1.25", "imageID": "", "ready": true, "restartCount": 0}))
+        .unwrap();
+    status.set_pod_status(
+        &Arc::new(pod),
+        k8s_openapi::api::core::v1::PodStatus {
+            container_statuses: Some(vec![app_status]),
+            ..Default::default()
+        },
+    );
+    let (e, _proc) = endpoints(Some(stats.clone()), Some(status));
     // Before the first stats cycle: a scrape error.
     let text = body(e.answer(&Method::GET, "/metrics/resource")).await;
     assert!(text.ends_with("resource_scrape_error 1\n"), "{text}");
@@ -389,7 +417,11 @@ async fn resource_endpoint_serves_the_providers_summary() {
     let text = body(e.answer(&Method::GET, "/metrics/resource")).await;
     assert_eq!(text, resource::render_resource(Some(&summary())));
     let text = body(e.answer(&Method::GET, "/metrics/cadvisor")).await;
-    assert!(text.contains("name=\"cid-app\""), "{text}");
+    // The image is the one the pod's status names.
+    assert!(
+        text.contains("container=\"app\",image=\"nginx:1.25\",name=\"cid-app\""),
+        "{text}"
+    );
 }
 
 #[tokio::test]
@@ -413,6 +445,7 @@ async fn probes_endpoint_renders_the_probers_series() {
         node_name: "n".into(),
         stats: None,
         pod_cache: PodCache::new(),
+        status: None,
         prober: prober.clone(),
     });
     let text = body(e.answer(&Method::GET, "/metrics/probes")).await;
