@@ -12,8 +12,13 @@
 //!   and virtual memory, open and maximum file descriptors and start time,
 //!   read from `/proc/self`.
 //!
-//! Not served yet: the kubelet's operation counters and latencies
-//! (`kubelet_started_pods_total`, `kubelet_pod_start_duration_seconds`,
+//! Counted as the kubelet works ([`crate::metrics`]):
+//! `kubelet_started_pods_total`, `kubelet_started_pods_errors_total`,
+//! `kubelet_started_containers_total{container_type}`,
+//! `kubelet_started_containers_errors_total{code,container_type}`.
+//!
+//! Not served yet: the kubelet's other operation counters and latencies
+//! (`kubelet_pod_start_duration_seconds`,
 //! `kubelet_runtime_operations_*`, `kubelet_pleg_relist_*`, …), the Go
 //! runtime's `go_*` series, and the apiserver client's `rest_client_*`.
 
@@ -113,6 +118,34 @@ impl Collector for KubeletCollector {
             "[ALPHA] Number of pods that have a running pod sandbox",
             pods,
         )?;
+        // Families in name order, as Go's registry writes them.
+        let counters = &*crate::metrics::COUNTERS;
+        let counter_families: [(&str, &str, &dyn EncodeMetric); 4] = [
+            (
+                "kubelet_started_containers_errors",
+                "[ALPHA] Cumulative number of errors when starting containers",
+                &counters.started_containers_errors,
+            ),
+            (
+                "kubelet_started_containers",
+                "[ALPHA] Cumulative number of containers started",
+                &counters.started_containers,
+            ),
+            (
+                "kubelet_started_pods_errors",
+                "[ALPHA] Cumulative number of errors when starting pods",
+                &counters.started_pods_errors,
+            ),
+            (
+                "kubelet_started_pods",
+                "[ALPHA] Cumulative number of pods started",
+                &counters.started_pods,
+            ),
+        ];
+        for (name, help, metric) in counter_families {
+            // prometheus-client appends `_total` to a counter's name.
+            metric.encode(encoder.encode_descriptor(name, help, None, MetricType::Counter)?)?;
+        }
         let p = process_stats(&self.proc_self);
         if let Some(cpu) = p.cpu_seconds {
             // prometheus-client appends `_total` to a counter's name.
@@ -139,11 +172,6 @@ impl Collector for KubeletCollector {
                 "Resident memory size in bytes.",
                 p.resident_bytes,
             ),
-            (
-                "process_virtual_memory_bytes",
-                "Virtual memory size in bytes.",
-                p.virtual_bytes,
-            ),
         ];
         for (name, help, v) in gauges {
             if let Some(v) = v {
@@ -155,6 +183,14 @@ impl Collector for KubeletCollector {
                 &mut encoder,
                 "process_start_time_seconds",
                 "Start time of the process since unix epoch in seconds.",
+                v,
+            )?;
+        }
+        if let Some(v) = p.virtual_bytes {
+            gauge(
+                &mut encoder,
+                "process_virtual_memory_bytes",
+                "Virtual memory size in bytes.",
                 v,
             )?;
         }

@@ -469,3 +469,35 @@ async fn probes_endpoint_renders_the_probers_series() {
     assert!(!text.contains("uid-1"), "{text}");
     assert!(!text.contains("pod=\"web\""), "{text}");
 }
+
+#[tokio::test]
+async fn started_counters_are_on_metrics() {
+    use crate::kuberuntime::actions::ContainerKind;
+    // Process-wide, as in Go: other tests may count too, so only lower
+    // bounds are checked.
+    let c = &*crate::metrics::COUNTERS;
+    c.pod_starting();
+    c.pod_start_failed();
+    c.container_starting(ContainerKind::Sidecar);
+    c.container_start_failed(ContainerKind::App, "CreateContainerError");
+    let (e, _proc) = endpoints(None, None);
+    let text = body(e.answer(&Method::GET, "/metrics")).await;
+    let value = |prefix: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(prefix))
+            .and_then(|v| v.trim().parse::<f64>().ok())
+            .unwrap_or_else(|| panic!("no {prefix:?} in\n{text}"))
+    };
+    assert!(value("kubelet_started_pods_total ") >= 1.0);
+    assert!(value("kubelet_started_pods_errors_total ") >= 1.0);
+    assert!(value("kubelet_started_containers_total{container_type=\"init_container\"} ") >= 1.0);
+    assert!(
+        value(
+            "kubelet_started_containers_errors_total{code=\"CreateContainerError\",container_type=\"container\"} "
+        ) >= 1.0
+    );
+    assert!(
+        text.contains("# HELP kubelet_started_pods_total [ALPHA] Cumulative number of pods started\n# TYPE kubelet_started_pods_total counter\n"),
+        "{text}"
+    );
+}
