@@ -501,3 +501,58 @@ async fn started_counters_are_on_metrics() {
         "{text}"
     );
 }
+
+#[tokio::test]
+async fn every_endpoint_parses() {
+    let ch = tonic::transport::Endpoint::from_static("http://localhost").connect_lazy();
+    let client = cri_client::RuntimeClient::from_channels(
+        "unix:///nonexistent".into(),
+        ch.clone(),
+        ch,
+        Default::default(),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let stats = crate::stats::StatsProvider::new(
+        client,
+        PodCache::new(),
+        crate::stats::StatsConfig::new("node-a", dir.path(), dir.path(), "/"),
+    );
+    stats.set_summary_for_test(summary());
+    let prober = ProberMetrics::default();
+    let w = prober.worker(
+        crate::prober::results::ProbeType::Readiness,
+        "app",
+        "web",
+        "prod",
+        "uid-1",
+    );
+    prober.record(
+        &w,
+        crate::prober::probe_metrics::Verdict::Successful,
+        std::time::Duration::from_millis(3),
+    );
+    let cache = PodCache::new();
+    cache.set("uid-1", runtime_pod(), std::time::Instant::now());
+    let e = MetricsEndpoints::new(MetricsSources {
+        node_name: "node-a".into(),
+        stats: Some(stats),
+        pod_cache: cache,
+        status: None,
+        prober,
+    });
+    for (path, at_least) in [
+        ("/metrics", 10),
+        ("/metrics/resource", 10),
+        ("/metrics/probes", 2),
+        ("/metrics/cadvisor", 20),
+    ] {
+        let text = body(e.answer(&Method::GET, path)).await;
+        let scrape = prometheus_parse::Scrape::parse(text.lines().map(|l| Ok(l.to_string())))
+            .unwrap_or_else(|err| panic!("{path}: {err}\n{text}"));
+        assert!(
+            scrape.samples.len() >= at_least,
+            "{path}: {} samples\n{text}",
+            scrape.samples.len()
+        );
+    }
+}
