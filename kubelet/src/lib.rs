@@ -31,6 +31,7 @@ pub mod kubelet_node_status;
 pub mod kuberuntime;
 pub mod lifecycle;
 pub mod managed_runtime;
+pub mod metrics;
 pub mod mirror_client;
 pub mod nodelease;
 pub mod nodestatus;

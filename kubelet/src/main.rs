@@ -281,6 +281,7 @@ async fn run_with(
     };
     let (probes, probe_updates) =
         kubelet::prober::ProbeManager::with_recorder(handlers.clone(), recorder.clone());
+    let prober_metrics = probes.prober_metrics();
     let volumes = Arc::new(VolumeManager::new(config.root_dir.clone()));
     // ConfigMaps and Secrets: the manifest directory's for static pods; in
     // joined mode the apiserver's (watches start once the credentials
@@ -503,6 +504,17 @@ async fn run_with(
                 kubelet::server::logs::handler(Arc::new(
                     kubelet::server::logs::CriLogLocator::new(status.clone(), client.clone()),
                 )),
+            )
+            // /metrics, /metrics/resource, /metrics/probes, /metrics/cadvisor.
+            .route(
+                "/metrics",
+                kubelet::server::metrics::handler(kubelet::server::metrics::MetricsSources {
+                    node_name: config.node_name.clone(),
+                    stats: Some(stats.clone()),
+                    pod_cache: cache.clone(),
+                    status: Some(status.clone()),
+                    prober: prober_metrics,
+                }),
             )
             .spawn();
     }

@@ -262,9 +262,11 @@ impl KubeRuntimeManager {
         let spec = pod.spec.clone().unwrap_or_default();
         result.mutated = true;
         let (sandbox_id, sandbox_config) = if actions.create_sandbox {
+            crate::metrics::COUNTERS.pod_starting();
             match self.create_sandbox(pod, actions.sandbox_attempt).await {
                 Ok(v) => v,
                 Err(e) => {
+                    crate::metrics::COUNTERS.pod_start_failed();
                     tracing::warn!(pod = %pref, uid = %uid, "creating pod sandbox: {e}");
                     self.recorder.event(
                         &ObjectRef::pod(pod),
@@ -347,6 +349,7 @@ impl KubeRuntimeManager {
                 }
                 backoff.next(&key, since);
             }
+            crate::metrics::COUNTERS.container_starting(s.kind);
             match self
                 .start_container(pod, c, s, &sandbox_id, &sandbox_config, &pod_ip)
                 .await
@@ -355,6 +358,7 @@ impl KubeRuntimeManager {
                     tracing::info!(pod = %pref, uid = %uid, container = %c.name, id = %short(&id), restart_count = s.restart_count, "started container");
                 }
                 Err(w) => {
+                    crate::metrics::COUNTERS.container_start_failed(s.kind, &w.reason);
                     tracing::warn!(pod = %pref, uid = %uid, container = %c.name, reason = %w.reason, "{}", w.message);
                     result.requeue(Duration::from_secs(if w.reason == "ImagePullBackOff" {
                         5

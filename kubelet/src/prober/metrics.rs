@@ -1,9 +1,11 @@
-//! Probe latency (the Go kubelet's `prober_probe_duration_seconds`): a
-//! log-scale histogram per probe kind (successes and failures; probe errors
-//! are only counted), cumulative since start, logged every
+//! Probe latency for the probes benchmark: a fine log-scale histogram per
+//! probe kind (successes and failures; probe errors are only counted),
+//! cumulative since start, logged every
 //! 10 s at debug under the `berth::probe_latency` target. Nothing is
 //! recorded unless that target is enabled, so it costs nothing by default;
-//! the probes benchmark turns it on and subtracts two snapshots.
+//! the probes benchmark turns it on and subtracts two snapshots. The
+//! always-on Prometheus series (Go's `prober_probe_total` and
+//! `prober_probe_duration_seconds`) are [`super::probe_metrics`].
 
 use std::sync::Mutex;
 use std::time::{Duration, Instant};

@@ -14,6 +14,7 @@
 //! a restarted container simply gets fresh workers and results.
 
 pub mod metrics;
+pub mod probe_metrics;
 pub mod results;
 pub mod worker;
 
@@ -94,6 +95,8 @@ pub struct ProbeManager {
     pub(crate) recorder: Recorder,
     pub(crate) results: Results,
     pub(crate) metrics: metrics::Metrics,
+    /// `/metrics/probes`: counters and durations per worker, always on.
+    pub(crate) probe_metrics: probe_metrics::ProberMetrics,
     pods: Mutex<HashMap<String, PodEntry>>,
     created: std::time::Instant,
 }
@@ -116,11 +119,18 @@ impl ProbeManager {
                 recorder,
                 results: Results::new(tx),
                 metrics: Default::default(),
+                probe_metrics: Default::default(),
                 pods: Mutex::new(HashMap::new()),
                 created: std::time::Instant::now(),
             }),
             rx,
         )
+    }
+
+    /// The prober's Prometheus series (shared: the kubelet API renders
+    /// them on `/metrics/probes`).
+    pub fn prober_metrics(&self) -> probe_metrics::ProberMetrics {
+        self.probe_metrics.clone()
     }
 
     fn lock_pods(&self) -> std::sync::MutexGuard<'_, HashMap<String, PodEntry>> {
@@ -232,6 +242,14 @@ impl ProbeManager {
             // Go spreads the first probes only when the kubelet has just
             // started (adopting running containers); so does berth.
             let jitter_first = self.created.elapsed() < spec_p.period;
+            let meta = &pod_obj.metadata;
+            let series = self.probe_metrics.worker(
+                kind,
+                &spec.name,
+                meta.name.as_deref().unwrap_or_default(),
+                meta.namespace.as_deref().unwrap_or_default(),
+                &pod.uid,
+            );
             let worker = Worker {
                 manager: self.clone(),
                 kind,
@@ -249,6 +267,7 @@ impl ProbeManager {
                 },
                 jitter_first,
                 spread: true,
+                series,
             };
             handles.push(tokio::spawn(worker.run()).abort_handle());
         }
@@ -258,6 +277,9 @@ impl ProbeManager {
 
     /// The pod is gone: stop its workers and forget its results.
     pub fn remove_pod(&self, uid: &str) {
+        // Even when no instance runs any more (the entry is gone), the
+        // pod's series are still there.
+        self.probe_metrics.remove_pod(uid);
         let entry = self.lock_pods().remove(uid);
         if let Some(entry) = entry {
             for w in entry.instances.values() {

@@ -95,6 +95,7 @@ fn spawn(
         started_tx,
         jitter_first: false,
         spread: false,
+        series: m.probe_metrics.worker(kind, "c", "p", "default", "u"),
     };
     tokio::spawn(w.run())
 }
@@ -420,4 +421,63 @@ async fn update_pod_tracks_running_instances() {
     m.update_pod(&pod(false), &runtime(&[("c1", "web", true)]), "10.0.0.1");
     assert_eq!(m.worker_count(), 0);
     assert!(m.results.is_empty());
+}
+
+fn probes_text(m: &ProbeManager) -> String {
+    let mut r = prometheus_client::registry::Registry::default();
+    m.prober_metrics().register(&mut r);
+    let mut out = String::new();
+    prometheus_client::encoding::prometheus_text::encode(&mut out, &r).unwrap();
+    out
+}
+
+#[tokio::test(start_paused = true)]
+async fn probe_counters_follow_results_and_go_with_the_pod() {
+    let (m, _rx) = manager();
+    // A probe error (retried within the period, then dropped) is not
+    // counted, as in Go.
+    let s = script([
+        ok(),
+        fail("no"),
+        Err(ProbeError::NoPodIp),
+        Err(ProbeError::NoPodIp),
+        Err(ProbeError::NoPodIp),
+        ok(),
+    ]);
+    let (_tx, started) = watch::channel(true);
+    let _h = spawn(&m, ProbeType::Readiness, "c1", &s, (1, 3), started, None);
+    until("every scripted probe", || left(&s) == 0).await;
+    let text = probes_text(&m);
+    let labels = r#"container="c",namespace="default",pod="p",pod_uid="u",probe_type="Readiness""#;
+    assert!(
+        text.contains(&format!(
+            "prober_probe_total{{{labels},result=\"successful\"}} 2\n"
+        )),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!(
+            "prober_probe_total{{{labels},result=\"failed\"}} 1\n"
+        )),
+        "{text}"
+    );
+    assert!(!text.contains("result=\"unknown\""), "{text}");
+    // Durations of the two successes (virtual time: no time passed).
+    assert!(
+        text.contains(
+            "prober_probe_duration_seconds_count{container=\"c\",namespace=\"default\",pod=\"p\",probe_type=\"Readiness\"} 2\n"
+        ),
+        "{text}"
+    );
+    assert!(text.contains("# HELP prober_probe_total [BETA] Cumulative number of a liveness, readiness or startup probe for a container by result.\n"), "{text}");
+    assert!(
+        text.contains("# TYPE prober_probe_total counter\n"),
+        "{text}"
+    );
+
+    // The pod goes (spawned directly, the manager has no entry for it):
+    // its series go too.
+    m.remove_pod("u");
+    let text = probes_text(&m);
+    assert!(!text.contains("pod=\"p\""), "{text}");
 }

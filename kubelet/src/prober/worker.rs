@@ -17,6 +17,7 @@ use tokio::sync::watch;
 use tokio::time::{Instant, MissedTickBehavior};
 
 use super::metrics::Ended;
+use super::probe_metrics::{Verdict, WorkerSeries};
 use super::results::{ProbeResult, ProbeType};
 use super::{PodShared, ProbeError, ProbeManager};
 use crate::events::{EventType, ObjectRef, reasons};
@@ -208,6 +209,8 @@ pub struct Worker {
     /// Probe at a random phase of the period after the first probe (off
     /// only in tests, for exact timing).
     pub spread: bool,
+    /// This worker's `/metrics/probes` series.
+    pub series: WorkerSeries,
 }
 
 impl Worker {
@@ -247,6 +250,7 @@ impl Worker {
     /// done with this instance.
     async fn probe_once(&mut self, thresholds: &mut Thresholds) -> bool {
         let mut attempts = 0;
+        let started_at = Instant::now();
         let outcome = loop {
             attempts += 1;
             let t0 = Instant::now();
@@ -271,6 +275,20 @@ impl Worker {
                 break outcome;
             }
         };
+        // Counted as Go counts them: probe errors are not.
+        match &outcome {
+            Ok(Outcome::Failure(_)) => self.manager.probe_metrics.record(
+                &self.series,
+                Verdict::Failed,
+                started_at.elapsed(),
+            ),
+            Ok(_) => self.manager.probe_metrics.record(
+                &self.series,
+                Verdict::Successful,
+                started_at.elapsed(),
+            ),
+            Err(_) => {}
+        }
         let pref = &self.pod.pref;
         let uid = &self.pod.uid;
         let recorder = &self.manager.recorder;

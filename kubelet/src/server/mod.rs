@@ -27,6 +27,7 @@ use crate::status::StatusManager;
 
 pub mod healthz;
 pub mod logs;
+pub mod metrics;
 pub mod proxy;
 pub mod streaming;
 

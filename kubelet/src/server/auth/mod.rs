@@ -281,6 +281,8 @@ mod tests {
         assert_eq!(subs("/stats"), ["stats"]);
         assert_eq!(subs("/metrics"), ["metrics"]);
         assert_eq!(subs("/metrics/cadvisor"), ["metrics"]);
+        assert_eq!(subs("/metrics/resource"), ["metrics"]);
+        assert_eq!(subs("/metrics/probes"), ["metrics"]);
         assert_eq!(subs("/logs/syslog"), ["log"]);
         assert_eq!(subs("/checkpoint/ns/p/c"), ["checkpoint"]);
         assert_eq!(subs("/statusz"), ["statusz"]);
