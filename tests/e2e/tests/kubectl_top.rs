@@ -2,7 +2,9 @@
 //! containerd: metrics-server (run by `tests/env/control-plane` behind the
 //! apiserver's aggregation layer) scrapes berth's `/metrics/resource`, and
 //! `kubectl top node`, `kubectl top pod` and the metrics.k8s.io API show a
-//! CPU burner's usage. Needs `tests/env/up --control-plane`.
+//! CPU burner's usage. Needs `tests/env/up --control-plane` (an up to date
+//! `tests/env/control-plane up`: it starts metrics-server) and a berth that
+//! serves `/metrics/resource`.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -131,6 +133,7 @@ spec:
     let row = poll("kubectl top node", node.node(), || {
         top_row(&["node", node.node()], node.node())
     });
+    eprintln!("kubectl top node: {row:?}");
     let cpu = millicores(&row[1]).unwrap_or_else(|| panic!("node CPU {row:?}"));
     let mem = bytes(&row[3]).unwrap_or_else(|| panic!("node memory {row:?}"));
     assert!(
@@ -148,13 +151,17 @@ spec:
             _ => Err(format!("{row:?}")),
         }
     });
+    eprintln!("kubectl top pod: {row:?}");
     let cpu = millicores(&row[1]).unwrap();
     let mem = bytes(&row[2]).unwrap_or_else(|| panic!("pod memory {row:?}"));
     assert!(
         cpu <= 300.0,
         "the burner is limited to 200m, yet uses {cpu}m: {row:?}"
     );
-    assert!(mem > 0.0, "pod memory {row:?}");
+    assert!(
+        mem >= 8.0 * 1048576.0,
+        "the burner holds 16 MiB, yet uses {mem} bytes: {row:?}"
+    );
 
     // The API behind it: one entry per container, by name.
     let path = format!(
@@ -162,6 +169,7 @@ spec:
         ns.name
     );
     let metrics: Value = serde_json::from_str(&kubectl(&["get", "--raw", &path]).unwrap()).unwrap();
+    eprintln!("{path}: {metrics}");
     let containers = metrics["containers"].as_array().expect("containers");
     let spin = containers
         .iter()
