@@ -51,6 +51,20 @@ pub struct RuntimeClient {
     timeouts: Timeouts,
     /// "containerd 1.6.20", learnt lazily for Unimplemented errors.
     runtime_name: std::sync::Arc<OnceCell<String>>,
+    observer: Option<std::sync::Arc<dyn CallObserver>>,
+}
+
+/// Sees every unary call as it completes: the CRI method (`RunPodSandbox`),
+/// the status code and the latency. The kubelet's runtime operation
+/// metrics hang here; it runs inline, so it must be quick.
+pub trait CallObserver: Send + Sync + 'static {
+    fn observe(&self, method: &'static str, code: Code, elapsed: Duration);
+}
+
+impl std::fmt::Debug for dyn CallObserver {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("CallObserver")
+    }
 }
 
 /// How long a call may take.
@@ -119,7 +133,14 @@ impl RuntimeClient {
                 .max_encoding_message_size(MAX_MSG),
             timeouts,
             runtime_name: Default::default(),
+            observer: None,
         }
+    }
+
+    /// This client (and its clones) report every call to `observer`.
+    pub fn with_observer(mut self, observer: std::sync::Arc<dyn CallObserver>) -> Self {
+        self.observer = Some(observer);
+        self
     }
 
     /// The endpoint this client is connected to, as `unix:///path`.
@@ -158,7 +179,11 @@ impl RuntimeClient {
             None => fut.await,
         };
         let code = result.as_ref().map_or_else(|s| s.code(), |_| Code::Ok);
-        tracing::debug!(target: TRACE_TARGET, method, ?code, elapsed = ?start.elapsed(), "CRI call");
+        let elapsed = start.elapsed();
+        tracing::debug!(target: TRACE_TARGET, method, ?code, ?elapsed, "CRI call");
+        if let Some(o) = &self.observer {
+            o.observe(method, code, elapsed);
+        }
         match result {
             Ok(resp) => Ok(resp.into_inner()),
             Err(status) => Err(self.map_status(method, status, limit).await),

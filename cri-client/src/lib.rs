@@ -17,6 +17,6 @@ pub mod logs;
 pub mod stream;
 pub mod trace;
 
-pub use client::RuntimeClient;
+pub use client::{CallObserver, RuntimeClient};
 pub use cri_proto as proto;
 pub use error::{Error, Result};

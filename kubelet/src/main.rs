@@ -154,6 +154,8 @@ async fn connect_runtime(
 
 async fn run(config: KubeletConfig) -> Result<()> {
     let (client, managed) = connect_runtime(&config).await?;
+    // Every CRI call counts in /metrics' runtime operation series.
+    let client = client.with_observer(Arc::new(kubelet::metrics::RuntimeOperations));
     let version = client.version(Default::default()).await?;
     tracing::info!(
         node = %config.node_name,

@@ -9,22 +9,109 @@
 //!   container starts tried (after backoff), and their failures by
 //!   waiting reason (`CreateContainerError`, `ErrImagePull`, …).
 //!   `container_type` is `container` or `init_container` (sidecars are
-//!   init containers), as in Go.
+//!   init containers), as in Go;
+//! - `kubelet_runtime_operations_total`, `…_errors_total` and
+//!   `…_duration_seconds{operation_type}`: every CRI call the kubelet makes
+//!   (through [`RuntimeOperations`], the CRI client's observer), named as
+//!   Go's instrumented runtime service names them (`run_podsandbox`,
+//!   `container_status`, …);
+//! - `kubelet_pleg_relist_duration_seconds`: each PLEG relist.
 
 use std::sync::LazyLock;
 
+use std::time::Duration;
+
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 
 use crate::kuberuntime::actions::ContainerKind;
 
+type OperationLabel = [(&'static str, &'static str); 1];
+
 /// The counters; clones share them.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct KubeletCounters {
     pub started_pods: Counter,
     pub started_pods_errors: Counter,
     pub started_containers: Family<[(&'static str, &'static str); 1], Counter>,
     pub started_containers_errors: Family<[(&'static str, String); 2], Counter>,
+    pub runtime_operations: Family<OperationLabel, Counter>,
+    pub runtime_operations_errors: Family<OperationLabel, Counter>,
+    pub runtime_operations_duration: Family<OperationLabel, Histogram, fn() -> Histogram>,
+    pub pleg_relist_duration: Histogram,
+}
+
+/// Go's buckets for runtime operations: 5 ms × 2.5ⁱ, 14 of them.
+fn operation_histogram() -> Histogram {
+    Histogram::new(exponential_buckets(0.005, 2.5, 14))
+}
+
+/// Go's default buckets (PLEG relist).
+const DEFAULT_BUCKETS: [f64; 11] = [
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
+
+impl Default for KubeletCounters {
+    fn default() -> Self {
+        KubeletCounters {
+            started_pods: Counter::default(),
+            started_pods_errors: Counter::default(),
+            started_containers: Family::default(),
+            started_containers_errors: Family::default(),
+            runtime_operations: Family::default(),
+            runtime_operations_errors: Family::default(),
+            runtime_operations_duration: Family::new_with_constructor(
+                operation_histogram as fn() -> Histogram,
+            ),
+            pleg_relist_duration: Histogram::new(DEFAULT_BUCKETS),
+        }
+    }
+}
+
+/// Go's `operation_type` of a CRI method: snake case, with `podsandbox`
+/// and `update_container` as Go's instrumented service spells them.
+pub fn operation_type(method: &'static str) -> &'static str {
+    static NAMES: LazyLock<
+        std::sync::Mutex<std::collections::HashMap<&'static str, &'static str>>,
+    > = LazyLock::new(Default::default);
+    let mut names = NAMES.lock().unwrap_or_else(|e| e.into_inner());
+    names.entry(method).or_insert_with(|| {
+        let mut snake = String::new();
+        for (i, c) in method.chars().enumerate() {
+            if c.is_ascii_uppercase() {
+                if i > 0 {
+                    snake.push('_');
+                }
+                snake.push(c.to_ascii_lowercase());
+            } else {
+                snake.push(c);
+            }
+        }
+        let snake = snake
+            .replace("pod_sandbox", "podsandbox")
+            .replace("update_container_resources", "update_container");
+        // Leaked once per CRI method: a few dozen short strings.
+        Box::leak(snake.into_boxed_str())
+    })
+}
+
+/// The CRI client's observer feeding the runtime operation series.
+#[derive(Debug)]
+pub struct RuntimeOperations;
+
+impl cri_client::CallObserver for RuntimeOperations {
+    fn observe(&self, method: &'static str, code: tonic::Code, elapsed: Duration) {
+        let labels = [("operation_type", operation_type(method))];
+        let c = &*COUNTERS;
+        c.runtime_operations.get_or_create(&labels).inc();
+        if code != tonic::Code::Ok {
+            c.runtime_operations_errors.get_or_create(&labels).inc();
+        }
+        c.runtime_operations_duration
+            .get_or_create(&labels)
+            .observe(elapsed.as_secs_f64());
+    }
 }
 
 /// The process's counters.
@@ -64,5 +151,26 @@ impl KubeletCounters {
                 ("container_type", container_type(kind).to_string()),
             ])
             .inc();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn operation_types_are_gos() {
+        assert_eq!(operation_type("RunPodSandbox"), "run_podsandbox");
+        assert_eq!(
+            operation_type("ListPodSandboxStats"),
+            "list_podsandbox_stats"
+        );
+        assert_eq!(operation_type("ContainerStatus"), "container_status");
+        assert_eq!(
+            operation_type("UpdateContainerResources"),
+            "update_container"
+        );
+        assert_eq!(operation_type("ExecSync"), "exec_sync");
+        assert_eq!(operation_type("ImageFsInfo"), "image_fs_info");
     }
 }

@@ -346,6 +346,9 @@ impl Pleg {
         }
         let _ = tx.send(PlegEvent::Relisted(next.keys().cloned().collect()));
         self.last = next;
+        crate::metrics::COUNTERS
+            .pleg_relist_duration
+            .observe(started.elapsed().as_secs_f64());
         Ok(())
     }
 

@@ -21,6 +21,10 @@ const HEADER_PEEK: usize = 128;
 /// Size of each forward read: each is a trip to the blocking pool, so
 /// fewer, larger reads go faster on a busy machine.
 const READ_CHUNK: usize = 256 * 1024;
+/// The read size of a reader that has caught up with a growing log (a
+/// follower): small, so that a thousand idle followers cost little; a read
+/// that fills it switches back to [`READ_CHUNK`].
+const TRICKLE_CHUNK: usize = 16 * 1024;
 /// Output is buffered up to this size before it is written out.
 const FLUSH_AT: usize = 64 * 1024;
 /// A "line" longer than this without a newline is not a CRI record
@@ -257,6 +261,10 @@ impl Source {
         E: AsyncWrite + Unpin,
     {
         let mut chunk = std::mem::take(&mut self.chunk);
+        if chunk.is_empty() {
+            chunk = vec![0; TRICKLE_CHUNK];
+        }
+        let mut read = 0;
         let flow = loop {
             if cancel.is_cancelled() {
                 break Ok(Flow::Stop);
@@ -266,6 +274,11 @@ impl Source {
                 Ok(n) => n,
                 Err(e) => break Err(self.err(e)),
             };
+            read += n;
+            if n == chunk.len() && chunk.len() < READ_CHUNK {
+                // More than a trickle: back to large reads.
+                chunk = vec![0; READ_CHUNK];
+            }
             self.pos += n as u64;
             let data = chunk.get(..n).unwrap_or_default();
             match self.take(data, sink).await {
@@ -273,6 +286,16 @@ impl Source {
                 other => break other,
             }
         };
+        if matches!(flow, Ok(Flow::Continue)) && chunk.len() > TRICKLE_CHUNK && read < READ_CHUNK {
+            // Caught up (the end of the file, little read this time): let go
+            // of the large buffers, ours and the one tokio's File keeps for
+            // its blocking reads (a fresh handle on the same open file, so
+            // the position is kept).
+            chunk = Vec::new();
+            if let Ok(fresh) = self.file.try_clone().await {
+                self.file = fresh;
+            }
+        }
         self.chunk = chunk;
         flow
     }

@@ -120,7 +120,17 @@ impl Collector for KubeletCollector {
         )?;
         // Families in name order, as Go's registry writes them.
         let counters = &*crate::metrics::COUNTERS;
-        let counter_families: [(&str, &str, &dyn EncodeMetric); 4] = [
+        let counter_families: [(&str, &str, &dyn EncodeMetric); 6] = [
+            (
+                "kubelet_runtime_operations",
+                "[ALPHA] Cumulative number of runtime operations by operation type.",
+                &counters.runtime_operations,
+            ),
+            (
+                "kubelet_runtime_operations_errors",
+                "[ALPHA] Cumulative number of runtime operation errors by operation type.",
+                &counters.runtime_operations_errors,
+            ),
             (
                 "kubelet_started_containers_errors",
                 "[ALPHA] Cumulative number of errors when starting containers",
@@ -145,6 +155,21 @@ impl Collector for KubeletCollector {
         for (name, help, metric) in counter_families {
             // prometheus-client appends `_total` to a counter's name.
             metric.encode(encoder.encode_descriptor(name, help, None, MetricType::Counter)?)?;
+        }
+        let histograms: [(&str, &str, &dyn EncodeMetric); 2] = [
+            (
+                "kubelet_runtime_operations_duration_seconds",
+                "[ALPHA] Duration in seconds of runtime operations. Broken down by operation type.",
+                &counters.runtime_operations_duration,
+            ),
+            (
+                "kubelet_pleg_relist_duration_seconds",
+                "[ALPHA] Duration in seconds for relisting pods in PLEG.",
+                &counters.pleg_relist_duration,
+            ),
+        ];
+        for (name, help, metric) in histograms {
+            metric.encode(encoder.encode_descriptor(name, help, None, MetricType::Histogram)?)?;
         }
         let p = process_stats(&self.proc_self);
         if let Some(cpu) = p.cpu_seconds {

@@ -503,6 +503,50 @@ async fn started_counters_are_on_metrics() {
 }
 
 #[tokio::test]
+async fn runtime_operations_and_pleg_are_on_metrics() {
+    use cri_client::CallObserver;
+    let ops = crate::metrics::RuntimeOperations;
+    ops.observe(
+        "ListPodSandbox",
+        tonic::Code::Ok,
+        std::time::Duration::from_millis(3),
+    );
+    ops.observe(
+        "StopContainer",
+        tonic::Code::DeadlineExceeded,
+        std::time::Duration::from_secs(2),
+    );
+    crate::metrics::COUNTERS.pleg_relist_duration.observe(0.002);
+    let (e, _proc) = endpoints(None, None);
+    let text = body(e.answer(&Method::GET, "/metrics")).await;
+    let value = |prefix: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(prefix))
+            .and_then(|v| v.trim().parse::<f64>().ok())
+            .unwrap_or_else(|| panic!("no {prefix:?} in\n{text}"))
+    };
+    assert!(value("kubelet_runtime_operations_total{operation_type=\"list_podsandbox\"} ") >= 1.0);
+    assert!(
+        value("kubelet_runtime_operations_errors_total{operation_type=\"stop_container\"} ") >= 1.0
+    );
+    // 3 ms is in the first bucket (5 ms); 2 s is above 1.22 s (5 ms × 2.5⁶).
+    assert!(
+        value(
+            "kubelet_runtime_operations_duration_seconds_bucket{operation_type=\"list_podsandbox\",le=\"0.005\"} "
+        ) >= 1.0
+    );
+    assert!(
+        text.contains("kubelet_runtime_operations_duration_seconds_bucket{operation_type=\"stop_container\",le=\"1.220703125\"} 0\n"),
+        "{text}"
+    );
+    assert!(value("kubelet_pleg_relist_duration_seconds_count ") >= 1.0);
+    assert!(
+        text.contains("# TYPE kubelet_pleg_relist_duration_seconds histogram\n"),
+        "{text}"
+    );
+}
+
+#[tokio::test]
 async fn every_endpoint_parses() {
     let ch = tonic::transport::Endpoint::from_static("http://localhost").connect_lazy();
     let client = cri_client::RuntimeClient::from_channels(
