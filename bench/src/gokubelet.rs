@@ -49,6 +49,9 @@ pub struct Extra {
     /// KubeletConfiguration lines appended as they are (keys the defaults
     /// do not set).
     pub config: String,
+    /// `address` for its API instead of 127.0.0.1 (e.g. `0.0.0.0`, so that
+    /// the apiserver can reach it at the Node's InternalIP for exec).
+    pub address: Option<String>,
 }
 
 fn free_port() -> Result<u16> {
@@ -112,7 +115,7 @@ containerRuntimeEndpoint: {endpoint}
 cgroupDriver: cgroupfs
 failCgroupV1: false
 failSwapOn: false
-address: 127.0.0.1
+address: {address}
 port: {port}
 readOnlyPort: 0
 healthzPort: {healthz}
@@ -130,6 +133,7 @@ syncFrequency: 1m
             manifests = dir.join("manifests").display(),
             logs = dir.join("logs").display(),
             endpoint = endpoint(),
+            address = extra.address.as_deref().unwrap_or("127.0.0.1"),
             client_ca = extra
                 .client_ca_file
                 .as_deref()

@@ -247,29 +247,8 @@ pub async fn run(args: &[String]) -> Result<()> {
         kinds.retain(|k| *k == Kind::Berth);
     }
 
-    let cri = patient_client().await?;
-    ensure_image(&cri, &busybox_image()).await;
-    ensure_image(&cri, &pause_image()).await;
-    let kube = admin_client().await?;
-    let version = cri.version(Default::default()).await?;
-    let server = kube.apiserver_version().await?;
-    let _one = test_support::berth::exclusive();
-
-    println!(
-        "# berth-bench joined: commit {}, apiserver {}, {} {} at {}",
-        commit(),
-        server.git_version,
-        version.runtime_name,
-        version.runtime_version,
-        endpoint()
-    );
-    if let Some(bin) = &go_bin {
-        println!(
-            "Go kubelet: {} ({})",
-            gokubelet::version(bin),
-            bin.display()
-        );
-    }
+    let Setup { cri, kube, _one } = setup("joined", true, go_bin.as_deref()).await?;
+    let kube = kube.context("no apiserver client")?;
     println!(
         "{} pods create → Ready, {}-replica Deployment, idle window {} s, settle {} s, {repeat} run(s)",
         opts.pods,
@@ -311,6 +290,56 @@ pub async fn run(args: &[String]) -> Result<()> {
         eprintln!("joined: WARNING: a Go kubelet still runs: {left}");
     }
     Ok(())
+}
+
+/// What a benchmark on the real runtime starts with: the runtime with the
+/// test images, the control plane's admin client (when asked for), the
+/// machine lock, and the header line naming the commit, apiserver and
+/// runtime, with the Go kubelet's version under it.
+pub(crate) struct Setup {
+    pub cri: RuntimeClient,
+    pub kube: Option<Client>,
+    pub _one: test_support::berth::Exclusive,
+}
+
+pub(crate) async fn setup(
+    name: &str,
+    with_apiserver: bool,
+    go_bin: Option<&std::path::Path>,
+) -> Result<Setup> {
+    let cri = patient_client().await?;
+    ensure_image(&cri, &busybox_image()).await;
+    ensure_image(&cri, &pause_image()).await;
+    let kube = if with_apiserver {
+        Some(admin_client().await?)
+    } else {
+        None
+    };
+    let version = cri.version(Default::default()).await?;
+    let one = test_support::berth::exclusive();
+    let server = match &kube {
+        Some(k) => k.apiserver_version().await?.git_version,
+        None => "–".into(),
+    };
+    println!(
+        "# berth-bench {name}: commit {}, apiserver {server}, {} {} at {}",
+        commit(),
+        version.runtime_name,
+        version.runtime_version,
+        endpoint()
+    );
+    if let Some(bin) = go_bin {
+        println!(
+            "Go kubelet: {} ({})",
+            gokubelet::version(bin),
+            bin.display()
+        );
+    }
+    Ok(Setup {
+        cri,
+        kube,
+        _one: one,
+    })
 }
 
 pub(crate) async fn admin_client() -> Result<Client> {

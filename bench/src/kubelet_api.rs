@@ -42,13 +42,13 @@ use kube::Client;
 use kube::api::{Api, PostParams};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+use test_support::busybox_image;
 use test_support::cluster::{admin_kubeconfig, kubectl_bin};
-use test_support::{busybox_image, endpoint, ensure_image, pause_image};
 
-use crate::common::{patient_client, quantile, status_mib};
+use crate::common::{quantile, status_mib};
 use crate::gokubelet;
 use crate::joined::{
-    JoinExtra, Running, admin_client, clean_up, commit, create_namespace, join, wait_pod_ready,
+    JoinExtra, Running, Setup, clean_up, create_namespace, join, setup, wait_pod_ready,
 };
 use crate::{flag, ms};
 
@@ -137,28 +137,8 @@ pub async fn run(args: &[String]) -> Result<()> {
     let tls = Arc::new(client_tls().context(
         "the control plane's CA and kubelet client certificate (tests/env/up --control-plane)",
     )?);
-    let cri = patient_client().await?;
-    ensure_image(&cri, &busybox_image()).await;
-    ensure_image(&cri, &pause_image()).await;
-    let kube = admin_client().await?;
-    let version = cri.version(Default::default()).await?;
-    let server = kube.apiserver_version().await?;
-    let _one = test_support::berth::exclusive();
-    println!(
-        "# berth-bench kubelet-api: commit {}, apiserver {}, {} {} at {}",
-        commit(),
-        server.git_version,
-        version.runtime_name,
-        version.runtime_version,
-        endpoint()
-    );
-    if let Some(bin) = &go_bin {
-        println!(
-            "Go kubelet: {} ({})",
-            gokubelet::version(bin),
-            bin.display()
-        );
-    }
+    let Setup { cri, kube, _one } = setup("kubelet-api", true, go_bin.as_deref()).await?;
+    let kube = kube.context("no apiserver client")?;
     println!(
         "{} MB log, {} requests per endpoint, {} execs; HTTPS with x509 client certificates, AlwaysAllow",
         opts.log_mb, opts.requests, opts.execs
@@ -296,6 +276,8 @@ async fn part(
         go: gokubelet::Extra {
             client_ca_file: Some(ca),
             config: "containerLogMaxSize: 1Gi\n".into(),
+            // The apiserver dials the Node's InternalIP for exec.
+            address: Some("0.0.0.0".into()),
         },
     };
     let go = if kind == Kind::Go { go_bin } else { None };

@@ -41,13 +41,13 @@ use k8s_openapi::api::core::v1::{ConfigMap, Node, Pod, Secret};
 use kube::Client;
 use kube::api::{Api, Patch, PatchParams, PostParams, WatchEvent, WatchParams};
 use test_support::berth::Berth;
-use test_support::{busybox_image, endpoint, ensure_image, pause_image};
+use test_support::busybox_image;
 
-use crate::common::{patient_client, quantile, stat_cpu_seconds, status_mib};
+use crate::common::{quantile, stat_cpu_seconds, status_mib};
 use crate::gokubelet;
 use crate::joined::{
-    NODE_SCHEMAS, Running, admin_client, clean_up, commit, create_namespace, creds_dir, join,
-    label, metrics, pod_ready, restarts, sum_prefix, wait_pod_ready,
+    NODE_SCHEMAS, Running, Setup, clean_up, create_namespace, creds_dir, join, label, metrics,
+    pod_ready, restarts, setup, sum_prefix, wait_pod_ready,
 };
 use crate::static_pods::cpu_seconds_over;
 use crate::{flag, ms};
@@ -441,35 +441,8 @@ pub async fn run(args: &[String]) -> Result<()> {
         go_bin = None;
     }
 
-    let cri = patient_client().await?;
-    ensure_image(&cri, &busybox_image()).await;
-    ensure_image(&cri, &pause_image()).await;
     let joined = opts.wants("joined") || opts.wants("go") || opts.wants("cost");
-    let kube = if joined {
-        Some(admin_client().await?)
-    } else {
-        None
-    };
-    let version = cri.version(Default::default()).await?;
-    let _one = test_support::berth::exclusive();
-    let server = match &kube {
-        Some(k) => k.apiserver_version().await?.git_version,
-        None => "–".into(),
-    };
-    println!(
-        "# berth-bench object-volumes: commit {}, apiserver {server}, {} {} at {}",
-        commit(),
-        version.runtime_name,
-        version.runtime_version,
-        endpoint()
-    );
-    if let Some(bin) = &go_bin {
-        println!(
-            "Go kubelet: {} ({})",
-            gokubelet::version(bin),
-            bin.display()
-        );
-    }
+    let Setup { cri, kube, _one } = setup("object-volumes", joined, go_bin.as_deref()).await?;
     println!(
         "{} edits per berth series, {} for the Go kubelet (polled up to {} s), ExecSync `cat {FILE}` every {} ms; cost at {} pods, settle {} s, idle window {} s",
         opts.edits,
