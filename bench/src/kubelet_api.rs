@@ -413,7 +413,7 @@ async fn measure(
 
     // RSS with 10 followers of the idle log.
     tokio::time::sleep(Duration::from_secs(2)).await;
-    f.rss_before = status_mib(pid, "VmRSS");
+    f.rss_before = status_mib(pid, "VmRSS:");
     let stop = tokio_util::sync::CancellationToken::new();
     let follow = format!("{logs_path}?follow=true&tailLines=10");
     let followers: Vec<_> = (0..10)
@@ -429,7 +429,7 @@ async fn measure(
         })
         .collect();
     tokio::time::sleep(Duration::from_secs(3)).await;
-    f.rss_followers = status_mib(pid, "VmRSS");
+    f.rss_followers = status_mib(pid, "VmRSS:");
     stop.cancel();
     for fl in followers {
         fl.await??;
