@@ -15,7 +15,10 @@
 //!   (through [`RuntimeOperations`], the CRI client's observer), named as
 //!   Go's instrumented runtime service names them (`run_podsandbox`,
 //!   `container_status`, …);
-//! - `kubelet_pleg_relist_duration_seconds`: each PLEG relist.
+//! - `kubelet_pleg_relist_duration_seconds`: each PLEG relist;
+//! - `kubelet_pod_start_duration_seconds`: from the pod worker's start (the
+//!   kubelet first seeing the pod) to the first sync that reports the pod
+//!   Running; pods found running at their first sync are not counted.
 
 use std::sync::LazyLock;
 
@@ -40,12 +43,19 @@ pub struct KubeletCounters {
     pub runtime_operations_errors: Family<OperationLabel, Counter>,
     pub runtime_operations_duration: Family<OperationLabel, Histogram, fn() -> Histogram>,
     pub pleg_relist_duration: Histogram,
+    pub pod_start_duration: Histogram,
 }
 
 /// Go's buckets for runtime operations: 5 ms × 2.5ⁱ, 14 of them.
 fn operation_histogram() -> Histogram {
     Histogram::new(exponential_buckets(0.005, 2.5, 14))
 }
+
+/// Go's buckets for pod start: half a second to an hour.
+const POD_START_BUCKETS: [f64; 25] = [
+    0.5, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 8.0, 10.0, 20.0, 30.0, 45.0, 60.0, 120.0, 180.0, 240.0,
+    300.0, 360.0, 480.0, 600.0, 900.0, 1200.0, 1800.0, 2700.0, 3600.0,
+];
 
 /// Go's default buckets (PLEG relist).
 const DEFAULT_BUCKETS: [f64; 11] = [
@@ -65,6 +75,7 @@ impl Default for KubeletCounters {
                 operation_histogram as fn() -> Histogram,
             ),
             pleg_relist_duration: Histogram::new(DEFAULT_BUCKETS),
+            pod_start_duration: Histogram::new(POD_START_BUCKETS),
         }
     }
 }

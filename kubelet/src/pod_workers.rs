@@ -219,6 +219,10 @@ impl PodWorkers {
         // Set after a sync that changed the runtime.
         let mut changed_at: Option<Instant> = None;
         let mut previous: Option<PodStatus> = None;
+        // For kubelet_pod_start_duration_seconds: when this kubelet first
+        // saw the pod, and whether its start was counted.
+        let first_seen = Instant::now();
+        let mut start_counted = false;
         loop {
             let desired = rx.borrow_and_update().clone();
             match desired {
@@ -236,6 +240,16 @@ impl PodWorkers {
                         self.relist.relist_now();
                     } else {
                         changed_at = None;
+                    }
+                    if !start_counted && phase(outcome.status.as_ref()) == Some("Running") {
+                        start_counted = true;
+                        // A pod found running at its first sync (adopted
+                        // after a restart) was not started by us.
+                        if previous.is_some() || outcome.mutated {
+                            crate::metrics::COUNTERS
+                                .pod_start_duration
+                                .observe(first_seen.elapsed().as_secs_f64());
+                        }
                     }
                     previous = outcome.status;
                     let wait = outcome
@@ -350,4 +364,8 @@ impl PodWorkers {
 /// `namespace/name` from the spec when known, else from the runtime.
 fn rt_ref(rt: &RuntimePod, pod: Option<&Pod>) -> String {
     pod.map_or_else(|| format!("{}/{}", rt.namespace, rt.name), pod_ref)
+}
+
+fn phase(status: Option<&PodStatus>) -> Option<&str> {
+    status.and_then(|s| s.phase.as_deref())
 }

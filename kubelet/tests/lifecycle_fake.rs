@@ -218,6 +218,21 @@ async fn a_pod_still_present_with_a_deletion_timestamp_terminates_with_its_grace
         phase(&n, "uid-web") == "Running"
     })
     .await;
+    // Its start was timed for kubelet_pod_start_duration_seconds.
+    let mut reg = prometheus_client::registry::Registry::default();
+    reg.register(
+        "start",
+        "",
+        kubelet::metrics::COUNTERS.pod_start_duration.clone(),
+    );
+    let mut text = String::new();
+    prometheus_client::encoding::text::encode(&mut text, &reg).unwrap();
+    let count: u64 = text
+        .lines()
+        .find_map(|l| l.strip_prefix("start_count "))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    assert!(count >= 1, "{text}");
 
     // As the apiserver source will deliver it: still desired, being deleted
     // with a grace period of 2 s (shorter than the spec's 30 s).
@@ -393,12 +408,16 @@ async fn an_exit_is_published_before_the_sync_stops_the_finished_pods_sandbox() 
     tokio::time::sleep(Duration::from_millis(200)).await;
     n.fake.set_latency("StopPodSandbox", Duration::from_secs(3));
     n.fake.exit_container("main", 7);
+    // The sync stops the finished pod's sandbox (that takes 3 s); the
+    // status must show the exit meanwhile, not after.
+    eventually("the sandbox stop under way", Duration::from_secs(2), || {
+        n.fake.in_flight("StopPodSandbox") == 1
+    })
+    .await;
     eventually("Failed", Duration::from_secs(1), || {
         phase(&n, "uid-finishes") == "Failed"
     })
     .await;
-    // The status moved while the finished pod's sandbox was still being
-    // stopped: it did not wait for that call.
     assert_eq!(
         n.fake.in_flight("StopPodSandbox"),
         1,

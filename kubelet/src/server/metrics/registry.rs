@@ -156,7 +156,12 @@ impl Collector for KubeletCollector {
             // prometheus-client appends `_total` to a counter's name.
             metric.encode(encoder.encode_descriptor(name, help, None, MetricType::Counter)?)?;
         }
-        let histograms: [(&str, &str, &dyn EncodeMetric); 2] = [
+        let histograms: [(&str, &str, &dyn EncodeMetric); 3] = [
+            (
+                "kubelet_pod_start_duration_seconds",
+                "[ALPHA] Duration in seconds from kubelet seeing a pod for the first time to the pod starting to run",
+                &counters.pod_start_duration,
+            ),
             (
                 "kubelet_runtime_operations_duration_seconds",
                 "[ALPHA] Duration in seconds of runtime operations. Broken down by operation type.",
