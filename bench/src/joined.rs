@@ -67,20 +67,21 @@ struct Opts {
     settle: Duration,
 }
 
+/// Which kubelet a part of a run measures.
 #[derive(Clone, Copy, PartialEq, Eq)]
-enum Kind {
+pub(crate) enum Kind {
     Berth,
     Go,
 }
 
 impl Kind {
-    fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         match self {
             Kind::Berth => "berth",
             Kind::Go => "Go kubelet",
         }
     }
-    fn short(self) -> &'static str {
+    pub(crate) fn short(self) -> &'static str {
         match self {
             Kind::Berth => "berth",
             Kind::Go => "go",

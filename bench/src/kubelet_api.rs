@@ -48,7 +48,7 @@ use test_support::cluster::{admin_kubeconfig, kubectl_bin};
 use crate::common::{quantile, status_mib};
 use crate::gokubelet;
 use crate::joined::{
-    JoinExtra, Running, Setup, clean_up, create_namespace, join, setup, wait_pod_ready,
+    JoinExtra, Kind, Running, Setup, clean_up, create_namespace, join, setup, wait_pod_ready,
 };
 use crate::{flag, ms};
 
@@ -59,21 +59,6 @@ const POD: &str = "biglog";
 const LINE: &str =
     "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789abcdefghijklmnopqr";
 const CRI_PREFIX: usize = 40;
-
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Kind {
-    Berth,
-    Go,
-}
-
-impl Kind {
-    fn name(self) -> &'static str {
-        match self {
-            Kind::Berth => "berth",
-            Kind::Go => "Go kubelet",
-        }
-    }
-}
 
 struct Opts {
     log_mb: usize,
@@ -257,11 +242,7 @@ async fn part(
     tls: &Arc<rustls::ClientConfig>,
     opts: &Opts,
 ) -> Result<Figures> {
-    let tag = format!(
-        "api-{}-{}",
-        if kind == Kind::Berth { "b" } else { "g" },
-        std::process::id()
-    );
+    let tag = format!("api-{}-{}", kind.short(), std::process::id());
     let ns = format!("apibench-{tag}");
     create_namespace(kube, &ns).await?;
     let ca = PathBuf::from(CP_DIR).join("ca.crt");
